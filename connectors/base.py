@@ -1,0 +1,120 @@
+"""The connector protocol and the types every connector speaks.
+
+A connector is the only code that talks to a vendor. It yields `Record`s,
+finds records by identifiers, and deletes or anonymises one record given its
+`RecordRef`. Deletes and anonymisations are idempotent: a record that is
+already gone counts as done.
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, order=True)
+class RecordRef:
+    """Enough to address one vendor record: what a plan and the ledger store."""
+
+    system: str
+    record_type: str
+    record_id: str
+
+    def __str__(self) -> str:
+        return f"{self.system}/{self.record_type}/{self.record_id}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A relation from one record to another, e.g. an invoice's contact."""
+
+    relation: str
+    target: RecordRef
+
+
+@dataclass
+class Record:
+    """One vendor record, normalised enough to decide on it.
+
+    `fields` keeps the vendor's own fields (for access reports); the typed
+    attributes are what identity linking and retention decisions use.
+    `document_date` is set on financial documents (invoice, quote, payment)
+    whose legal retention runs from that date. `running_contract` is the
+    vendor's own evidence of an ongoing agreement (active subscription, valid
+    mandate, unpaid invoice). `consent` is the newsletter consent state where
+    a vendor keeps one ("subscribed", "unsubscribed").
+    """
+
+    system: str
+    record_type: str
+    record_id: str
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    first_name: str | None = None
+    last_name: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    document_date: date | None = None
+    running_contract: bool = False
+    consent: str | None = None
+    consent_changed_at: datetime | None = None
+    links: tuple[Link, ...] = ()
+
+    @property
+    def ref(self) -> RecordRef:
+        return RecordRef(self.system, self.record_type, self.record_id)
+
+    @property
+    def name(self) -> str | None:
+        parts = [p for p in (self.first_name, self.last_name) if p]
+        return " ".join(parts) or None
+
+
+@dataclass(frozen=True)
+class Identifiers:
+    """What a person is searched by in the access and erasure flows."""
+
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.emails or self.phones or self.names)
+
+
+class Outcome(str, enum.Enum):
+    """What happened when an action met the vendor."""
+
+    DONE = "done"
+    ALREADY_GONE = "already_gone"
+    NOT_SUPPORTED = "not_supported"  # the vendor's API cannot do this; a human must
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    outcome: Outcome
+    detail: str = ""  # never personal data: ids, statuses, vendor rules only
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """What every vendor connector offers."""
+
+    system: str
+
+    def records(self, since: datetime | None = None) -> Iterator[Record]:
+        """All records (or those changed since `since`) with what dates them."""
+
+    def search(self, identifiers: Identifiers) -> Iterator[Record]:
+        """Records matching any of the identifiers, through vendor search endpoints."""
+
+    def delete(self, ref: RecordRef) -> ActionResult:
+        """Delete one record; a record that is already gone is `ALREADY_GONE`."""
+
+    def anonymise(self, ref: RecordRef, fields: Sequence[str]) -> ActionResult:
+        """Overwrite the named personal fields of one record."""
+

@@ -1,0 +1,300 @@
+"""The HTTP layer every requests-based connector shares.
+
+One `VendorSession` per vendor: connect/read timeouts, retries with
+exponential backoff on connection errors, 5xx and 429 (honouring
+`Retry-After`) through urllib3's `Retry`, a client-side rate limiter so the
+vendor's published limit is not exceeded in the first place, typed errors that
+name vendor, method, path and status but never a response body, and
+paginators as small state objects (after dlt's rest_client).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class VendorError(Exception):
+    """A vendor call failed. The message names vendor, method, path and status only."""
+
+    def __init__(self, vendor: str, method: str, path: str, status: int | None, reason: str):
+        self.vendor, self.method, self.path, self.status, self.reason = vendor, method, path, status, reason
+        where = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{vendor}: {method} {path} failed ({where}): {reason}")
+
+
+class VendorAuthError(VendorError):
+    """401/403: the token is wrong, expired or lacks a scope."""
+
+
+class VendorNotFound(VendorError):
+    """404: the record does not exist (any more)."""
+
+
+class VendorRejected(VendorError):
+    """Another 4xx: the vendor refused the request as sent."""
+
+
+class VendorUnavailable(VendorError):
+    """5xx, 429 or connection errors that outlasted every retry."""
+
+
+class VendorBadResponse(VendorError):
+    """The vendor answered 2xx with something that is not the expected JSON."""
+
+
+def error_for_status(vendor: str, method: str, path: str, status: int) -> VendorError:
+    """The typed error for a non-2xx status, with a reason a person can act on."""
+    if status in (401, 403):
+        return VendorAuthError(vendor, method, path, status, "authentication refused; check the token in the config")
+    if status == 404:
+        return VendorNotFound(vendor, method, path, status, "not found")
+    if status in RETRY_STATUSES:
+        return VendorUnavailable(vendor, method, path, status, "vendor kept failing after all retries; try again later")
+    return VendorRejected(vendor, method, path, status, "request rejected by the vendor")
+
+
+class RateLimiter:
+    """Sliding-window limiter: at most `calls` requests in any `period` seconds.
+
+    Thread-safe, so concurrent pulls of one vendor share its budget. Written
+    here rather than taken from a package because it is the whole algorithm
+    and the clock/sleep can be injected in tests.
+    """
+
+    def __init__(self, calls: int, period: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        if calls < 1 or period <= 0:
+            raise ValueError("a rate limit needs at least one call per positive period")
+        self.calls, self.period = calls, period
+        self._clock, self._sleep = clock, sleep
+        self._sent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait until one more request fits in the window; returns seconds waited."""
+        waited = 0.0
+        with self._lock:
+            while True:
+                now = self._clock()
+                while self._sent and now - self._sent[0] >= self.period:
+                    self._sent.popleft()
+                if len(self._sent) < self.calls:
+                    self._sent.append(now)
+                    return waited
+                pause = self.period - (now - self._sent[0])
+                self._sleep(pause)
+                waited += pause
+
+
+class _LimitedAdapter(HTTPAdapter):
+    """An adapter that asks the vendor's rate limiter before each send."""
+
+    def __init__(self, limiter: RateLimiter | None, **kwargs: Any):
+        self.limiter = limiter
+        super().__init__(**kwargs)
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        if self.limiter is not None:
+            self.limiter.acquire()
+        return super().send(request, **kwargs)
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """`Authorization: Bearer <token>` (Moneybird)."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+class HeaderTokenAuth(requests.auth.AuthBase):
+    """A token in a named header, e.g. ActiveCampaign's `Api-Token`."""
+
+    def __init__(self, header: str, token: str):
+        self.header, self.token = header, token
+
+    def __call__(self, request):
+        request.headers[self.header] = self.token
+        return request
+
+
+@dataclass
+class Page:
+    """One page of a paginated listing, with the response that carried it."""
+
+    items: list[Any]
+    body: Any
+    response: requests.Response
+
+
+class Paginator(Protocol):
+    """Pagination as a state machine: initial params, then the next request or None."""
+
+    def first(self, params: dict[str, Any]) -> dict[str, Any]: ...
+
+    def next(self, page: Page, params: dict[str, Any]) -> dict[str, Any] | str | None:
+        """Params for the next request, an absolute next URL, or None when done."""
+
+
+@dataclass
+class PageNumberPaginator:
+    """`page`/`per_page` paging; stops on a short page or when a Link header has no `next`."""
+
+    size: int = 100
+    page_param: str = "page"
+    size_param: str = "per_page"
+
+    def first(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**params, self.page_param: 1, self.size_param: self.size}
+
+    def next(self, page: Page, params: dict[str, Any]) -> dict[str, Any] | None:
+        if "link" in page.response.headers and "next" not in page.response.links:
+            return None
+        if len(page.items) < self.size:
+            return None
+        return {**params, self.page_param: int(params[self.page_param]) + 1}
+
+
+@dataclass
+class OffsetPaginator:
+    """`offset`/`limit` paging with a total count in the body (ActiveCampaign: `meta.total`, a string)."""
+
+    limit: int = 100
+    total_path: tuple[str, ...] = ("meta", "total")
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+
+    def first(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**params, self.offset_param: 0, self.limit_param: self.limit}
+
+    def next(self, page: Page, params: dict[str, Any]) -> dict[str, Any] | None:
+        total: Any = page.body
+        for key in self.total_path:
+            total = total.get(key) if isinstance(total, Mapping) else None
+        offset = int(params[self.offset_param]) + len(page.items)
+        if not page.items or total is None or offset >= int(total):
+            return None
+        return {**params, self.offset_param: offset}
+
+
+@dataclass
+class NextLinkPaginator:
+    """Follows a next URL, from the `Link` header or from a JSON path in the body."""
+
+    json_path: tuple[str, ...] = ()
+
+    def first(self, params: dict[str, Any]) -> dict[str, Any]:
+        return dict(params)
+
+    def next(self, page: Page, params: dict[str, Any]) -> str | None:
+        if not self.json_path:
+            return page.response.links.get("next", {}).get("url")
+        node: Any = page.body
+        for key in self.json_path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        return node or None
+
+
+class VendorSession:
+    """A requests session for one vendor, with retries, pacing and typed errors."""
+
+    def __init__(self, vendor: str, base_url: str, auth: requests.auth.AuthBase, *,
+                 limiter: RateLimiter | None = None, timeout: tuple[float, float] = (5.0, 30.0),
+                 retries: int = 5, backoff_factor: float = 0.5, backoff_max: float = 60.0):
+        self.vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.limiter = limiter
+        self.session = requests.Session()
+        self.session.auth = auth
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "vergeet"})
+        retry = Retry(total=retries, connect=retries, read=retries, status=retries,
+                      status_forcelist=RETRY_STATUSES, allowed_methods=None,
+                      backoff_factor=backoff_factor, backoff_max=backoff_max,
+                      respect_retry_after_header=True, raise_on_status=False)
+        adapter = _LimitedAdapter(limiter, max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+
+    def _path_for_errors(self, url: str) -> str:
+        """The path without query string: queries can carry e-mail addresses."""
+        path = url.split("?", 1)[0]
+        return path[len(self.base_url):] or "/" if path.startswith(self.base_url) else requests.utils.urlparse(path).path
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                json: Any = None) -> requests.Response:
+        """Send one request; returns the 2xx response or raises a typed `VendorError`."""
+        url = self.url(path)
+        try:
+            response = self.session.request(method, url, params=params, json=json, timeout=self.timeout)
+        except requests.exceptions.RetryError as exc:
+            raise VendorUnavailable(self.vendor, method, self._path_for_errors(url), None,
+                                    "vendor kept failing after all retries; try again later") from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise VendorUnavailable(self.vendor, method, self._path_for_errors(url), None,
+                                    f"cannot connect to {self.base_url}") from exc
+        except requests.exceptions.Timeout as exc:
+            raise VendorUnavailable(self.vendor, method, self._path_for_errors(url), None, "timed out") from exc
+        if not response.ok:
+            raise error_for_status(self.vendor, method, self._path_for_errors(url), response.status_code)
+        return response
+
+    def json(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None) -> Any:
+        """Send one request and decode its JSON body (an empty body is None)."""
+        response = self.request(method, path, params=params, json=json)
+        return self.decode(method, response)
+
+    def decode(self, method: str, response: requests.Response) -> Any:
+        if not response.content.strip():
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise VendorBadResponse(self.vendor, method, self._path_for_errors(response.url), response.status_code,
+                                    "response is not valid JSON") from None
+
+    def paginate(self, path: str, paginator: Paginator, *, items: Callable[[Any], list[Any]],
+                 params: Mapping[str, Any] | None = None, method: str = "GET", json: Any = None) -> Iterator[Page]:
+        """Yield pages until the paginator says done; a repeated request is a vendor bug and stops with an error."""
+        request: dict[str, Any] | str | None = paginator.first(dict(params or {}))
+        seen: set[str] = set()
+        current_params: dict[str, Any] = request if isinstance(request, dict) else {}
+        while request is not None:
+            key = request if isinstance(request, str) else repr(sorted(request.items()))
+            if key in seen:
+                raise VendorBadResponse(self.vendor, method, self._path_for_errors(self.url(path)), None,
+                                        "pagination returned the same page twice")
+            seen.add(key)
+            if isinstance(request, str):
+                response = self.request(method, request, json=json)
+            else:
+                current_params = request
+                response = self.request(method, path, params=request, json=json)
+            body = self.decode(method, response)
+            try:
+                page_items = items(body)
+            except (KeyError, TypeError, AttributeError):
+                raise VendorBadResponse(self.vendor, method, self._path_for_errors(response.url), response.status_code,
+                                        "response does not have the expected shape") from None
+            if not isinstance(page_items, list):
+                raise VendorBadResponse(self.vendor, method, self._path_for_errors(response.url), response.status_code,
+                                        "response does not have the expected shape")
+            page = Page(page_items, body, response)
+            yield page
+            request = paginator.next(page, current_params)
