@@ -44,7 +44,9 @@ class Record:
     whose legal retention runs from that date. `running_contract` is the
     vendor's own evidence of an ongoing agreement (active subscription, valid
     mandate, unpaid invoice). `consent` is the newsletter consent state where
-    a vendor keeps one ("subscribed", "unsubscribed").
+    a vendor keeps one ("subscribed", "unsubscribed"). `shared` marks a record
+    that concerns several people at once (a meeting with several attendees):
+    its identifiers belong to it, but do not make those people one person.
     """
 
     system: str
@@ -63,6 +65,7 @@ class Record:
     consent: str | None = None
     consent_changed_at: datetime | None = None
     links: tuple[Link, ...] = ()
+    shared: bool = False
 
     @property
     def ref(self) -> RecordRef:

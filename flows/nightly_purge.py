@@ -1,0 +1,104 @@
+"""The nightly purge as a Prefect flow: thin wiring around `vergeet.pipeline`.
+
+Each system is pulled in its own task (with Prefect retries, concurrently),
+then the view is built, the plan made, stored and executed. A markdown
+artifact reports counts per system, rule and outcome; it never carries
+personal data. Task results are not persisted and not cached: they hold
+personal data and the actions have side effects.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from connectors.base import Connector, Record
+from vergeet import pipeline
+from vergeet.config import load_config
+from vergeet.connect import build_connectors, open_ledger
+from vergeet.decide import Plan
+from vergeet.identity import IdentityView
+from vergeet.ledger import Ledger
+from vergeet.rules import Rules, load_rules
+
+SIDE_EFFECT_FREE = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), **SIDE_EFFECT_FREE)
+def pull_system(connector: Connector) -> list[Record]:
+    """Read one system completely; retried by Prefect when the vendor stays unavailable."""
+    return pipeline.pull(connector)
+
+
+@task(**SIDE_EFFECT_FREE)
+def build_identity_view(records: dict[str, list[Record]], rules: Rules) -> IdentityView:
+    return pipeline.identity_view(records, rules)
+
+
+@task(**SIDE_EFFECT_FREE)
+def plan_purge(view: IdentityView, rules: Rules, as_of: date, ledger: Ledger) -> Plan:
+    return pipeline.make_plan(view, rules, as_of, ledger)
+
+
+@task(**SIDE_EFFECT_FREE)
+def execute_plan(ledger: Ledger, plan: Plan, connectors: dict[str, Connector], max_delete_share: float,
+                 force: bool) -> pipeline.Summary:
+    """Circuit breaker, then the plan into the ledger, then every action through it."""
+    if not force:
+        pipeline.check_circuit_breaker(plan, max_delete_share)
+    return pipeline.execute(ledger, pipeline.store_plan(ledger, plan), connectors)
+
+
+@task(**SIDE_EFFECT_FREE)
+def resume_interrupted(ledger: Ledger, connectors: dict[str, Connector]) -> list[pipeline.Summary]:
+    return pipeline.resume_unfinished(ledger, connectors)
+
+
+def report_markdown(plan: Plan, summary: pipeline.Summary | None) -> str:
+    """Counts only: per system, rule and outcome, plus kept records per exception."""
+    lines = [f"# Nightly purge {plan.as_of}", "", "| system | rule | outcome | records |", "|---|---|---|---|"]
+    if summary is not None:
+        lines += [f"| {r['system']} | {r['rule']} | {r['outcome']} | {r['count']} |" for r in summary.rows()]
+    else:
+        counts = plan.actions.groupby(["system", "rule_id", "action"]).size()
+        lines += [f"| {s} | {r} | planned {a} (dry run) | {n} |" for (s, r, a), n in counts.items()]
+    kept = plan.kept.assign(why=plan.kept["exceptions"].replace("", "period not over"))
+    lines += ["", "| system | kept because | records |", "|---|---|---|"]
+    lines += [f"| {s} | {w} | {n} |" for (s, w), n in kept.groupby(["system", "why"]).size().items()]
+    if len(plan.reappeared):
+        lines += ["", f"**{len(plan.reappeared)} records of previously erased people reappeared** "
+                      "(see `vergeet purge` for their record ids)."]
+    return "\n".join(lines)
+
+
+@flow(name="nightly-purge", log_prints=False)
+def nightly_purge(config_path: str | None = None, apply: bool = True, as_of: date | None = None,
+                  force: bool = False) -> dict:
+    """Pull every system, plan what the retention rules demand and (when `apply`) carry it out."""
+    logger = get_run_logger()
+    config = load_config(config_path)
+    rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
+    connectors = build_connectors(config)
+    day = as_of or date.today()
+    with open_ledger(config) as ledger:
+        if apply:
+            for resumed in resume_interrupted(ledger, connectors):
+                logger.info("finished interrupted run %s: %s failed", resumed.run_id, resumed.failed)
+        futures = {system: pull_system.submit(connector) for system, connector in connectors.items()}
+        records = {system: future.result() for system, future in futures.items()}
+        view = build_identity_view(records, rules)
+        plan = plan_purge(view, rules, day, ledger)
+        logger.info("plan: %s actions, %s records kept", len(plan.actions), len(plan.kept))
+        summary = execute_plan(ledger, plan, connectors, config.purge.max_delete_share, force) if apply else None
+    create_markdown_artifact(report_markdown(plan, summary), key="nightly-purge",
+                             description="Counts per system, rule and outcome (no personal data)")
+    result = {"as_of": day.isoformat(), "planned": len(plan.actions), "kept": len(plan.kept),
+              "reappeared": len(plan.reappeared)}
+    if summary is not None:
+        result |= {"run_id": summary.run_id, "failed": summary.failed, "outcomes": summary.rows()}
+        if summary.failed:
+            raise RuntimeError(f"run {summary.run_id}: {summary.failed} actions failed; the next run retries them")
+    return result

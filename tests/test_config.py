@@ -1,0 +1,110 @@
+"""The config contract: validation, secret references and exit code 2 on bad input."""
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from vergeet.cli import app
+from vergeet.config import load_config, parse_config, resolve_secret
+from vergeet.errors import BadInput
+
+FULL = """
+[store]
+url = "sqlite:///{tmp}/ledger.db"
+pepper = "env:TEST_PEPPER"
+
+[connectors.moneybird]
+administration_id = "123456789"
+token = "env:MONEYBIRD_TOKEN"
+
+[connectors.mailblue]
+base_url = "https://acme.api-us1.com/api/3"
+token = "env:MAILBLUE_API_TOKEN"
+
+[connectors.mollie]
+api_key = "env:MOLLIE_API_KEY"
+
+[connectors.google_calendar]
+calendar_id = "primary"
+credentials_file = "env:GOOGLE_APPLICATION_CREDENTIALS"
+"""
+
+
+def test_the_design_contract_parses_with_defaults(tmp_path):
+    config = parse_config(FULL.format(tmp=tmp_path), "vergeet.toml")
+    assert config.connectors.moneybird.base_url == "https://moneybird.com/api/v2"
+    assert config.connectors.mollie.base_url == "https://api.mollie.com/v2"
+    assert config.connectors.google_calendar.api_endpoint == "https://www.googleapis.com/calendar/v3/"
+    assert config.purge.max_delete_share == 0.2
+
+
+def test_absent_connector_table_means_not_connected():
+    config = parse_config('[connectors.mollie]\napi_key = "env:X"\n', "vergeet.toml")
+    assert config.connectors.moneybird is None and config.connectors.mollie is not None
+
+
+def test_missing_env_secret_names_file_key_and_variable(monkeypatch):
+    monkeypatch.delenv("MOLLIE_API_KEY", raising=False)
+    config = parse_config('[connectors.mollie]\napi_key = "env:MOLLIE_API_KEY"\n', "vergeet.toml")
+    with pytest.raises(BadInput) as caught:
+        config.resolve_secret("connectors.mollie.api_key", config.connectors.mollie.api_key)
+    assert str(caught.value) == ("vergeet.toml: connectors.mollie.api_key: "
+                                 "environment variable MOLLIE_API_KEY is not set")
+
+
+def test_env_secret_is_read(monkeypatch):
+    monkeypatch.setenv("SOME_TOKEN", "s3cret")
+    assert resolve_secret("env:SOME_TOKEN", where="x") == "s3cret"
+
+
+def test_unknown_key_is_rejected_with_its_path():
+    with pytest.raises(BadInput) as caught:
+        parse_config('[connectors.mollie]\napi_key = "x"\napi_kye = "y"\n', "vergeet.toml")
+    assert "vergeet.toml: connectors.mollie.api_kye: unknown key" in str(caught.value)
+
+
+def test_unknown_connector_is_rejected():
+    with pytest.raises(BadInput, match=r"connectors\.hubspot: unknown key"):
+        parse_config('[connectors.hubspot]\ntoken = "x"\n', "vergeet.toml")
+
+
+def test_missing_required_key_and_wrong_type():
+    with pytest.raises(BadInput) as caught:
+        parse_config('[connectors.moneybird]\ntoken = "x"\n[purge]\nmax_delete_share = 3\n', "c.toml")
+    message = str(caught.value)
+    assert "c.toml: connectors.moneybird.administration_id: required key is missing" in message
+    assert "c.toml: purge.max_delete_share:" in message
+
+
+def test_toml_syntax_error_shows_line_and_column():
+    with pytest.raises(BadInput, match=r"c\.toml: not valid TOML: .*line 2, column"):
+        parse_config('[store]\nurl = \n', "c.toml")
+
+
+def test_config_from_env_variable(tmp_path, monkeypatch):
+    path = tmp_path / "v.toml"
+    path.write_text('[store]\nurl = "sqlite:///x.db"\n')
+    monkeypatch.setenv("VERGEET_CONFIG", str(path))
+    assert load_config().store.url == "sqlite:///x.db"
+
+
+def test_no_config_at_all_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("VERGEET_CONFIG", raising=False)
+    with pytest.raises(BadInput, match="pass --config PATH or set VERGEET_CONFIG"):
+        load_config()
+
+
+def test_cli_exits_2_on_bad_config_and_changes_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("TEST_PEPPER", raising=False)
+    path = tmp_path / "vergeet.toml"
+    path.write_text(FULL.format(tmp=tmp_path))
+    result = CliRunner().invoke(app, ["--config", str(path), "requests", "list"])
+    assert result.exit_code == 2
+    assert "store.pepper: environment variable TEST_PEPPER is not set" in result.output
+    assert not (tmp_path / "ledger.db").exists()
+
+
+def test_cli_exits_2_on_unreadable_config(tmp_path):
+    result = CliRunner().invoke(app, ["--config", str(tmp_path / "missing.toml"), "requests", "list"])
+    assert result.exit_code == 2
+    assert "missing.toml: cannot read the configuration file" in result.output

@@ -1,0 +1,253 @@
+"""The `vergeet` command line.
+
+Runs the pipeline directly (no Prefect server needed). Exit codes: 0 success,
+1 a run finished with failed actions, 2 bad input or configuration.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import date
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vergeet.config import Config, load_config
+from vergeet.errors import BadInput
+from vergeet.rules import Rules, load_rules
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Keep a privacy statement's retention promises across the SaaS tools a business uses.")
+rules_app = typer.Typer(no_args_is_help=True, help="Check and show the retention rules.")
+requests_app = typer.Typer(no_args_is_help=True, help="Data subject requests and their deadlines.")
+app.add_typer(rules_app, name="rules")
+app.add_typer(requests_app, name="requests")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class State:
+    """Options given before the command, shared by every command."""
+
+    def __init__(self, config_path: str | None):
+        self.config_path = config_path
+
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    def rules(self, config: Config | None = None) -> Rules:
+        path = config.relative_path(config.rules.path) if config and config.rules.path else None
+        return load_rules(path)
+
+
+def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Print a `BadInput` as one clear message and exit 2; nothing has run."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BadInput as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.callback()
+def main(ctx: typer.Context,
+         config: Annotated[Optional[str], typer.Option("--config", "-c", metavar="PATH",
+                                                       help="Configuration file (default: $VERGEET_CONFIG).")] = None):
+    ctx.obj = State(config)
+
+
+# -- purge ---------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def purge(ctx: typer.Context,
+          apply: Annotated[bool, typer.Option("--apply", help="Carry the plan out (default: dry run).")] = False,
+          as_of: Annotated[Optional[str], typer.Option("--as-of", metavar="YYYY-MM-DD",
+                                                       help="Decide as on this day (default: today).")] = None,
+          force: Annotated[bool, typer.Option("--force", help="Apply even when the circuit breaker trips.")] = False,
+          details: Annotated[bool, typer.Option("--details/--no-details", help="List every planned action.")]
+          = True):
+    """The nightly purge: find what outlived its retention period, show it, and with --apply delete it."""
+    from vergeet import pipeline
+    from vergeet.connect import build_connectors, open_ledger
+    from vergeet.present import plan_details, plan_overview, summary_table
+
+    day = parse_day(as_of, "--as-of") if as_of else date.today()
+    config = ctx.obj.config()
+    rules = ctx.obj.rules(config)
+    connectors = build_connectors(config)
+    if not connectors:
+        raise BadInput(f"{config.source}: connectors: no system is connected; add a [connectors.NAME] table")
+    with open_ledger(config) as ledger:
+        if apply:
+            for summary in pipeline.resume_unfinished(ledger, connectors, progress=None):
+                out.print(f"Finished run {summary.run_id} that was interrupted earlier.")
+                out.print(summary_table(summary.rows(), f"Run {summary.run_id} (resumed)"))
+        try:
+            with out.status("Reading " + ", ".join(connectors) + " ..."):
+                records = pipeline.pull_all(connectors)
+        except pipeline.PullFailed as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        view = pipeline.identity_view(records, rules)
+        plan = pipeline.make_plan(view, rules, day, ledger)
+        out.print(plan_overview(plan))
+        if details and len(plan.actions):
+            out.print(plan_details(plan, view))
+        _print_notices(plan)
+        if not apply:
+            out.print(f"Dry run: nothing was changed. {len(plan.actions)} actions would be carried out; "
+                      "run again with --apply to do so.", highlight=False)
+            return
+        if plan.actions.empty:
+            out.print("Nothing to do.")
+            return
+        if not force:
+            try:
+                pipeline.check_circuit_breaker(plan, config.purge.max_delete_share)
+            except pipeline.CircuitOpen as exc:
+                err.print(f"[bold red]refused:[/] {exc}", highlight=False)
+                raise typer.Exit(1) from None
+        summary = _execute_with_progress(ledger, pipeline.store_plan(ledger, plan), connectors)
+    out.print(summary_table(summary.rows(), f"Run {summary.run_id}"))
+    if summary.failed:
+        err.print(f"{summary.failed} actions failed; they stay pending and the next --apply run retries them.")
+        raise typer.Exit(1)
+
+
+def _print_notices(plan) -> None:
+    if len(plan.reappeared):
+        systems = ", ".join(sorted(plan.reappeared["system"].unique()))
+        out.print(f"[bold yellow]Attention:[/] {len(plan.reappeared)} records in {systems} belong to people who were "
+                  "erased before (suppression list). Check them: " +
+                  ", ".join(f"{r.system} {r.record_type} {r.record_id}" for r in plan.reappeared.itertuples()),
+                  highlight=False)
+    if plan.unidentified:
+        out.print(f"{plan.unidentified} records identify nobody (no e-mail or phone) and are left alone.")
+
+
+def _execute_with_progress(ledger, run_id: int, connectors):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from vergeet import pipeline
+
+    total = len(ledger.pending_actions(run_id))
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=out) as progress:
+        task = progress.add_task(f"Run {run_id}", total=total)
+        return pipeline.execute(ledger, run_id, connectors, progress=lambda _: progress.advance(task))
+
+
+# -- rules ---------------------------------------------------------------------------------
+
+
+@rules_app.command("check")
+@guarded
+def rules_check(path: Annotated[Optional[str], typer.Argument(help="Rules file (default: ./retention_rules.toml, "
+                                                                   "else the shipped one).")] = None):
+    """Validate a retention rules file."""
+    rules = load_rules(path)
+    out.print(f"{rules.source}: OK: {len(rules.rules)} rules, {len(rules.purposes)} purposes, "
+              f"{len(rules.processors)} processors", highlight=False)
+
+
+@rules_app.command("show")
+@guarded
+def rules_show(ctx: typer.Context,
+               path: Annotated[Optional[str], typer.Argument(help="Rules file to show.")] = None,
+               lang: Annotated[str, typer.Option(help="nl or en")] = "en"):
+    """Print what is kept, how long, why and on what legal basis."""
+    rules = load_rules(path) if path else ctx.obj.rules(_optional_config(ctx.obj))
+    print_rules(rules, lang)
+
+
+def _optional_config(state: State) -> Config | None:
+    """The config if one is named; `rules show` also works without one."""
+    from vergeet.config import config_path
+
+    return state.config() if config_path(state.config_path) else None
+
+
+def _text(item: Any, lang: str) -> str:
+    return getattr(item, lang if lang in ("nl", "en") else "en")
+
+
+def print_rules(rules: Rules, lang: str = "en") -> None:
+    """Each rule as a short block, then processors: readable at any terminal width."""
+    out.print(f"[bold]Retention rules[/] ({rules.source})", highlight=False)
+    for rule in rules.rules:
+        then = rule.action if rule.action != "anonymise" else f"anonymise {', '.join(rule.fields)}"
+        if rule.retained_by:
+            then += f" (retained by {rule.retained_by})"
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column()
+        grid.add_row("kept for", f"{rule.period} after {rule.clock.replace('_', ' ')}, then {then}")
+        if rule.exceptions:
+            grid.add_row("unless", "; ".join(_text(rules.exceptions[e], lang) for e in rule.exceptions))
+        if rule.while_retained:
+            grid.add_row("meanwhile", f"anonymise {', '.join(rule.while_retained.fields)}")
+        grid.add_row("why", "; ".join(
+            f"{rules.purposes[p].number}. {_text(rules.purposes[p], lang)} "
+            f"({_text(rules.legal_bases[rules.purposes[p].legal_basis], lang)})" for p in rule.purposes))
+        out.print()
+        out.print(f"[bold]{rule.id}[/]  {_text(rule, lang)} [dim]({rule.system} {rule.record_type})[/]",
+                  highlight=False)
+        out.print(grid)
+    out.print()
+    processors = Table(title="Processors and recipients")
+    for column in ("name", "role", "service", "may leave the EEA"):
+        processors.add_column(column)
+    for processor in rules.processors.values():
+        processors.add_row(processor.name, processor.role, processor.service, "yes" if processor.outside_eea else "no")
+    out.print(processors)
+    out.print(f"Requests are answered within {rules.rights.answer_within}; rights: {', '.join(rules.rights.available)}.",
+              highlight=False)
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+@requests_app.command("list")
+@guarded
+def requests_list(ctx: typer.Context,
+                  all_: Annotated[bool, typer.Option("--all", help="Also closed requests.")] = False,
+                  today: Annotated[Optional[str], typer.Option(help="Count days left from this date (YYYY-MM-DD).")]
+                  = None):
+    """Open requests with their deadlines; overdue ones are marked."""
+    from vergeet.connect import open_ledger
+
+    as_of = parse_day(today, "--today") if today else date.today()
+    with open_ledger(ctx.obj.config()) as ledger:
+        requests = ledger.list_requests(open_only=not all_)
+    if not requests:
+        out.print("No open requests." if not all_ else "No requests.")
+        return
+    table = Table(title="Data subject requests")
+    for column in ("id", "kind", "scope", "received", "deadline", "days left", "status"):
+        table.add_column(column)
+    for request in requests:
+        left = (request["deadline"] - as_of).days
+        closed = request["closed_at"] is not None
+        days = "-" if closed else (f"[bold red]OVERDUE by {-left}[/]" if left < 0 else str(left))
+        table.add_row(str(request["id"]), request["kind"], request["scope"], str(request["received"]),
+                      str(request["deadline"]), days, request["status"])
+    out.print(table)
+
+
+def parse_day(value: str, option: str) -> date:
+    """A YYYY-MM-DD option value, or `BadInput` naming the option."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"{option}: {value!r} is not a date in the form YYYY-MM-DD") from None
+

@@ -1,0 +1,65 @@
+"""Turn a validated config into connectors and a ledger: where secrets are resolved.
+
+Everything here happens before any pipeline step runs, so a missing secret or
+an unusable ledger stops the command with exit code 2 and changes nothing.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.base import Connector
+from vergeet.config import Config, RateConfig
+from vergeet.errors import BadInput
+from vergeet.ledger import Ledger, LedgerError
+
+
+def _rate(rate: RateConfig | None) -> dict[str, Any]:
+    return {} if rate is None else {"rate": (rate.calls, rate.period_seconds)}
+
+
+def build_connectors(config: Config) -> dict[str, Connector]:
+    """One connector per system that has a table under [connectors]; secrets resolved now."""
+    built: dict[str, Connector] = {}
+    section = config.connectors
+    if section.moneybird:
+        from connectors.moneybird import MoneybirdConnector
+
+        mb = section.moneybird
+        built["moneybird"] = MoneybirdConnector(
+            base_url=mb.base_url, administration_id=mb.administration_id,
+            token=config.resolve_secret("connectors.moneybird.token", mb.token), **_rate(mb.rate))
+    if section.mailblue:
+        from connectors.mailblue import MailblueConnector
+
+        ml = section.mailblue
+        built["mailblue"] = MailblueConnector(
+            base_url=ml.base_url, token=config.resolve_secret("connectors.mailblue.token", ml.token), **_rate(ml.rate))
+    if section.mollie:
+        from connectors.mollie import MollieConnector
+
+        mo = section.mollie
+        built["mollie"] = MollieConnector(
+            base_url=mo.base_url, api_key=config.resolve_secret("connectors.mollie.api_key", mo.api_key),
+            **_rate(mo.rate))
+    if section.google_calendar:
+        from connectors.google_calendar import GoogleCalendarConnector
+
+        gc = section.google_calendar
+        credentials = config.relative_path(
+            config.resolve_secret("connectors.google_calendar.credentials_file", gc.credentials_file))
+        if not credentials.is_file():
+            raise BadInput(f"{config.source}: connectors.google_calendar.credentials_file: "
+                           f"no service-account JSON file at {credentials}")
+        built["google_calendar"] = GoogleCalendarConnector(
+            api_endpoint=gc.api_endpoint, calendar_ids=(gc.calendar_id,), credentials_file=str(credentials),
+            **_rate(gc.rate))
+    return built
+
+
+def open_ledger(config: Config) -> Ledger:
+    """The ledger named by [store], with its pepper resolved; problems are `BadInput`."""
+    pepper = config.resolve_secret("store.pepper", config.store.pepper)
+    try:
+        return Ledger(config.store.url, pepper.encode("utf-8"))
+    except LedgerError as exc:
+        raise BadInput(f"{config.source}: store.url: {exc}") from None

@@ -1,0 +1,946 @@
+"""The ledger: vergeet's own store of runs, plans, actions, requests, suppressions and holds.
+
+SQLAlchemy Core on any SQLAlchemy URL (a SQLite file by default, PostgreSQL for
+larger installs). The ledger holds no plaintext personal data: people are known
+only by HMAC-SHA256 hashes of their normalised identifiers, keyed with a secret
+pepper, next to vendor record ids, timestamps, rule ids and outcomes.
+
+Every action is written to the ledger as planned, marked in progress *before*
+the vendor call and given its outcome after it, so a crashed run can resume
+without doing work twice and without losing track of what was done.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Ledger",
+    "LedgerError",
+    "PlannedAction",
+    "redact_url",
+]
+
+SCHEMA_VERSION = 1
+
+IDENTIFIER_KINDS = ("email", "phone", "name")
+RUN_KINDS = ("purge", "access", "erasure")
+RUN_FINAL_STATUSES = ("succeeded", "failed", "aborted")
+ACTION_STATUSES = ("planned", "in_progress", "done", "failed")
+PENDING_STATUSES = ("planned", "in_progress", "failed")
+DONE_OUTCOMES = ("done", "already_gone", "not_supported", "skipped")
+# Outcomes that report on a vendor call, so the intent must have been written first.
+CALL_OUTCOMES = ("done", "already_gone", "failed")
+REQUEST_KINDS = ("access", "erasure", "rectification", "objection")
+REQUEST_STATUSES = ("open", "awaiting_approval", "rejected", "completed", "failed")
+REQUEST_CLOSING_STATUSES = ("rejected", "completed")
+
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+_PEPPER_CHECK_MESSAGE = b"vergeet ledger pepper check"
+# Stay well below SQLite's bound-parameter limit in IN (...) queries.
+_IN_CHUNK = 500
+
+
+class LedgerError(Exception):
+    """The ledger cannot be opened or used as asked (never carries personal data)."""
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    """One action of a run's plan, as stored in the ledger.
+
+    `person` is an opaque key or hash for the person the record belongs to,
+    never an identifier in plaintext; `reason` is free text without personal data.
+    """
+
+    system: str
+    record_type: str
+    record_id: str
+    action: str
+    fields: tuple[str, ...]
+    rule_id: str
+    reason: str
+    person: str = ""
+
+    def __post_init__(self) -> None:
+        # Accept any sequence of field names but always store a tuple.
+        object.__setattr__(self, "fields", tuple(self.fields))
+
+
+class _UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend.
+
+    SQLite has no timezone type: values are stored as naive UTC and given back
+    their UTC tzinfo when read.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.engine.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("ledger timestamps must be timezone-aware")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.engine.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+runs_table = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("apply", sa.Boolean, nullable=False),
+    sa.Column("params_json", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("summary_json", sa.Text, nullable=True),
+    sa.Column("started_at", _UTCDateTime, nullable=False),
+    sa.Column("finished_at", _UTCDateTime, nullable=True),
+    sa.Index("ix_runs_kind_status", "kind", "status"),
+)
+
+actions_table = sa.Table(
+    "actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("record_type", sa.String(64), nullable=False),
+    sa.Column("record_id", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("fields_json", sa.Text, nullable=False),
+    sa.Column("rule_id", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("person", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("started_at", _UTCDateTime, nullable=True),
+    sa.Column("finished_at", _UTCDateTime, nullable=True),
+    sa.Index("ix_actions_run_status", "run_id", "status"),
+)
+
+requests_table = sa.Table(
+    "requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("received", sa.Date, nullable=False),
+    sa.Column("deadline", sa.Date, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("status_note", sa.Text, nullable=False),
+    sa.Column("verified_by", sa.Text, nullable=False),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("created_at", _UTCDateTime, nullable=False),
+    sa.Column("updated_at", _UTCDateTime, nullable=False),
+    sa.Column("closed_at", _UTCDateTime, nullable=True),
+)
+
+request_identifiers_table = sa.Table(
+    "request_identifiers",
+    metadata,
+    sa.Column("request_id", sa.Integer, sa.ForeignKey("requests.id"), primary_key=True),
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Index("ix_request_identifiers_hash", "hash"),
+)
+
+suppressions_table = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.Integer, sa.ForeignKey("requests.id"), nullable=True),
+    sa.Column("suppressed_at", _UTCDateTime, nullable=False),
+)
+
+holds_table = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("identifier_hash", sa.String(64), nullable=True),
+    sa.Column("system", sa.String(64), nullable=True),
+    sa.Column("record_type", sa.String(64), nullable=True),
+    sa.Column("record_id", sa.String(255), nullable=True),
+    sa.Column("until", sa.Date, nullable=True),
+    sa.Column("created_at", _UTCDateTime, nullable=False),
+    sa.Column("released_at", _UTCDateTime, nullable=True),
+)
+
+sync_state_table = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column("system", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value_json", sa.Text, nullable=False),
+    sa.Column("updated_at", _UTCDateTime, nullable=False),
+)
+
+_LEDGER_TABLES = frozenset(t.name for t in metadata.sorted_tables) - {"meta"}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, sort_keys=True, ensure_ascii=False)
+
+
+def _check_choice(name: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _check_hashes(hashes: Iterable[str]) -> list[str]:
+    """Return the hashes deduplicated in order; refuse anything that is not a hash.
+
+    The value is deliberately left out of the message: a string that is not a
+    hash may well be a plaintext identifier.
+    """
+    if isinstance(hashes, str):
+        raise ValueError("expected a collection of identifier hashes, got a single string")
+    out: list[str] = []
+    seen: set[str] = set()
+    for h in hashes:
+        if not isinstance(h, str) or not _HASH_RE.fullmatch(h):
+            raise ValueError(
+                "not an identifier hash (expected 64 lower-case hex characters from "
+                "Ledger.hash_identifier); plaintext identifiers are never stored"
+            )
+        if h not in seen:
+            seen.add(h)
+            out.append(h)
+    return out
+
+
+def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def redact_url(url: str | URL) -> str:
+    """Render a database URL with its password masked, for messages and logs."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        # Unparseable: mask anything between "user:" and "@" the crude way.
+        return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", str(url))
+
+
+class Ledger:
+    """vergeet's store; open with a SQLAlchemy URL and the secret pepper.
+
+    Use as a context manager or call `close()`. A new database gets its tables
+    created; an existing one must carry this vergeet's schema version and have
+    been created with the same pepper.
+    """
+
+    def __init__(self, url: str, pepper: bytes) -> None:
+        if not isinstance(pepper, (bytes, bytearray)) or not pepper:
+            raise LedgerError("the ledger pepper must be non-empty bytes")
+        self._pepper = bytes(pepper)
+        self._engine = self._create_engine(url)
+        self.url = redact_url(self._engine.url)
+        try:
+            self._init_schema()
+        except LedgerError:
+            self._engine.dispose()
+            raise
+        except sa_exc.SQLAlchemyError as exc:
+            self._engine.dispose()
+            raise LedgerError(f"cannot open ledger at {self.url}: {_describe(exc)}") from None
+
+    # -- opening -----------------------------------------------------------
+
+    @staticmethod
+    def _create_engine(url: str) -> Engine:
+        try:
+            parsed = make_url(url)
+        except Exception:
+            raise LedgerError(
+                f"not a valid database URL: {redact_url(url)!r} "
+                "(expected e.g. sqlite:///vergeet.db or postgresql://user@host/dbname)"
+            ) from None
+        shown = redact_url(parsed)
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database or ""
+            if database in ("", ":memory:"):
+                # One shared connection, so every thread sees the same in-memory database.
+                kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+            else:
+                if not database.startswith("file:"):
+                    try:
+                        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                    except OSError as exc:
+                        raise LedgerError(
+                            f"cannot create the directory for ledger at {shown}: {exc.strerror}"
+                        ) from None
+                kwargs["connect_args"] = {"timeout": 30}
+        try:
+            engine = sa.create_engine(parsed, **kwargs)
+        except (sa_exc.NoSuchModuleError, ImportError) as exc:
+            raise LedgerError(
+                f"cannot open ledger at {shown}: database driver not available ({exc})"
+            ) from None
+        except (sa_exc.ArgumentError, TypeError, ValueError) as exc:
+            raise LedgerError(f"cannot open ledger at {shown}: {exc}") from None
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+
+    def _pepper_check(self) -> str:
+        return hmac.new(self._pepper, _PEPPER_CHECK_MESSAGE, hashlib.sha256).hexdigest()
+
+    def _init_schema(self) -> None:
+        with self._engine.begin() as conn:
+            existing = set(sa.inspect(conn).get_table_names())
+            if "meta" not in existing:
+                stray = sorted(existing & _LEDGER_TABLES)
+                if stray:
+                    raise LedgerError(
+                        f"ledger at {self.url} has tables {', '.join(stray)} but no meta table; "
+                        "it was not created by vergeet or is damaged"
+                    )
+                metadata.create_all(conn)
+                conn.execute(
+                    meta_table.insert(),
+                    [
+                        {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                        {"key": "pepper_check", "value": self._pepper_check()},
+                        {"key": "created_at", "value": _now().isoformat()},
+                    ],
+                )
+                return
+            meta = dict(conn.execute(sa.select(meta_table.c.key, meta_table.c.value)).all())
+        version = meta.get("schema_version")
+        if version is None or not version.strip().isdigit():
+            raise LedgerError(
+                f"ledger at {self.url} has no readable schema version; "
+                "it was not created by vergeet or is damaged"
+            )
+        if int(version) != SCHEMA_VERSION:
+            raise LedgerError(
+                f"ledger at {self.url} has schema version {int(version)}, this vergeet "
+                f"expects {SCHEMA_VERSION}; use the vergeet release that wrote it, "
+                "or point store.url at a new ledger"
+            )
+        check = meta.get("pepper_check")
+        if check is not None and not hmac.compare_digest(check, self._pepper_check()):
+            raise LedgerError(
+                f"ledger at {self.url} was created with a different pepper; its hashes "
+                "(requests, suppression list, holds) would not match. Configure the "
+                "original pepper, or point store.url at a new ledger"
+            )
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.url!r})"
+
+    # -- identifiers -------------------------------------------------------
+
+    def hash_identifier(self, kind: str, value: str) -> str:
+        """Return the keyed hash (HMAC-SHA256 hex) of one identifier.
+
+        `kind` is "email", "phone" or "name". The caller normalises `value`
+        first (lower-cased e-mail, E.164 phone): the same person must always
+        give the same string, or the hashes will not match.
+        """
+        _check_choice("identifier kind", kind, IDENTIFIER_KINDS)
+        return hmac.new(self._pepper, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+    # -- runs --------------------------------------------------------------
+
+    def start_run(
+        self, kind: str, *, as_of: date, apply: bool, params: dict | None = None
+    ) -> int:
+        """Record the start of a run ("purge", "access" or "erasure") and return its id.
+
+        `params` must be JSON-serialisable (dates are written as ISO strings)
+        and must not contain personal data.
+        """
+        _check_choice("run kind", kind, RUN_KINDS)
+        params_json = _dumps(params or {})
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                runs_table.insert().values(
+                    kind=kind,
+                    as_of=as_of,
+                    apply=bool(apply),
+                    params_json=params_json,
+                    status="running",
+                    started_at=_now(),
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, status: str, summary: dict | None = None) -> None:
+        """Close a running run with status "succeeded", "failed" or "aborted"."""
+        _check_choice("run status", status, RUN_FINAL_STATUSES)
+        summary_json = None if summary is None else _dumps(summary)
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                runs_table.update()
+                .where(runs_table.c.id == run_id, runs_table.c.status == "running")
+                .values(status=status, summary_json=summary_json, finished_at=_now())
+            )
+            if result.rowcount == 0:
+                current = self._run_status(conn, run_id)
+                raise LedgerError(f"run {run_id} is already finished (status {current})")
+
+    def get_run(self, run_id: int) -> dict:
+        """Return one run as a dict; LedgerError if there is no such run."""
+        with self._engine.connect() as conn:
+            row = conn.execute(runs_table.select().where(runs_table.c.id == run_id)).first()
+        if row is None:
+            raise LedgerError(f"no run {run_id} in the ledger")
+        return _run_dict(row)
+
+    def unfinished_runs(self, kind: str) -> list[dict]:
+        """Return applying runs of `kind` still marked running (i.e. crashed or in flight), oldest first."""
+        _check_choice("run kind", kind, RUN_KINDS)
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                runs_table.select()
+                .where(
+                    runs_table.c.kind == kind,
+                    runs_table.c.apply.is_(True),
+                    runs_table.c.status == "running",
+                )
+                .order_by(runs_table.c.id)
+            ).all()
+        return [_run_dict(r) for r in rows]
+
+    def list_runs(self, limit: int = 20) -> list[dict]:
+        """Return the latest runs, newest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                runs_table.select().order_by(runs_table.c.id.desc()).limit(limit)
+            ).all()
+        return [_run_dict(r) for r in rows]
+
+    @staticmethod
+    def _run_status(conn: Connection, run_id: int) -> str:
+        status = conn.execute(
+            sa.select(runs_table.c.status).where(runs_table.c.id == run_id)
+        ).scalar_one_or_none()
+        if status is None:
+            raise LedgerError(f"no run {run_id} in the ledger")
+        return status
+
+    # -- plan and actions --------------------------------------------------
+
+    def store_plan(self, run_id: int, actions: list[PlannedAction]) -> list[int]:
+        """Store a running run's whole plan in one transaction; return the action ids in plan order.
+
+        A run has one plan: storing a second one for the same run is refused,
+        since it could make the executor do work twice.
+        """
+        rows = []
+        for a in actions:
+            if not isinstance(a, PlannedAction):
+                raise TypeError(f"expected PlannedAction, got {type(a).__name__}")
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "system": a.system,
+                    "record_type": a.record_type,
+                    "record_id": str(a.record_id),
+                    "action": a.action,
+                    "fields_json": json.dumps(list(a.fields)),
+                    "rule_id": a.rule_id,
+                    "reason": a.reason,
+                    "person": a.person,
+                    "status": "planned",
+                    "outcome": None,
+                    "detail": "",
+                    "attempts": 0,
+                }
+            )
+        with self._engine.begin() as conn:
+            status = self._run_status(conn, run_id)
+            if status != "running":
+                raise LedgerError(f"run {run_id} is finished (status {status}); cannot store a plan")
+            already = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(actions_table)
+                .where(actions_table.c.run_id == run_id)
+            ).scalar_one()
+            if already:
+                raise LedgerError(f"run {run_id} already has a plan of {already} actions")
+            if not rows:
+                return []
+            result = conn.execute(
+                actions_table.insert().returning(actions_table.c.id, sort_by_parameter_order=True),
+                rows,
+            )
+            return [int(r[0]) for r in result]
+
+    def actions(self, run_id: int, statuses: tuple[str, ...] | None = None) -> list[dict]:
+        """Return a run's actions in plan order, optionally only those with the given statuses."""
+        query = actions_table.select().where(actions_table.c.run_id == run_id)
+        if statuses is not None:
+            for s in statuses:
+                _check_choice("action status", s, ACTION_STATUSES)
+            query = query.where(actions_table.c.status.in_(tuple(statuses)))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(actions_table.c.id)).all()
+        return [_action_dict(r) for r in rows]
+
+    def last_anonymised(self) -> dict[str, datetime]:
+        """Record key ("system/record_type/record_id") -> when it was last anonymised successfully."""
+        a = actions_table.c
+        query = (sa.select(a.system, a.record_type, a.record_id, sa.func.max(a.finished_at))
+                 .where(a.action == "anonymise", a.outcome == "done")
+                 .group_by(a.system, a.record_type, a.record_id))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {f"{system}/{record_type}/{record_id}": finished
+                for system, record_type, record_id, finished in rows}
+
+    def pending_actions(self, run_id: int) -> list[dict]:
+        """Return the actions still to do on resume: planned, in progress or failed.
+
+        An action left "in_progress" by a crash may or may not have reached the
+        vendor; it is done again, which is safe because deletes and
+        anonymisations are idempotent.
+        """
+        return self.actions(run_id, PENDING_STATUSES)
+
+    def mark_started(self, action_id: int) -> None:
+        """Write the intent before the vendor call: status "in_progress", started_at, attempts + 1."""
+        t = actions_table
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                t.update()
+                .where(t.c.id == action_id, t.c.status.in_(PENDING_STATUSES))
+                .values(
+                    status="in_progress",
+                    started_at=_now(),
+                    finished_at=None,
+                    outcome=None,
+                    detail="",
+                    attempts=t.c.attempts + 1,
+                )
+            )
+            if result.rowcount == 0:
+                status = self._action_status(conn, action_id)
+                raise LedgerError(f"action {action_id} is already {status}; not starting it again")
+
+    def mark_outcome(self, action_id: int, outcome: str, detail: str = "") -> None:
+        """Write the outcome after the vendor call.
+
+        "done", "already_gone", "not_supported" and "skipped" make the action
+        done; "failed" makes it failed (to be retried on resume). Outcomes that
+        report a vendor call ("done", "already_gone", "failed") require the
+        action to have been marked started; "skipped" and "not_supported" may
+        be written for any action not yet done. `detail` must not contain
+        personal data.
+        """
+        if outcome == "failed":
+            status = "failed"
+        elif outcome in DONE_OUTCOMES:
+            status = "done"
+        else:
+            raise ValueError(
+                f"outcome must be one of {', '.join(DONE_OUTCOMES + ('failed',))}; got {outcome!r}"
+            )
+        allowed_from = ("in_progress",) if outcome in CALL_OUTCOMES else PENDING_STATUSES
+        t = actions_table
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                t.update()
+                .where(t.c.id == action_id, t.c.status.in_(allowed_from))
+                .values(status=status, outcome=outcome, detail=detail, finished_at=_now())
+            )
+            if result.rowcount == 0:
+                current = self._action_status(conn, action_id)
+                raise LedgerError(
+                    f"action {action_id} is {current}; outcome {outcome!r} needs it to be "
+                    f"{' or '.join(allowed_from)}"
+                )
+
+    @staticmethod
+    def _action_status(conn: Connection, action_id: int) -> str:
+        status = conn.execute(
+            sa.select(actions_table.c.status).where(actions_table.c.id == action_id)
+        ).scalar_one_or_none()
+        if status is None:
+            raise LedgerError(f"no action {action_id} in the ledger")
+        return status
+
+    # -- request register --------------------------------------------------
+
+    def register_request(
+        self,
+        kind: str,
+        identifier_hashes: list[str],
+        *,
+        received: date,
+        verified_by: str = "",
+        scope: str = "all",
+        answer_within: timedelta = timedelta(weeks=4),
+    ) -> int:
+        """Register a subject request and return its id; deadline = received + answer_within.
+
+        `kind` is "access", "erasure", "rectification" or "objection". The
+        default period of 4 weeks is the privacy statement's answer deadline.
+        `verified_by` notes *that* and how identity was verified; never a copy
+        of the ID itself.
+        """
+        _check_choice("request kind", kind, REQUEST_KINDS)
+        hashes = _check_hashes(identifier_hashes)
+        if not hashes:
+            raise ValueError("a request needs at least one identifier hash")
+        now = _now()
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                requests_table.insert().values(
+                    kind=kind,
+                    received=received,
+                    deadline=received + answer_within,
+                    status="open",
+                    status_note="",
+                    verified_by=verified_by,
+                    scope=scope,
+                    created_at=now,
+                    updated_at=now,
+                    closed_at=None,
+                )
+            )
+            request_id = int(result.inserted_primary_key[0])
+            conn.execute(
+                request_identifiers_table.insert(),
+                [{"request_id": request_id, "hash": h} for h in hashes],
+            )
+        return request_id
+
+    def get_request(self, request_id: int) -> dict:
+        """Return one request with its identifier hashes; LedgerError if there is none."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                requests_table.select().where(requests_table.c.id == request_id)
+            ).first()
+            if row is None:
+                raise LedgerError(f"no request {request_id} in the ledger")
+            hashes = self._request_hashes(conn, [request_id])
+        return _request_dict(row, hashes.get(request_id, []))
+
+    def list_requests(self, open_only: bool = True) -> list[dict]:
+        """Return requests (by default only those not closed), earliest deadline first."""
+        query = requests_table.select()
+        if open_only:
+            query = query.where(requests_table.c.closed_at.is_(None))
+        query = query.order_by(requests_table.c.deadline, requests_table.c.id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+            hashes = self._request_hashes(conn, [r.id for r in rows]) if rows else {}
+        return [_request_dict(r, hashes.get(r.id, [])) for r in rows]
+
+    def set_request_status(self, request_id: int, status: str, note: str = "") -> None:
+        """Set a request's status and note; "rejected" and "completed" close it.
+
+        Moving a closed request back to another status reopens it.
+        """
+        _check_choice("request status", status, REQUEST_STATUSES)
+        now = _now()
+        closed_at = now if status in REQUEST_CLOSING_STATUSES else None
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                requests_table.update()
+                .where(requests_table.c.id == request_id)
+                .values(status=status, status_note=note, updated_at=now, closed_at=closed_at)
+            )
+            if result.rowcount == 0:
+                raise LedgerError(f"no request {request_id} in the ledger")
+
+    def open_request_hashes(self) -> set[str]:
+        """Return the identifier hashes of every request not yet closed."""
+        ri, r = request_identifiers_table, requests_table
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(ri.c.hash)
+                .join(r, r.c.id == ri.c.request_id)
+                .where(r.c.closed_at.is_(None))
+                .distinct()
+            ).scalars()
+            return set(rows)
+
+    @staticmethod
+    def _request_hashes(conn: Connection, request_ids: list[int]) -> dict[int, list[str]]:
+        ri = request_identifiers_table
+        out: dict[int, list[str]] = {}
+        for chunk in _chunks(request_ids):
+            for request_id, h in conn.execute(
+                sa.select(ri.c.request_id, ri.c.hash)
+                .where(ri.c.request_id.in_(chunk))
+                .order_by(ri.c.request_id, ri.c.hash)
+            ):
+                out.setdefault(request_id, []).append(h)
+        return out
+
+    # -- suppression list --------------------------------------------------
+
+    def suppress(self, identifier_hashes: list[str], request_id: int | None) -> None:
+        """Put identifier hashes on the suppression list; hashes already on it keep their first entry."""
+        hashes = _check_hashes(identifier_hashes)
+        if not hashes:
+            return
+        now = _now()
+        rows = [{"hash": h, "request_id": request_id, "suppressed_at": now} for h in hashes]
+        with self._engine.begin() as conn:
+            _insert_ignoring_existing(conn, suppressions_table, rows, ["hash"])
+
+    def suppressed(self, hashes: set[str] | list[str]) -> set[str]:
+        """Return those of the given hashes that are on the suppression list."""
+        wanted = _check_hashes(hashes)
+        found: set[str] = set()
+        s = suppressions_table
+        with self._engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                found.update(conn.execute(sa.select(s.c.hash).where(s.c.hash.in_(chunk))).scalars())
+        return found
+
+    def all_suppressed(self) -> set[str]:
+        """Return every hash on the suppression list."""
+        with self._engine.connect() as conn:
+            return set(conn.execute(sa.select(suppressions_table.c.hash)).scalars())
+
+    # -- legal holds -------------------------------------------------------
+
+    def add_hold(
+        self,
+        *,
+        reason: str,
+        identifier_hash: str | None = None,
+        record: tuple[str, str, str] | None = None,
+        until: date | None = None,
+    ) -> int:
+        """Place a legal hold on a person (identifier hash) or on one record; return its id.
+
+        Give exactly one of `identifier_hash` and `record` (system,
+        record_type, record_id). The hold is active up to and including
+        `until`, or until released if `until` is None. `reason` must not
+        contain personal data.
+        """
+        if (identifier_hash is None) == (record is None):
+            raise ValueError("give exactly one of identifier_hash and record")
+        if not reason.strip():
+            raise ValueError("a legal hold needs a reason")
+        values: dict[str, Any] = {"reason": reason, "until": until, "created_at": _now()}
+        if identifier_hash is not None:
+            values["identifier_hash"] = _check_hashes([identifier_hash])[0]
+        else:
+            assert record is not None
+            if len(record) != 3:
+                raise ValueError("record must be (system, record_type, record_id)")
+            system, record_type, record_id = record
+            values.update(system=system, record_type=record_type, record_id=str(record_id))
+        with self._engine.begin() as conn:
+            result = conn.execute(holds_table.insert().values(**values))
+            return int(result.inserted_primary_key[0])
+
+    def release_hold(self, hold_id: int) -> None:
+        """Release a legal hold; releasing it again changes nothing."""
+        h = holds_table
+        with self._engine.begin() as conn:
+            exists = conn.execute(sa.select(h.c.id).where(h.c.id == hold_id)).first()
+            if exists is None:
+                raise LedgerError(f"no legal hold {hold_id} in the ledger")
+            conn.execute(
+                h.update()
+                .where(h.c.id == hold_id, h.c.released_at.is_(None))
+                .values(released_at=_now())
+            )
+
+    def active_holds(self, as_of: date) -> list[dict]:
+        """Return the holds not released and not expired on `as_of` (`until` >= as_of or no end)."""
+        h = holds_table
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                h.select()
+                .where(
+                    h.c.released_at.is_(None),
+                    sa.or_(h.c.until.is_(None), h.c.until >= as_of),
+                )
+                .order_by(h.c.id)
+            ).all()
+        return [_hold_dict(r) for r in rows]
+
+    # -- incremental-sync cache ------------------------------------------
+
+    def get_sync_state(self, system: str, key: str) -> Any | None:
+        """Return the stored sync value (e.g. a cursor or sync token) or None."""
+        s = sync_state_table
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                sa.select(s.c.value_json).where(s.c.system == system, s.c.key == key)
+            ).scalar_one_or_none()
+        return None if value is None else json.loads(value)
+
+    def set_sync_state(self, system: str, key: str, value: Any) -> None:
+        """Store a JSON-serialisable sync value, replacing any previous one."""
+        s = sync_state_table
+        row = {"system": system, "key": key, "value_json": _dumps(value), "updated_at": _now()}
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                s.update()
+                .where(s.c.system == system, s.c.key == key)
+                .values(value_json=row["value_json"], updated_at=row["updated_at"])
+            )
+            if result.rowcount == 0:
+                conn.execute(s.insert().values(**row))
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _describe(exc: sa_exc.SQLAlchemyError) -> str:
+    """A short message for a database error, without SQL text or bound parameters."""
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        return f"{type(orig).__name__}: {orig}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _insert_ignoring_existing(
+    conn: Connection, table: sa.Table, rows: list[dict], key: list[str]
+) -> None:
+    name = conn.dialect.name
+    if name in ("sqlite", "postgresql"):
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        conn.execute(insert(table).on_conflict_do_nothing(index_elements=key), rows)
+        return
+    # Other backends: skip rows whose key is already present.
+    (col,) = key
+    keys = [r[col] for r in rows]
+    existing: set = set()
+    for chunk in _chunks(keys):
+        existing.update(conn.execute(sa.select(table.c[col]).where(table.c[col].in_(chunk))).scalars())
+    new = [r for r in rows if r[col] not in existing]
+    if new:
+        conn.execute(table.insert(), new)
+
+
+def _run_dict(row: sa.Row) -> dict:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "as_of": row.as_of,
+        "apply": bool(row.apply),
+        "params": json.loads(row.params_json),
+        "status": row.status,
+        "summary": None if row.summary_json is None else json.loads(row.summary_json),
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+    }
+
+
+def _action_dict(row: sa.Row) -> dict:
+    return {
+        "id": row.id,
+        "run_id": row.run_id,
+        "system": row.system,
+        "record_type": row.record_type,
+        "record_id": row.record_id,
+        "action": row.action,
+        "fields": tuple(json.loads(row.fields_json)),
+        "rule_id": row.rule_id,
+        "reason": row.reason,
+        "person": row.person,
+        "status": row.status,
+        "outcome": row.outcome,
+        "detail": row.detail,
+        "attempts": row.attempts,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+    }
+
+
+def _request_dict(row: sa.Row, hashes: list[str]) -> dict:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "identifier_hashes": hashes,
+        "received": row.received,
+        "deadline": row.deadline,
+        "status": row.status,
+        "status_note": row.status_note,
+        "verified_by": row.verified_by,
+        "scope": row.scope,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "closed_at": row.closed_at,
+    }
+
+
+def _hold_dict(row: sa.Row) -> dict:
+    record = None
+    if row.system is not None:
+        record = (row.system, row.record_type, row.record_id)
+    return {
+        "id": row.id,
+        "reason": row.reason,
+        "identifier_hash": row.identifier_hash,
+        "record": record,
+        "until": row.until,
+        "created_at": row.created_at,
+        "released_at": row.released_at,
+    }

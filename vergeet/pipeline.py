@@ -1,0 +1,149 @@
+"""The nightly purge's steps, shared line for line by the CLI and the Prefect flow.
+
+pull -> identity view -> plan -> (circuit breaker) -> plan stored in the
+ledger -> execute, each action's intent written before the vendor call and its
+outcome after. A run killed halfway is finished by the next `--apply` run
+(`resume_unfinished`) without repeating what was done.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+
+from connectors.base import Connector, Record, RecordRef
+from connectors.http import VendorError
+from vergeet.decide import Context, Erasure, Plan, decide
+from vergeet.identity import IdentityView, build_view, frame_records
+from vergeet.ledger import Ledger
+from vergeet.rules import Rules
+
+Progress = Callable[[dict], None]
+
+
+class PullFailed(Exception):
+    """A system could not be read; no plan is made on partial data."""
+
+
+class CircuitOpen(Exception):
+    """The plan deletes more of a system than the configured share allows."""
+
+
+def pull(connector: Connector) -> list[Record]:
+    """Every record of one system; a vendor error becomes `PullFailed` naming the system."""
+    try:
+        return list(connector.records())
+    except VendorError as exc:
+        raise PullFailed(f"could not read {connector.system}: {exc}; nothing was changed") from None
+
+
+def pull_all(connectors: Mapping[str, Connector]) -> dict[str, list[Record]]:
+    """All systems, read concurrently: each vendor has its own rate limit, so they do not compete."""
+    if not connectors:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(connectors), thread_name_prefix="pull") as pool:
+        futures = {system: pool.submit(pull, connector) for system, connector in connectors.items()}
+        return {system: future.result() for system, future in futures.items()}
+
+
+def identity_view(records: Mapping[str, list[Record]], rules: Rules) -> IdentityView:
+    """The identity view over every system's records, with the rules' notion of contact and documents."""
+    documents = rules.exceptions.get("document_retention")
+    document_types = {f"{r.system}/{r.record_type}" for r in rules.rules if r.clock == "document_date"
+                      and r.action != "keep"} if documents else set()
+    everything = [record for system_records in records.values() for record in system_records]
+    return build_view(frame_records(everything), contact_systems=rules.contact_systems(),
+                      document_types=document_types)
+
+
+def ledger_context(ledger: Ledger, as_of: date) -> Context:
+    """What the ledger adds to a decision: holds, open requests, suppressions, past anonymisations."""
+    holds = ledger.active_holds(as_of)
+    return Context(
+        hasher=ledger.hash_identifier,
+        held_hashes=frozenset(h["identifier_hash"] for h in holds if h["identifier_hash"]),
+        held_records=frozenset("/".join(h["record"]) for h in holds if h["record"]),
+        open_request_hashes=frozenset(ledger.open_request_hashes()),
+        suppressed_hashes=frozenset(ledger.all_suppressed()),
+        anonymised_at=ledger.last_anonymised())
+
+
+def make_plan(view: IdentityView, rules: Rules, as_of: date, ledger: Ledger,
+              erasure: Erasure | None = None) -> Plan:
+    return decide(view, rules, as_of, ledger_context(ledger, as_of), erasure)
+
+
+def check_circuit_breaker(plan: Plan, max_share: float) -> None:
+    """Refuse a plan that deletes more than `max_share` of any system's records."""
+    over = {system: share for system, share in plan.delete_share().items() if share > max_share}
+    if over:
+        detail = ", ".join(f"{system} {share:.0%}" for system, share in sorted(over.items()))
+        raise CircuitOpen(f"the plan would delete more than {max_share:.0%} of a system's records ({detail}); "
+                          "nothing was changed. Check the rules and the data, then rerun with --force if it is right.")
+
+
+@dataclass
+class Summary:
+    """Outcomes of one executed run, counted per system, rule and outcome (no personal data)."""
+
+    run_id: int
+    counts: Counter = field(default_factory=Counter)
+
+    @property
+    def failed(self) -> int:
+        return sum(n for (_, _, outcome), n in self.counts.items() if outcome == "failed")
+
+    def rows(self) -> list[dict]:
+        return [{"system": s, "rule": r, "outcome": o, "count": n} for (s, r, o), n in sorted(self.counts.items())]
+
+
+def store_plan(ledger: Ledger, plan: Plan, kind: str = "purge", apply: bool = True) -> int:
+    """Start a run and write its whole plan before any vendor call."""
+    run_id = ledger.start_run(kind, as_of=plan.as_of, apply=apply,
+                              params={"actions": len(plan.actions), "kept": len(plan.kept)})
+    ledger.store_plan(run_id, plan.planned_actions())
+    return run_id
+
+
+def execute(ledger: Ledger, run_id: int, connectors: Mapping[str, Connector],
+            progress: Progress | None = None) -> Summary:
+    """Carry out a stored plan's pending actions; each intent is written before the call, the outcome after."""
+    summary = Summary(run_id)
+    for done in ledger.actions(run_id, ("done",)):
+        summary.counts[(done["system"], done["rule_id"], done["outcome"])] += 1
+    for action in ledger.pending_actions(run_id):
+        outcome, detail = _perform(ledger, action, connectors)
+        summary.counts[(action["system"], action["rule_id"], outcome)] += 1
+        if progress:
+            progress(action | {"outcome": outcome, "detail": detail})
+    ledger.finish_run(run_id, "failed" if summary.failed else "succeeded",
+                      {"outcomes": summary.rows()})
+    return summary
+
+
+def _perform(ledger: Ledger, action: dict, connectors: Mapping[str, Connector]) -> tuple[str, str]:
+    connector = connectors.get(action["system"])
+    if connector is None:
+        ledger.mark_outcome(action["id"], "skipped", f"{action['system']} is not connected in the config")
+        return "skipped", ""
+    ref = RecordRef(action["system"], action["record_type"], action["record_id"])
+    ledger.mark_started(action["id"])
+    try:
+        if action["action"] == "delete":
+            result = connector.delete(ref)
+        else:
+            result = connector.anonymise(ref, action["fields"])
+    except VendorError as exc:
+        ledger.mark_outcome(action["id"], "failed", str(exc))
+        return "failed", str(exc)
+    ledger.mark_outcome(action["id"], result.outcome.value, result.detail)
+    return result.outcome.value, result.detail
+
+
+def resume_unfinished(ledger: Ledger, connectors: Mapping[str, Connector], kind: str = "purge",
+                      progress: Progress | None = None) -> list[Summary]:
+    """Finish the applying runs a crash left behind, before anything new is planned."""
+    return [execute(ledger, run["id"], connectors, progress) for run in ledger.unfinished_runs(kind)]
+

@@ -1,0 +1,54 @@
+"""Plans and run summaries as rich tables for the terminal: record ids and masked identifiers only."""
+from __future__ import annotations
+
+import pandas as pd
+from rich.table import Table
+
+from vergeet.decide import Plan
+from vergeet.identity import IdentityView
+from vergeet.mask import mask
+
+
+def masked_people(view: IdentityView, people: pd.Series) -> dict[int, str]:
+    """Person -> their identifiers masked (`j***@g***.com, +316******78`)."""
+    ids = view.identifiers[view.identifiers["person"].isin(people.unique())]
+    shown = ids.assign(masked=[mask(k, v) for k, v in zip(ids["kind"], ids["value"])])
+    return shown.groupby("person")["masked"].agg(", ".join).to_dict()
+
+
+def plan_overview(plan: Plan) -> Table:
+    """Counts per system, rule and action, with the kept records beside them."""
+    table = Table(title=f"Plan for {plan.as_of}")
+    for column in ("system", "rule", "action", "records"):
+        table.add_column(column, justify="right" if column == "records" else "left")
+    counts = plan.actions.groupby(["system", "rule_id", "action"]).size()
+    for (system, rule, action), count in counts.items():
+        table.add_row(system, rule, action, str(count))
+    kept = plan.kept.assign(why=plan.kept["exceptions"].replace("", "period not over"))
+    for (system, why), count in kept.groupby(["system", "why"]).size().items():
+        table.add_row(system, "[dim]kept[/]", f"[dim]{why.replace(',', ', ')}[/]", str(count))
+    return table
+
+
+def plan_details(plan: Plan, view: IdentityView) -> Table:
+    """Every planned action: record id, what happens, why, and whose it is (masked)."""
+    table = Table(title="Planned actions", show_lines=False)
+    for column in ("system", "record", "action", "rule", "person (masked)", "why"):
+        table.add_column(column)
+    who = masked_people(view, plan.actions["person"])
+    for row in plan.actions.itertuples(index=False):
+        action = row.action if row.action != "anonymise" else f"anonymise {', '.join(row.fields)}"
+        table.add_row(row.system, f"{row.record_type} {row.record_id}", action, row.rule_id,
+                      who.get(row.person, "-"), row.reason)
+    return table
+
+
+def summary_table(rows: list[dict], title: str = "Outcome") -> Table:
+    table = Table(title=title)
+    for column in ("system", "rule", "outcome", "count"):
+        table.add_column(column)
+    for row in rows:
+        style = "red" if row["outcome"] == "failed" else ("yellow" if row["outcome"] == "not_supported" else "")
+        table.add_row(row["system"], row["rule"], f"[{style}]{row['outcome']}[/]" if style else row["outcome"],
+                      str(row["count"]))
+    return table

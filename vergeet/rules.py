@@ -1,0 +1,342 @@
+"""The retention rules file: the privacy statement as validated data.
+
+`load_rules` reads a TOML file, validates its shape with pydantic and its
+references against what the connectors really offer (systems, record types,
+fields), and stops with a `BadInput` naming the file, the line where it can be
+found, and the key path. Periods are ISO-8601 durations (`P1Y`, `P7Y`, `P4W`).
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from dateutil.relativedelta import relativedelta
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+import connectors
+from vergeet.errors import BadInput
+
+RULES_FILE = "retention_rules.toml"
+SHIPPED_RULES = Path(__file__).parent / "data" / RULES_FILE
+
+Clock = Literal["last_contact", "last_activity", "created", "document_date", "consent_withdrawn"]
+Action = Literal["delete", "anonymise", "keep"]
+ExceptionName = Literal["document_retention", "running_contract", "legal_hold", "open_request", "active_consent"]
+Right = Literal["access", "rectification", "erasure", "withdraw_consent", "objection", "portability"]
+
+_PERIOD = re.compile(r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?$")
+
+
+@dataclass(frozen=True)
+class Period:
+    """An ISO-8601 calendar duration of years, months, weeks and days."""
+
+    text: str
+    years: int = 0
+    months: int = 0
+    weeks: int = 0
+    days: int = 0
+
+    @classmethod
+    def parse(cls, value: Any) -> Period:
+        if isinstance(value, Period):
+            return value
+        match = _PERIOD.match(value) if isinstance(value, str) else None
+        if not match or value == "P":
+            raise ValueError(f"{value!r} is not an ISO-8601 period such as P1Y, P7Y, P4W or P30D")
+        return cls(value, **{k: int(v) for k, v in match.groupdict().items() if v})
+
+    @property
+    def delta(self) -> relativedelta:
+        return relativedelta(years=self.years, months=self.months, weeks=self.weeks, days=self.days)
+
+    def after(self, start: date) -> date:
+        """The day this period ends when it starts on `start`."""
+        return start + self.delta
+
+    def cutoff(self, as_of: date) -> date:
+        """The latest start whose period has ended by `as_of`."""
+        return as_of - self.delta
+
+    def __str__(self) -> str:
+        return self.text
+
+
+PeriodField = Annotated[Period, BeforeValidator(Period.parse)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Controller(_Model):
+    name: str
+    representative: str = ""
+    address: str
+    email: str
+    supervisory_authority: str
+    supervisory_authority_url: str
+
+
+class Rights(_Model):
+    answer_within: PeriodField
+    available: list[Right]
+    contact: str
+    identity_verification: str
+    under_16: str = ""
+
+
+class LegalBasis(_Model):
+    nl: str
+    en: str
+    gdpr: str
+
+
+class Purpose(_Model):
+    number: int
+    nl: str
+    en: str
+    data: list[str]
+    legal_basis: str
+
+
+class Processor(_Model):
+    name: str
+    role: Literal["processor", "independent_controller", "recipient"]
+    service: str
+    purposes: list[str]
+    system: str | None = None
+    outside_eea: bool
+
+
+class SystemPolicy(_Model):
+    purposes: list[str]
+    counts_as_contact: bool
+
+
+class ExceptionPolicy(_Model):
+    nl: str
+    en: str
+    legal_basis: str
+    period: PeriodField | None = None
+
+
+class PartialAction(_Model):
+    action: Literal["anonymise"]
+    fields: list[str] = Field(min_length=1)
+
+
+class Rule(_Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    system: str
+    record_type: str
+    purposes: list[str] = Field(min_length=1)
+    clock: Clock
+    period: PeriodField
+    action: Action
+    fields: list[str] = []
+    exceptions: list[ExceptionName] = []
+    while_retained: PartialAction | None = None
+    retained_by: str | None = None
+    nl: str
+    en: str
+
+
+class Rules(_Model):
+    version: Literal[1]
+    controller: Controller
+    rights: Rights
+    legal_bases: dict[str, LegalBasis]
+    purposes: dict[str, Purpose]
+    processors: dict[str, Processor]
+    systems: dict[str, SystemPolicy]
+    exceptions: dict[ExceptionName, ExceptionPolicy]
+    rules: list[Rule] = Field(min_length=1)
+    source: str = Field(default="", exclude=True)
+
+    def rules_for(self, system: str, record_type: str) -> list[Rule]:
+        return [r for r in self.rules if r.system == system and r.record_type == record_type]
+
+    def processors_of(self, system: str) -> list[Processor]:
+        """The processors holding a system's data: the system's own vendor first."""
+        purposes = set(self.systems[system].purposes) if system in self.systems else set()
+        own = [p for p in self.processors.values() if p.system == system]
+        return own + [p for p in self.processors.values() if p.system != system and purposes & set(p.purposes)
+                      and p.system is None]
+
+    def contact_systems(self) -> set[str]:
+        return {name for name, policy in self.systems.items() if policy.counts_as_contact}
+
+
+# -- where in the file ---------------------------------------------------------------
+
+
+def locate(text: str, path: tuple[Any, ...]) -> int | None:
+    """The line (1-based) where a key path is written, found by reading the TOML text.
+
+    Good enough for error messages: follows `[table]`, `[[array]]` headers and
+    `key =` lines; returns the nearest enclosing line it can find.
+    """
+    lines = text.splitlines()
+    start, end, found = 0, len(lines), None
+    header_path: list[str] = []
+    index = 0
+    while index < len(path):
+        part = path[index]
+        if isinstance(part, int):
+            index += 1
+            continue
+        header_path.append(str(part))
+        nxt = path[index + 1] if index + 1 < len(path) else None
+        dotted = re.escape(".".join(header_path))
+        if isinstance(nxt, int):
+            hits = [i for i in range(start, end) if re.match(rf"^\s*\[\[\s*{dotted}\s*\]\]", lines[i])]
+            if nxt < len(hits):
+                start = hits[nxt]
+                following = [i for i in range(start + 1, len(lines)) if re.match(r"^\s*\[", lines[i])]
+                end = following[0] if following else len(lines)
+                found = start + 1
+                header_path = []
+            index += 2
+            continue
+        table = [i for i in range(start, end) if re.match(rf"^\s*\[\s*{dotted}\s*\]", lines[i])]
+        if table:
+            start = table[0]
+            following = [i for i in range(start + 1, len(lines)) if re.match(r"^\s*\[", lines[i])]
+            end = following[0] if following else len(lines)
+            found = start + 1
+            header_path = []
+        else:
+            key = re.escape(str(part))
+            keyed = [i for i in range(start, end) if re.match(rf"^\s*(\"?){key}\1\s*[=.]", lines[i])]
+            if keyed:
+                found = keyed[0] + 1
+                start = keyed[0]
+        index += 1
+    return found
+
+
+def _where(source: str, text: str, path: tuple[Any, ...]) -> str:
+    line = locate(text, path)
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return f"{source}: line {line}: {dotted}" if line else f"{source}: {dotted}"
+
+
+def _pydantic_message(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required key is missing"
+    if error["type"] == "literal_error":
+        return f"unknown value {error['input']!r}; expected {error['ctx']['expected']}"
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    return error["msg"]
+
+
+# -- checks across the file --------------------------------------------------------------
+
+
+def _references(rules: Rules) -> list[tuple[tuple[Any, ...], str]]:
+    """Every reference in the file that points at something undefined or unsupported."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    for name, purpose in rules.purposes.items():
+        if purpose.legal_basis not in rules.legal_bases:
+            problems.append((("purposes", name, "legal_basis"), f"unknown legal basis {purpose.legal_basis!r}"))
+    for name, policy in rules.exceptions.items():
+        if policy.legal_basis not in rules.legal_bases:
+            problems.append((("exceptions", name, "legal_basis"), f"unknown legal basis {policy.legal_basis!r}"))
+    if "document_retention" in rules.exceptions and rules.exceptions["document_retention"].period is None:
+        problems.append((("exceptions", "document_retention", "period"), "required key is missing"))
+    for name, processor in rules.processors.items():
+        problems += [(("processors", name, "purposes"), f"unknown purpose {p!r}")
+                     for p in processor.purposes if p not in rules.purposes]
+        if processor.system is not None and processor.system not in connectors.SYSTEMS:
+            problems.append((("processors", name, "system"), _unknown_system(processor.system)))
+    for name, policy in rules.systems.items():
+        if name not in connectors.SYSTEMS:
+            problems.append((("systems", name), _unknown_system(name)))
+        problems += [(("systems", name, "purposes"), f"unknown purpose {p!r}")
+                     for p in policy.purposes if p not in rules.purposes]
+    seen: set[str] = set()
+    for index, rule in enumerate(rules.rules):
+        problems += _rule_problems(rules, index, rule)
+        if rule.id in seen:
+            problems.append((("rules", index, "id"), f"duplicate rule id {rule.id!r}"))
+        seen.add(rule.id)
+    return problems
+
+
+def _unknown_system(name: str) -> str:
+    return f"unknown system {name!r}; known: {', '.join(connectors.SYSTEMS)}"
+
+
+def _rule_problems(rules: Rules, index: int, rule: Rule) -> list[tuple[tuple[Any, ...], str]]:
+    at = ("rules", index)
+    if rule.system not in connectors.SYSTEMS:
+        return [((*at, "system"), _unknown_system(rule.system))]
+    record_types = connectors.record_fields(rule.system)
+    if rule.record_type not in record_types:
+        return [((*at, "record_type"), f"unknown record type {rule.record_type!r} for {rule.system}; "
+                                       f"known: {', '.join(sorted(record_types))}")]
+    known_fields = record_types[rule.record_type]
+    problems = [((*at, "purposes"), f"unknown purpose {p!r}") for p in rule.purposes if p not in rules.purposes]
+    problems += [((*at, "exceptions"), f"exception {e!r} is not defined under [exceptions]")
+                 for e in rule.exceptions if e not in rules.exceptions]
+    if rule.action == "anonymise" and not rule.fields:
+        problems.append(((*at, "fields"), "action anonymise needs the fields to anonymise"))
+    if rule.action != "anonymise" and rule.fields:
+        problems.append(((*at, "fields"), f"fields only go with action anonymise, not {rule.action}"))
+    problems += [((*at, "fields"), _unknown_field(f, rule, known_fields)) for f in rule.fields if f not in known_fields]
+    if rule.while_retained is not None:
+        if "document_retention" not in rule.exceptions:
+            problems.append(((*at, "while_retained"), "needs document_retention among the exceptions"))
+        problems += [((*at, "while_retained", "fields"), _unknown_field(f, rule, known_fields))
+                     for f in rule.while_retained.fields if f not in known_fields]
+    return problems
+
+
+def _unknown_field(name: str, rule: Rule, known: frozenset[str]) -> str:
+    return (f"unknown field {name!r} for {rule.system} {rule.record_type}; "
+            f"known: {', '.join(sorted(known)) or '(none can be anonymised)'}")
+
+
+def parse_rules(text: str, source: str) -> Rules:
+    """Validate a rules file's text; `source` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{source}: not valid TOML: {exc}") from None
+    if "source" in data:
+        raise BadInput(f"{_where(source, text, ('source',))}: unknown key")
+    try:
+        rules = Rules.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise BadInput("\n".join(f"{_where(source, text, tuple(e['loc']))}: {_pydantic_message(e)}"
+                                 for e in exc.errors())) from None
+    problems = _references(rules)
+    if problems:
+        raise BadInput("\n".join(f"{_where(source, text, path)}: {message}" for path, message in problems))
+    return rules
+
+
+def rules_path(explicit: str | Path | None = None) -> Path:
+    """The rules file to use: the one named, else ./retention_rules.toml, else the shipped one."""
+    if explicit:
+        return Path(explicit)
+    local = Path.cwd() / RULES_FILE
+    return local if local.exists() else SHIPPED_RULES
+
+
+def load_rules(path: str | Path | None = None) -> Rules:
+    """Read and validate a retention rules file (see `rules_path` for which one)."""
+    chosen = rules_path(path)
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"{chosen}: cannot read the rules file ({exc.strerror})") from None
+    return parse_rules(text, str(chosen))
