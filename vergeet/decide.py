@@ -106,13 +106,15 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
     identified = person.map(people["identifiers"] > 0).to_numpy(dtype=bool)
     in_scope = np.ones(len(m), dtype=bool)
     if erasure is not None:
-        in_scope = person.isin(erasure.people).to_numpy()
+        in_scope = person.isin(erasure.people).to_numpy().copy()
         if erasure.systems is not None:
             in_scope &= m["system"].isin(erasure.systems).to_numpy()
 
     masks = _exception_masks(view, rules, as_of, context, hashed)
     clocks = {
-        "last_contact": person.map(people["last_contact"]),
+        # Someone known only where activity is not contact (a newsletter subscriber) is dated by that record itself.
+        "last_contact": person.map(people["last_contact"]).fillna(
+            m[["created_at", "last_activity_at", "document_date"]].max(axis=1)),
         "last_activity": m["last_activity_at"],
         "created": m["created_at"],
         "document_date": m["document_date"],
@@ -207,7 +209,9 @@ def _kept(m: pd.DataFrame, rows: np.ndarray, rule: Rule, rules: Rules, clock: pd
         document_end = m.loc[rows, "person"].map(people["latest_document"]) + pd.DateOffset(
             years=period.years, months=period.months, weeks=period.weeks, days=period.days)
         until = until.where(~held_by_documents, _day(document_end))
-    open_ended = pd.Series(due[rows], index=until.index) & (picked["exceptions"] != "")
+    # Kept by an exception other than the documents' own period: no end date can be given.
+    open_ended = pd.Series((due & _any([v for e, v in blocking.items() if e != "document_retention"], len(m)))[rows],
+                           index=until.index)
     picked["retained_until"] = until.where(~open_ended).dt.date
     picked["retained_by"] = rule.retained_by or ""
     return picked[KEPT_COLUMNS]

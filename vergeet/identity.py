@@ -148,10 +148,11 @@ def build_view(inputs: Inputs, *, contact_systems: Iterable[str], document_types
     value = pd.Series(pd.NA, index=ids.index, dtype="string")
     value[emails] = normalise_emails(ids.loc[emails, "value"])
     value[~emails] = normalise_phones(ids.loc[~emails, "value"], region)
-    ids = pd.DataFrame({"row": ids["row"].to_numpy(), "kind": ids["kind"].to_numpy(), "value": value.to_numpy()})
+    ids = pd.DataFrame({"row": ids["row"].to_numpy(dtype=np.int64), "kind": ids["kind"].to_numpy(),
+                        "value": value.to_numpy()})
     ids = ids[ids["value"].notna()].drop_duplicates(["row", "kind", "value"])
     codes, uniques = pd.factorize(ids["kind"] + ":" + ids["value"])
-    id_nodes = n + codes
+    id_nodes = n + codes.astype(np.int64)
 
     # Edges: record <-> identifier (not through shared records), record <-> linked record.
     own = ~records["shared"].to_numpy()[ids["row"].to_numpy()]
