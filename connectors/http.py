@@ -96,6 +96,23 @@ class RateLimiter:
                 waited += pause
 
 
+class _EpochAwareRetry(Retry):
+    """urllib3's `Retry`, except that a `Retry-After` integer that can only be a Unix time is read as one.
+
+    Moneybird sends the epoch second at which its rate window resets (OpenAPI spec
+    github.com/moneybird/openapi, `429_too_many_requests`), which plain urllib3 would
+    take as a delay of decades (capped at `retry_after_max`, six hours).
+    """
+
+    EPOCH_FLOOR = 1_000_000_000  # 2001-09-09: no vendor asks for a 31-year delay
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        value = retry_after.strip()
+        if value.isdigit() and int(value) >= self.EPOCH_FLOOR:
+            return min(max(int(value) - time.time(), 0.0), self.retry_after_max)
+        return super().parse_retry_after(retry_after)
+
+
 class _LimitedAdapter(HTTPAdapter):
     """An adapter that asks the vendor's rate limiter before each send."""
 
@@ -221,10 +238,10 @@ class VendorSession:
         self.session = requests.Session()
         self.session.auth = auth
         self.session.headers.update({"Accept": "application/json", "User-Agent": "vergeet"})
-        retry = Retry(total=retries, connect=retries, read=retries, status=retries,
-                      status_forcelist=RETRY_STATUSES, allowed_methods=None,
-                      backoff_factor=backoff_factor, backoff_max=backoff_max,
-                      respect_retry_after_header=True, raise_on_status=False)
+        retry = _EpochAwareRetry(total=retries, connect=retries, read=retries, status=retries,
+                                 status_forcelist=RETRY_STATUSES, allowed_methods=None,
+                                 backoff_factor=backoff_factor, backoff_max=backoff_max,
+                                 respect_retry_after_header=True, raise_on_status=False)
         adapter = _LimitedAdapter(limiter, max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

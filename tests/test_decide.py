@@ -84,7 +84,8 @@ def outcome(plan, key):
     return "kept", kept.iloc[0]["exceptions"]
 
 
-CONTACT_PARTIAL = ("anonymise", ("phone", "email", "sepa_iban", "sepa_iban_account_name", "sepa_bic"))
+CONTACT_PARTIAL = ("anonymise", ("phone", "email", "send_invoices_to_email", "send_estimates_to_email",
+                                  "bank_account", "sepa_iban", "sepa_iban_account_name", "sepa_bic"))
 
 SCENARIOS = [
     # name, records, record key, expected outcome
@@ -109,6 +110,9 @@ SCENARIOS = [
     ("quote 7 years - 1 day old is kept, and keeps its contact",
      [contact(created=SEVEN_YEARS_AGO), estimate(day=SEVEN_YEARS_AGO + DAY)], "moneybird/estimate/q1",
      ("kept", "")),
+    ("a contact anonymised earlier (name only left) still goes once its invoice is 7 years + 1 day old",
+     [Record("moneybird", "contact", "c1", first_name="Jan", last_name="Jansen", created_at=at(SEVEN_YEARS_AGO)),
+      invoice(day=SEVEN_YEARS_AGO - DAY)], "moneybird/contact/c1", ("delete", ())),
     ("unpaid invoice older than 7 years is kept (running contract)",
      [contact(), invoice(day=SEVEN_YEARS_AGO - DAY, unpaid=True)], "moneybird/sales_invoice/i1",
      ("kept", "running_contract")),

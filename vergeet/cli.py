@@ -83,21 +83,29 @@ def purge(ctx: typer.Context,
 
     day = parse_day(as_of, "--as-of") if as_of else date.today()
     config = ctx.obj.config()
-    rules = ctx.obj.rules(config)
+    raise typer.Exit(run_purge(config, ctx.obj.rules(config), apply=apply, day=day, force=force, details=details))
+
+
+def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bool = False,
+              details: bool = True) -> int:
+    """One purge from the command line; returns the exit code (0 done, 1 refused or failed actions)."""
+    from vergeet import pipeline
+    from vergeet.connect import build_connectors, open_ledger
+    from vergeet.present import plan_details, plan_overview, summary_table
+
     connectors = build_connectors(config)
     if not connectors:
         raise BadInput(f"{config.source}: connectors: no system is connected; add a [connectors.NAME] table")
     with open_ledger(config) as ledger:
         if apply:
-            for summary in pipeline.resume_unfinished(ledger, connectors, progress=None):
-                out.print(f"Finished run {summary.run_id} that was interrupted earlier.")
-                out.print(summary_table(summary.rows(), f"Run {summary.run_id} (resumed)"))
+            for resumed in pipeline.resume_unfinished(ledger, connectors):
+                out.print(summary_table(resumed.rows(), f"Run {resumed.run_id}, interrupted earlier, now finished"))
         try:
             with out.status("Reading " + ", ".join(connectors) + " ..."):
                 records = pipeline.pull_all(connectors)
         except pipeline.PullFailed as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
+            return 1
         view = pipeline.identity_view(records, rules)
         plan = pipeline.make_plan(view, rules, day, ledger)
         out.print(plan_overview(plan))
@@ -107,21 +115,22 @@ def purge(ctx: typer.Context,
         if not apply:
             out.print(f"Dry run: nothing was changed. {len(plan.actions)} actions would be carried out; "
                       "run again with --apply to do so.", highlight=False)
-            return
+            return 0
         if plan.actions.empty:
             out.print("Nothing to do.")
-            return
+            return 0
         if not force:
             try:
                 pipeline.check_circuit_breaker(plan, config.purge.max_delete_share)
             except pipeline.CircuitOpen as exc:
                 err.print(f"[bold red]refused:[/] {exc}", highlight=False)
-                raise typer.Exit(1) from None
+                return 1
         summary = _execute_with_progress(ledger, pipeline.store_plan(ledger, plan), connectors)
     out.print(summary_table(summary.rows(), f"Run {summary.run_id}"))
     if summary.failed:
         err.print(f"{summary.failed} actions failed; they stay pending and the next --apply run retries them.")
-        raise typer.Exit(1)
+        return 1
+    return 0
 
 
 def _print_notices(plan) -> None:
@@ -132,7 +141,7 @@ def _print_notices(plan) -> None:
                   ", ".join(f"{r.system} {r.record_type} {r.record_id}" for r in plan.reappeared.itertuples()),
                   highlight=False)
     if plan.unidentified:
-        out.print(f"{plan.unidentified} records identify nobody (no e-mail or phone) and are left alone.")
+        out.print(f"{plan.unidentified} records identify nobody (no e-mail, phone or name) and are left alone.")
 
 
 def _execute_with_progress(ledger, run_id: int, connectors):

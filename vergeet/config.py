@@ -59,6 +59,10 @@ class GoogleCalendarConfig(_Section):
     api_endpoint: str = "https://www.googleapis.com/calendar/v3/"
     calendar_id: str = "primary"
     credentials_file: str
+    #: the business's own addresses on events: never taken for a client (a service account is not the owner)
+    own_emails: list[str] = []
+    #: the Workspace user to act as, with domain-wide delegation
+    subject: str | None = None
     rate: RateConfig | None = None
 
 

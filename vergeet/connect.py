@@ -52,7 +52,7 @@ def build_connectors(config: Config) -> dict[str, Connector]:
                            f"no service-account JSON file at {credentials}")
         built["google_calendar"] = GoogleCalendarConnector(
             api_endpoint=gc.api_endpoint, calendar_ids=(gc.calendar_id,), credentials_file=str(credentials),
-            **_rate(gc.rate))
+            own_emails=tuple(gc.own_emails), subject=gc.subject, **_rate(gc.rate))
     return built
 
 

@@ -4,8 +4,9 @@ A pure function. For every record, the rules for its system and record type
 are tried in file order; the first rule whose period has run out (counted from
 its clock) and that no exception blocks acts. A record no rule acts on is
 kept, with the exceptions that keep it and, where known, the date it may go.
-A person is only acted on when at least one e-mail or phone identifies them:
-records nobody can be identified in (a private calendar entry) are left alone.
+A person is only acted on when an e-mail, a phone or a name identifies them:
+records nobody can be identified in (a private calendar entry, an appointment
+already scrubbed) are left alone.
 
 The same code serves erasure requests: there the person's request replaces
 the clock (every period counts as over, except the legal period that runs from
@@ -103,7 +104,7 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
                            index=view.identifiers.index)
 
     person = m["person"]
-    identified = person.map(people["identifiers"] > 0).to_numpy(dtype=bool)
+    identified = person.map(people["identifiable"]).to_numpy(dtype=bool)
     in_scope = np.ones(len(m), dtype=bool)
     if erasure is not None:
         in_scope = person.isin(erasure.people).to_numpy().copy()

@@ -202,6 +202,9 @@ def _people(mentions: pd.DataFrame, identifiers: pd.DataFrame, contact_systems: 
     people["systems"] = systems.dot(systems.columns + ",").str.rstrip(",") if len(systems) else ""
     id_count = identifiers.groupby("person").size()
     people["identifiers"] = id_count.reindex(people.index, fill_value=0)
+    named = mentions["full_name"].notna().groupby(mentions["person"]).any()
+    # Someone with an e-mail, a phone or a name: a record with none (a private calendar entry) is nobody's.
+    people["identifiable"] = (people["identifiers"] > 0) | named.reindex(people.index, fill_value=False)
     names = mentions.dropna(subset=["full_name"]).drop_duplicates(["person", "full_name"])
     shared_names = names["full_name"].duplicated(keep=False)
     people["name_shared"] = False

@@ -56,6 +56,8 @@ class FakeVendor:
     #: requests allowed per window, and the window in seconds (the vendor's published limit)
     rate_calls: int | None = None
     rate_period: float = 1.0
+    #: the status the vendor answers a wrong credential with (some use 403 instead of 401)
+    unauthorised_status: int = 401
 
     def __init__(self, *, token: str, rate_calls: int | None = None, rate_period: float | None = None):
         self.token = token
@@ -80,6 +82,12 @@ class FakeVendor:
     def error(self, status: int, message: str) -> Response:
         """The vendor's error body for `status`."""
         return JSONResponse({"error": message}, status_code=status)
+
+    def rate_limited(self, wait: float) -> Response:
+        """The vendor's 429 when its window has room again in `wait` seconds (Retry-After in seconds by default)."""
+        response = self.error(429, "too many requests")
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
 
     # -- for tests ------------------------------------------------------------------
     def fail_next(self, count: int, status: int = 500, *, method: str | None = None,
@@ -135,9 +143,16 @@ class _Gatekeeper:
 
         status_box: dict[str, int] = {}
 
+        def log(status: int) -> None:
+            self.fake.requests.append(LoggedRequest(
+                request.method, request.url.path, request.url.query,
+                {k.lower(): v for k, v in request.headers.items()}, body, status))
+
         async def capture(message):
-            if message["type"] == "http.response.start":
+            # logged before the response leaves, so a client that has its answer always finds it in the log
+            if message["type"] == "http.response.start" and "status" not in status_box:
                 status_box["status"] = message["status"]
+                log(message["status"])
             await send(message)
 
         response: Response | None = None
@@ -146,19 +161,17 @@ class _Gatekeeper:
             response = self.fake.error(fault.status, "injected fault")
             response.headers.update(fault.headers)
         elif not self.fake.authorised(request):
-            response = self.fake.error(401, "unauthorised")
+            response = self.fake.error(self.fake.unauthorised_status, "unauthorised")
         else:
             wait = self.fake._over_rate()
             if wait is not None:
-                response = self.fake.error(429, "too many requests")
-                response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                response = self.fake.rate_limited(wait)
         if response is not None:
             await response(scope, replay, capture)
         else:
             await self.app(scope, replay, capture)
-        self.fake.requests.append(LoggedRequest(
-            request.method, request.url.path, request.url.query,
-            {k.lower(): v for k, v in request.headers.items()}, body, status_box.get("status", 0)))
+        if "status" not in status_box:
+            log(0)
 
 
 class FakeServer:
@@ -166,7 +179,9 @@ class FakeServer:
 
     def __init__(self, fake: FakeVendor):
         self.fake = fake
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP (not 0) so asyncio sets TCP_NODELAY on accepted connections; without it every
+        # response waits ~40 ms for the client's delayed ACK (Nagle between header and body writes).
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]

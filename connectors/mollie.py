@@ -1,0 +1,470 @@
+"""Mollie API v2 through the official SDK (mollie-api-python 4.0).
+
+Record types: `customer`, `payment`, `mandate`, `subscription`.
+
+What the SDK does not do, this module adds around every HTTP call the SDK
+makes (`_PacedClient.perform_http_call`, so paging through `get_next()` is
+covered too): a client-side `RateLimiter`, retries with exponential backoff on
+429 (honouring `Retry-After`), 5xx and connection errors (tenacity), and the
+typed errors of `connectors.http`. mollie-api-python 4.0.0 has no 429
+handling, and its urllib3 `Retry` covers connect errors only and is mounted for
+https:// only (mollie/api/client.py `_setup_retry`), so it is switched off.
+SDK exceptions never leave this module: their messages can quote response
+bodies, which hold personal data.
+
+Vendor facts (checked):
+- Lists are cursor-paginated HAL (`_embedded`, `count`, `_links.next.href`),
+  at most 250 a page, newest first (docs.mollie.com/overview/pagination,
+  reference/list-customers). The SDK follows `next.href` verbatim.
+- `GET /v2/customers` takes `from`, `limit`, `sort` (and `testmode`) only:
+  there is no e-mail or name filter (reference/list-customers.md).
+- `GET /v2/payments` and `GET /v2/subscriptions` list across all customers;
+  mandates exist only per customer (`/v2/customers/{id}/mandates`,
+  reference/v2/mandates-api/list-mandates).
+- `DELETE /v2/customers/{id}` answers 204 and cancels the customer's mandates
+  and subscriptions (reference/v2/customers-api/delete-customer).
+- There is no way to delete a payment: `DELETE /v2/payments/{id}` *cancels*
+  one (SDK resources/payments.py). `PATCH /v2/payments/{id}` may change
+  `description` and `metadata` (reference/v2/payments-api/update-payment).
+- Rate limits are dynamic, per endpoint, "measured in requests per second"
+  with burst capacity; no number is published (reference/rate-limiting).
+
+Assumed (unverified, safe side chosen):
+- Whether 429 carries `Retry-After`: honoured when present, else backoff.
+- Whether a *paid* payment's description/metadata may still be patched: a 422
+  is reported as NOT_SUPPORTED rather than raised.
+- That Mollie accepts the anonymisation placeholders in `PLACEHOLDERS`.
+"""
+from __future__ import annotations
+
+import email.utils
+import functools
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from dateutil.parser import isoparse
+from mollie.api.client import Client
+from mollie.api.error import RequestError, RequestSetupError
+from mollie.api.objects.customer import Customer
+from mollie.api.objects.list import PaginationList
+from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_result, stop_after_attempt, wait_exponential
+
+from connectors.base import ActionResult, Identifiers, Link, Outcome, Record, RecordRef
+from connectors.http import (
+    RETRY_STATUSES, RateLimiter, VendorBadResponse, VendorNotFound, VendorRejected, VendorUnavailable,
+    error_for_status,
+)
+
+SYSTEM = "mollie"
+
+#: Fields `anonymise` can overwrite, per record type (the only ones Mollie's API lets us update).
+RECORD_FIELDS: dict[str, frozenset[str]] = {
+    "customer": frozenset({"name", "email", "metadata"}),
+    "payment": frozenset({"description", "metadata"}),
+    "mandate": frozenset(),
+    "subscription": frozenset(),
+}
+
+#: Mollie publishes no fixed limit; 5 requests a second stays well inside any "requests per second" budget.
+DEFAULT_RATE: tuple[int, float] = (5, 1.0)
+PAGE_LIMIT = 250  # Mollie's maximum page size
+TIMEOUT = (5.0, 30.0)  # connect, read
+BACKOFF_MAX = 60.0
+RETRY_AFTER_MAX = 120.0  # a Retry-After beyond this is treated as this
+
+#: Non-personal values Mollie accepts in place of personal data (example.com is reserved, RFC 2606).
+PLACEHOLDERS: dict[str, Any] = {
+    "name": "Anonymised",
+    "email": "anonymised@example.com",
+    "metadata": {"anonymised": True},
+    "description": "Anonymised",
+}
+
+ID_PREFIXES = {"customer": "cst_", "payment": "tr_", "mandate": "mdt_", "subscription": "sub_"}
+RUNNING_SUBSCRIPTION = frozenset({"active", "pending", "suspended"})  # pending/suspended: agreement not ended
+RUNNING_MANDATE = frozenset({"valid", "pending"})
+OPEN_PAYMENT = frozenset({"open", "pending", "authorized"})
+MANDATE_SEQUENCE_TYPES = frozenset({"first", "recurring"})  # payments that create or use a mandate
+
+#: What a human must do where Mollie's API cannot erase (no personal data in these texts).
+RETAINED_BY_MOLLIE = {
+    "customer": "Mollie's API cannot overwrite these customer fields; change them in the Mollie dashboard.",
+    "payment": "Mollie's API cannot delete payments or change their payer, address or bank details; Mollie retains "
+               "payment records as an independent controller under its own legal obligation. Report the payment as "
+               "retained by Mollie; ask Mollie support for anything beyond that.",
+    "mandate": "Mollie's API can only revoke a mandate, not erase its account holder or IBAN; delete the customer "
+               "(Mollie cancels its mandates) and ask Mollie support for erasure beyond that.",
+    "subscription": "Mollie's API can only cancel a subscription, not erase it; delete the customer (Mollie cancels "
+                    "its subscriptions) and ask Mollie support for erasure beyond that.",
+}
+
+
+def _sdk_endpoint(base_url: str) -> str:
+    """The SDK appends `/v2` itself, so the configured `.../v2` base loses it."""
+    base = base_url.strip().rstrip("/")
+    return base[: -len("/v2")] if base.endswith("/v2") else base
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds a `Retry-After` header asks for (delta-seconds or an HTTP date), or None."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _wait_retry_after_or(backoff: Callable[[RetryCallState], float]) -> Callable[[RetryCallState], float]:
+    """A tenacity wait: the vendor's `Retry-After` when it sent one, else `backoff`."""
+
+    def wait(state: RetryCallState) -> float:
+        outcome = state.outcome
+        if outcome is not None and not outcome.failed:
+            asked = _retry_after(outcome.result())
+            if asked is not None:
+                return min(asked, RETRY_AFTER_MAX)
+        return backoff(state)
+
+    return wait
+
+
+def _is_transient(error: BaseException) -> bool:
+    """Connection and timeout errors (the SDK wraps them in `RequestError`), not setup errors."""
+    return isinstance(error, RequestError) and not isinstance(error, RequestSetupError)
+
+
+def _last_outcome(state: RetryCallState) -> Any:
+    """When retries run out: the last response (or the last error, re-raised)."""
+    return state.outcome.result()  # type: ignore[union-attr]
+
+
+class _PacedClient(Client):
+    """The SDK client with each HTTP call paced, retried and mapped to `connectors.http` errors."""
+
+    def __init__(self, endpoint: str, api_key: str, limiter: RateLimiter | None, retries: int,
+                 backoff_factor: float):
+        super().__init__(api_endpoint=endpoint, timeout=TIMEOUT, retry=0)
+        try:
+            self.set_api_key(api_key)
+        except RequestSetupError:
+            raise ValueError("a Mollie API key starts with 'live_' or 'test_'") from None  # the SDK quotes the key
+        self.limiter = limiter
+        self.retries = retries
+        self.backoff = wait_exponential(multiplier=backoff_factor, max=BACKOFF_MAX)
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=_wait_retry_after_or(self.backoff),
+            retry=retry_if_result(lambda response: response.status_code in RETRY_STATUSES)
+            | retry_if_exception(_is_transient),
+            retry_error_callback=_last_outcome,
+        )
+
+    def _error_path(self, path: str) -> str:
+        """The URL path without query string: queries are never put into errors."""
+        url = path if path.startswith(("http://", "https://")) else f"{self.api_endpoint}/{self.api_version}/{path}"
+        return urlsplit(url).path
+
+    def _paced(self, send: Callable[[], requests.Response]) -> requests.Response:
+        if self.limiter is not None:
+            self.limiter.acquire()
+        return send()
+
+    def perform_http_call(self, http_method: str, path: str, data: dict[str, Any] | None = None,
+                          params: dict[str, Any] | None = None, idempotency_key: str = "") -> requests.Response:
+        """One SDK call: retried (same idempotency key) until 2xx or out of retries; raises `VendorError`s."""
+        where = self._error_path(path)
+        send = functools.partial(super().perform_http_call, http_method, path, data, params, idempotency_key)
+        try:
+            response = self._retrying()(self._paced, send)
+        except RequestSetupError:
+            raise
+        except RequestError as exc:
+            raise VendorUnavailable(SYSTEM, http_method, where, None,
+                                    "cannot reach Mollie after all retries; try again later") from exc
+        if not 200 <= response.status_code < 300:
+            raise error_for_status(SYSTEM, http_method, where, response.status_code)
+        if response.status_code != 204:
+            try:
+                response.json()
+            except ValueError:
+                raise VendorBadResponse(SYSTEM, http_method, where, response.status_code,
+                                        "response is not valid JSON") from None
+        return response
+
+
+# -- from Mollie objects to records --------------------------------------------------------------------------------
+
+def _timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = isoparse(value)
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def _split_name(name: str | None) -> tuple[str | None, str | None]:
+    """Mollie keeps one name; the first word is taken as first name ("Anna de Jong" -> "Anna", "de Jong")."""
+    parts = (name or "").split(maxsplit=1)
+    return (parts[0] if parts else None), (parts[1] if len(parts) > 1 else None)
+
+
+def _present(*values: str | None) -> tuple[str, ...]:
+    return tuple(v for v in values if v)
+
+
+def _fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The vendor's own fields for the access report, without hypermedia links."""
+    return {k: v for k, v in obj.items() if k != "_links"}
+
+
+def _href(obj: dict[str, Any], relation: str) -> str | None:
+    link = (obj.get("_links") or {}).get(relation)
+    return link.get("href") if isinstance(link, dict) else None
+
+
+def _customer_id(obj: dict[str, Any]) -> str | None:
+    """A payment's or subscription's customer: `customerId`, else the last segment of `_links.customer`."""
+    href = _href(obj, "customer")
+    return obj.get("customerId") or (urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1] if href else None)
+
+
+def _link(relation: str, record_type: str, record_id: str | None) -> tuple[Link, ...]:
+    return (Link(relation, RecordRef(SYSTEM, record_type, record_id)),) if record_id else ()
+
+
+@dataclass
+class _Evidence:
+    """What a customer's payments, mandates and subscriptions say about it."""
+
+    last_payment_at: datetime | None = None
+    running: bool = False
+    may_have_mandate: bool = False
+
+    def payment(self, payment: dict[str, Any]) -> None:
+        created = _timestamp(payment.get("createdAt"))
+        if created and (self.last_payment_at is None or created > self.last_payment_at):
+            self.last_payment_at = created
+        if payment.get("sequenceType") in MANDATE_SEQUENCE_TYPES or payment.get("mandateId"):
+            self.may_have_mandate = True
+
+    def subscription(self, subscription: dict[str, Any]) -> None:
+        self.may_have_mandate = True
+        self.running |= subscription.get("status") in RUNNING_SUBSCRIPTION
+
+    def mandate(self, mandate: dict[str, Any]) -> None:
+        self.running |= mandate.get("status") in RUNNING_MANDATE
+
+
+def _customer_record(customer: dict[str, Any], evidence: _Evidence) -> Record:
+    """last_activity_at = its latest payment; running_contract = a running subscription or valid mandate."""
+    first, last = _split_name(customer.get("name"))
+    return Record(SYSTEM, "customer", customer["id"], emails=_present(customer.get("email")), first_name=first,
+                  last_name=last, fields=_fields(customer), created_at=_timestamp(customer.get("createdAt")),
+                  last_activity_at=evidence.last_payment_at, running_contract=evidence.running)
+
+
+def _payment_record(payment: dict[str, Any]) -> Record:
+    """A financial record: document_date = paid date (else created date); open payments count as running."""
+    billing = payment.get("billingAddress") or {}
+    shipping = payment.get("shippingAddress") or {}
+    consumer_first, consumer_last = _split_name((payment.get("details") or {}).get("consumerName"))
+    created = _timestamp(payment.get("createdAt"))
+    dated = _timestamp(payment.get("paidAt")) or created
+    return Record(
+        SYSTEM, "payment", payment["id"],
+        emails=_present(billing.get("email"), shipping.get("email")),
+        phones=_present(billing.get("phone"), shipping.get("phone")),
+        first_name=billing.get("givenName") or consumer_first, last_name=billing.get("familyName") or consumer_last,
+        fields=_fields(payment), created_at=created, last_activity_at=created,
+        document_date=dated.date() if dated else None,
+        running_contract=payment.get("status") in OPEN_PAYMENT,
+        links=(_link("customer", "customer", _customer_id(payment))
+               + _link("mandate", "mandate", payment.get("mandateId"))
+               + _link("subscription", "subscription", payment.get("subscriptionId"))))
+
+
+def _mandate_record(mandate: dict[str, Any], customer_id: str) -> Record:
+    first, last = _split_name((mandate.get("details") or {}).get("consumerName"))
+    created = _timestamp(mandate.get("createdAt"))
+    return Record(SYSTEM, "mandate", mandate["id"], first_name=first, last_name=last, fields=_fields(mandate),
+                  created_at=created, last_activity_at=created,
+                  running_contract=mandate.get("status") in RUNNING_MANDATE,
+                  links=_link("customer", "customer", customer_id))
+
+
+def _subscription_record(subscription: dict[str, Any]) -> Record:
+    created = _timestamp(subscription.get("createdAt"))
+    return Record(SYSTEM, "subscription", subscription["id"], fields=_fields(subscription), created_at=created,
+                  last_activity_at=created, running_contract=subscription.get("status") in RUNNING_SUBSCRIPTION,
+                  links=_link("customer", "customer", _customer_id(subscription)))
+
+
+def _normalised(text: str | None) -> str:
+    """E-mail/name as compared: surrounding whitespace dropped, inner runs collapsed, case folded."""
+    return " ".join((text or "").split()).casefold()
+
+
+# -- the connector --------------------------------------------------------------------------------------------------
+
+class MollieConnector:
+    """Customers, payments, mandates and subscriptions in one Mollie account (API key = one website profile)."""
+
+    system = SYSTEM
+
+    def __init__(self, *, base_url: str = "https://api.mollie.com/v2", api_key: str,
+                 rate: tuple[int, float] | None = DEFAULT_RATE, retries: int = 5, backoff_factor: float = 0.5):
+        limiter = RateLimiter(*rate) if rate is not None else None
+        self.client = _PacedClient(_sdk_endpoint(base_url), api_key, limiter, retries, backoff_factor)
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def _each(self, first_page: Callable[[], PaginationList], where: str) -> Iterator[Any]:
+        """Every item of a cursor listing, following `_links.next.href` until it is null (loop-guarded)."""
+        fetch = first_page
+        seen: set[str] = set()
+        while True:
+            try:
+                page = fetch()
+                items = list(page)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise VendorBadResponse(SYSTEM, "GET", where, 200,
+                                        "response does not have the expected shape") from None
+            yield from items
+            href = _href(page, "next")
+            if href is None:
+                return
+            if href in seen:
+                raise VendorBadResponse(SYSTEM, "GET", where, 200, "pagination returned the same page twice")
+            seen.add(href)
+            fetch = page.get_next
+
+    def _customers(self) -> Iterator[Customer]:
+        return self._each(lambda: self.client.customers.list(limit=PAGE_LIMIT), "/v2/customers")
+
+    def _mandates(self, customer: Customer) -> Iterator[Any]:
+        return self._each(lambda: customer.mandates.list(limit=PAGE_LIMIT), f"/v2/customers/{customer.id}/mandates")
+
+    def records(self, since: datetime | None = None) -> Iterator[Record]:
+        """All customers, payments, mandates and subscriptions.
+
+        Mollie has no changed-since filter for customers (which carry no
+        updatedAt either), so `since` is ignored: everything is returned, a
+        superset of what changed. Cost: pages of /v2/subscriptions,
+        /v2/payments and /v2/customers (250 a page), plus one mandates call
+        per customer that can have a mandate (a first/recurring payment, a
+        payment with a mandate, or a subscription); mandates exist only per
+        customer. A mandate created through the API for a customer with none
+        of those is not seen here (`search` does fetch it).
+        """
+        evidence: defaultdict[str, _Evidence] = defaultdict(_Evidence)
+        subscriptions = list(self._each(lambda: self.client.subscriptions.list(limit=PAGE_LIMIT), "/v2/subscriptions"))
+        for subscription in subscriptions:
+            if customer_id := _customer_id(subscription):
+                evidence[customer_id].subscription(subscription)
+        for payment in self._each(lambda: self.client.payments.list(limit=PAGE_LIMIT), "/v2/payments"):
+            if customer_id := _customer_id(payment):
+                evidence[customer_id].payment(payment)
+            yield _payment_record(payment)
+        for customer in self._customers():
+            found = evidence[customer.id]
+            if found.may_have_mandate:
+                for mandate in self._mandates(customer):
+                    found.mandate(mandate)
+                    yield _mandate_record(mandate, customer.id)
+            yield _customer_record(customer, found)
+        yield from map(_subscription_record, subscriptions)
+
+    def search(self, identifiers: Identifiers) -> Iterator[Record]:
+        """Customers matching an e-mail or full name, with their payments, mandates and subscriptions.
+
+        Mollie's customer list has no e-mail or name filter, so one paged
+        listing of all customers (250 a page), shared by all identifiers, is
+        matched here on normalised e-mail and name. Then three listings per
+        matched customer (payments, mandates, subscriptions). Phone numbers
+        are not searchable: Mollie customers have none, and finding a
+        payment's billing phone would need a scan of every payment.
+        """
+        emails = {_normalised(e) for e in identifiers.emails} - {""}
+        names = {_normalised(n) for n in identifiers.names} - {""}
+        if not emails and not names:
+            return
+        matched = [c for c in self._customers()
+                   if _normalised(c.get("email")) in emails or _normalised(c.get("name")) in names]
+        for customer in matched:
+            yield from self._customer_with_relations(customer)
+
+    def _customer_with_relations(self, customer: Customer) -> Iterator[Record]:
+        evidence = _Evidence()
+        where = f"/v2/customers/{customer.id}"
+        for payment in self._each(lambda: customer.payments.list(limit=PAGE_LIMIT), f"{where}/payments"):
+            evidence.payment(payment)
+            yield _payment_record(payment)
+        for subscription in self._each(lambda: customer.subscriptions.list(limit=PAGE_LIMIT), f"{where}/subscriptions"):
+            evidence.subscription(subscription)
+            yield _subscription_record(subscription)
+        for mandate in self._mandates(customer):
+            evidence.mandate(mandate)
+            yield _mandate_record(mandate, customer.id)
+        yield _customer_record(customer, evidence)
+
+    # -- actions -----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _checked(ref: RecordRef) -> str:
+        """The record type of a Mollie ref, after checking system, type and id prefix."""
+        prefix = ID_PREFIXES.get(ref.record_type)
+        if ref.system != SYSTEM or prefix is None or not ref.record_id.startswith(prefix):
+            raise ValueError(f"{ref} is not a Mollie customer, payment, mandate or subscription")
+        return ref.record_type
+
+    def delete(self, ref: RecordRef) -> ActionResult:
+        """Delete a customer (Mollie cancels its mandates and subscriptions; its payments stay).
+
+        Payments, mandates and subscriptions cannot be erased through the API:
+        NOT_SUPPORTED without any HTTP call (DELETE on a payment would cancel it).
+        """
+        if self._checked(ref) != "customer":
+            return ActionResult(Outcome.NOT_SUPPORTED, RETAINED_BY_MOLLIE[ref.record_type])
+        try:
+            self.client.customers.delete(ref.record_id)
+        except VendorNotFound:
+            return ActionResult(Outcome.ALREADY_GONE, "customer not found at Mollie")
+        return ActionResult(Outcome.DONE, "customer deleted; Mollie cancelled its mandates and subscriptions and "
+                                          "keeps its payments")
+
+    def anonymise(self, ref: RecordRef, fields: Sequence[str]) -> ActionResult:
+        """Overwrite named fields with `PLACEHOLDERS` via PATCH (customer: name/email/metadata; payment:
+        description/metadata). Any other field is NOT_SUPPORTED, after the updatable ones are done."""
+        record_type = self._checked(ref)
+        wanted = set(fields)
+        updatable = wanted & RECORD_FIELDS[record_type]
+        rest = wanted - updatable
+        if updatable:
+            update = self.client.customers.update if record_type == "customer" else self.client.payments.update
+            try:
+                update(ref.record_id, {field: PLACEHOLDERS[field] for field in sorted(updatable)})
+            except VendorNotFound:
+                return ActionResult(Outcome.ALREADY_GONE, f"{record_type} not found at Mollie")
+            except VendorRejected as exc:
+                if record_type != "payment" or exc.status != 422:
+                    raise
+                return ActionResult(Outcome.NOT_SUPPORTED, f"Mollie refused to update payment {ref.record_id} "
+                                                           f"(HTTP 422, probably finalized). "
+                                                           + RETAINED_BY_MOLLIE["payment"])
+        if rest:
+            return ActionResult(Outcome.NOT_SUPPORTED, f"not overwritten: {', '.join(sorted(rest))}. "
+                                                       + RETAINED_BY_MOLLIE[record_type])
+        return ActionResult(Outcome.DONE, f"overwrote {', '.join(sorted(updatable))}")

@@ -1,0 +1,353 @@
+"""Tests for connectors.mailblue: request shapes with `responses`, behaviour against the sandbox fake."""
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timezone
+
+import pytest
+import responses
+from responses import matchers
+
+from connectors.base import Identifiers, Outcome, RecordRef
+from connectors.http import VendorAuthError, VendorBadResponse, VendorUnavailable
+from connectors.mailblue import MailblueConnector, anonymised_email
+from vergeet.sandbox.fake_mailblue import LISTS, MailblueFake
+from vergeet.sandbox.population import generate
+from vergeet.sandbox.server import FakeServer
+
+BASE = "https://acct.api-us1.com/api/3"
+TOKEN = "test-token"
+KEYSET = {"orders[id]": "ASC", "id_greater": "0", "limit": "100"}
+
+
+def connector(**kwargs) -> MailblueConnector:
+    settings = {"rate": None, "retries": 2, "backoff_factor": 0, **kwargs}
+    return MailblueConnector(base_url=BASE, token=TOKEN, **settings)
+
+
+def ref(contact_id: str = "42") -> RecordRef:
+    return RecordRef("mailblue", "contact", contact_id)
+
+
+def contact(contact_id: int, email: str = "", **fields) -> dict:
+    """A contact as `GET /contacts` returns it (every value a string)."""
+    return {"cdate": "2024-01-10T09:00:00-05:00", "email": email or f"person{contact_id}@example.nl", "phone": "",
+            "firstName": "", "lastName": "", "orgid": "0", "deleted": "0", "anonymized": "0", "adate": None,
+            "udate": "2024-01-10T09:00:00-05:00", "edate": None, "scoreValues": [],
+            "links": {"contactLists": f"{BASE}/contacts/{contact_id}/contactLists"}, "id": str(contact_id),
+            "organization": None, **fields}
+
+
+def contacts_body(items: list[dict], total: int | None = None) -> dict:
+    return {"scoreValues": [], "contacts": items, "meta": {"total": str(len(items) if total is None else total)}}
+
+
+def add_lists(rsps, *list_ids: str) -> None:
+    rsps.get(f"{BASE}/lists", json={"lists": [{"id": i, "name": f"list {i}"} for i in list_ids],
+                                    "meta": {"total": str(len(list_ids))}},
+             match=[matchers.query_param_matcher({"offset": "0", "limit": "100"}),
+                    matchers.header_matcher({"Api-Token": TOKEN})])
+
+
+def add_contacts(rsps, items: list[dict], total: int | None = None, **query) -> None:
+    rsps.get(f"{BASE}/contacts", json=contacts_body(items, total),
+             match=[matchers.query_param_matcher({**KEYSET, **query}), matchers.header_matcher({"Api-Token": TOKEN})])
+
+
+# -- request shapes and mapping (responses) ------------------------------------------------------
+@responses.activate
+def test_records_read_consent_per_list_in_bulk_and_map_dates_to_utc():
+    subscribed = contact(1, " Anna.deJong@Example.NL ", firstName="Anna", lastName="de Jong", phone="06-12345678",
+                         adate="2025-03-01T10:00:00-05:00", last_open_date="2025-04-02 08:00:00",
+                         udate="2025-02-01T12:00:00-06:00")
+    unsubscribed = contact(2, udate="2025-05-05T00:30:00+02:00", adate="0000-00-00 00:00:00")
+    on_no_list = contact(3)
+    add_lists(responses, "1")
+    add_contacts(responses, [subscribed, unsubscribed], listid="1")
+    add_contacts(responses, [subscribed], listid="1", status="1")
+    add_contacts(responses, [subscribed, unsubscribed, on_no_list])
+
+    records = {r.record_id: r for r in connector().records()}
+
+    assert [(r.consent, r.consent_changed_at) for r in records.values()] == [
+        ("subscribed", datetime(2025, 2, 1, 18, 0, tzinfo=timezone.utc)),
+        ("unsubscribed", datetime(2025, 5, 4, 22, 30, tzinfo=timezone.utc)),
+        (None, None)]
+    first = records["1"]
+    assert first.emails == (" Anna.deJong@Example.NL ",) and first.phones == ("06-12345678",)
+    assert (first.first_name, first.last_name) == ("Anna", "de Jong")
+    assert first.created_at == datetime(2024, 1, 10, 14, 0, tzinfo=timezone.utc)
+    assert first.last_activity_at == datetime(2025, 4, 2, 8, 0, tzinfo=timezone.utc)  # the later of adate and last open
+    assert records["2"].last_activity_at is None  # a zero date is no activity, and udate (edits) never counts
+    assert "links" not in first.fields and first.fields["orgid"] == "0"
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_records_since_filter_every_listing_on_update_date_a_day_early():
+    since = {"filters[updated_after]": "2026-01-14"}
+    add_lists(responses, "1")
+    add_contacts(responses, [], listid="1", **since)
+    add_contacts(responses, [], listid="1", status="1", **since)
+    add_contacts(responses, [contact(9)], **since)
+
+    assert [r.record_id for r in connector().records(since=datetime(2026, 1, 15, 0, 30, tzinfo=timezone.utc))] == ["9"]
+
+
+@responses.activate
+def test_contacts_page_by_id_until_meta_total_is_on_the_page():
+    add_lists(responses)
+    add_contacts(responses, [contact(i) for i in range(1, 101)], total=150)
+    add_contacts(responses, [contact(i) for i in range(101, 151)], total=50, id_greater="100")
+
+    assert [r.record_id for r in connector().records()] == [str(i) for i in range(1, 151)]
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_a_full_last_page_needs_no_extra_request():
+    add_lists(responses)
+    add_contacts(responses, [contact(i) for i in range(1, 101)], total=100)
+
+    assert len(list(connector().records())) == 100
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_contacts_not_ordered_by_id_stop_with_an_error_instead_of_skipping():
+    add_lists(responses)
+    add_contacts(responses, [contact(5), contact(3)], total=200)
+
+    with pytest.raises(VendorBadResponse, match="not ordered by id"):
+        list(connector().records())
+
+
+@responses.activate
+def test_a_429_is_retried_after_its_retry_after():
+    responses.get(f"{BASE}/lists", status=429, headers={"Retry-After": "0"}, json={"message": "too many requests"})
+    add_lists(responses)
+    add_contacts(responses, [contact(1)])
+
+    assert [r.record_id for r in connector().records()] == ["1"]
+    assert [c.response.status_code for c in responses.calls] == [429, 200, 200]
+
+
+@responses.activate
+def test_5xx_until_retries_run_out_is_unavailable_without_the_email_in_the_message():
+    responses.get(f"{BASE}/contacts", status=503, json={"message": "unavailable"})
+
+    with pytest.raises(VendorUnavailable) as raised:
+        list(connector(retries=2).search(Identifiers(emails=("Anna.deJong@Example.NL",))))
+
+    assert len(responses.calls) == 3
+    assert "dejong" not in str(raised.value).lower() and "example" not in str(raised.value).lower()
+
+
+@responses.activate
+def test_malformed_json_is_a_bad_response():
+    responses.get(f"{BASE}/lists", body="<html>maintenance</html>", content_type="text/html")
+
+    with pytest.raises(VendorBadResponse):
+        list(connector().records())
+
+
+@responses.activate
+def test_search_filters_exactly_then_reads_each_matching_contact_whole():
+    anna = contact(7, "anna.dejong@example.nl", firstName="Anna", lastName="de Jong", phone="+31 6 1234 5678")
+    namesake = contact(8, "anna.dejonge@example.nl", firstName="Anna", lastName="de Jonge", phone="06-87654321")
+    add_contacts(responses, [anna], email="Anna.deJong@Example.NL")
+    add_contacts(responses, [anna, namesake], search="06-12345678")
+    add_contacts(responses, [], search="+31612345678")
+    add_contacts(responses, [anna], search="0612345678")
+    add_contacts(responses, [anna, namesake], search="anna de JONG")  # whitespace collapsed
+    rows = [{"contact": "7", "list": "1", "status": "2", "sdate": "2023-01-01T10:00:00-05:00",
+             "udate": "2024-06-01T10:00:00-05:00"},
+            {"contact": "7", "list": "2", "status": "1", "sdate": "2024-02-01T10:00:00-05:00", "udate": None}]
+    responses.get(f"{BASE}/contacts/7", json={"contact": anna, "contactLists": rows,
+                                              "fieldValues": [{"field": "1", "value": "Hilversum"}]},
+                  match=[matchers.header_matcher({"Api-Token": TOKEN})])
+
+    found = list(connector().search(Identifiers(emails=(" Anna.deJong@Example.NL ",), phones=("06-12345678",),
+                                                names=("anna  de JONG",))))
+
+    assert [r.record_id for r in found] == ["7"]  # the namesake is filtered out client-side and never read
+    assert found[0].consent == "subscribed"  # active on list 2, dated by that row (subscribe date, no update)
+    assert found[0].consent_changed_at == datetime(2024, 2, 1, 15, 0, tzinfo=timezone.utc)
+    assert found[0].fields["fieldValues"] == [{"field": "1", "value": "Hilversum"}]
+    assert len(responses.calls) == 6
+
+
+@pytest.mark.parametrize("contact_status, archive_status, outcome", [
+    (200, 200, Outcome.DONE),
+    (404, 200, Outcome.ALREADY_GONE),
+    (200, 404, Outcome.NOT_SUPPORTED),
+])
+@responses.activate
+def test_delete_archives_then_purges(contact_status, archive_status, outcome):
+    responses.delete(f"{BASE}/contacts/42", status=contact_status,
+                     json={} if contact_status == 200 else {"message": "No result found for contact with id 42"},
+                     match=[matchers.header_matcher({"Api-Token": TOKEN})])
+    responses.delete(f"{BASE}/contactArchives/42", status=archive_status, json={} if archive_status == 200 else None)
+
+    result = connector().delete(ref())
+
+    assert result.outcome is outcome
+    assert [(c.request.method, c.request.path_url) for c in responses.calls] == [
+        ("DELETE", "/api/3/contacts/42"), ("DELETE", "/api/3/contactArchives/42")]
+    if outcome is Outcome.NOT_SUPPORTED:
+        assert "Admin" in result.detail and "42" in result.detail
+
+
+@responses.activate
+def test_anonymise_puts_placeholders_for_the_named_fields_only():
+    responses.put(f"{BASE}/contacts/42", json={"contact": contact(42), "fieldValues": []},
+                  match=[matchers.json_params_matcher({"contact": {"email": "anonymised-42@invalid.invalid",
+                                                                   "firstName": "anonymised", "phone": ""}}),
+                         matchers.header_matcher({"Api-Token": TOKEN})])
+
+    result = connector().anonymise(ref(), ["phone", "email", "firstName"])
+
+    assert result.outcome is Outcome.DONE and "@" not in result.detail
+
+
+@responses.activate
+def test_anonymise_of_a_missing_contact_is_already_gone():
+    responses.put(f"{BASE}/contacts/42", status=404, json={"message": "No Result found for Subscriber with id 42"})
+
+    assert connector().anonymise(ref(), ["lastName"]).outcome is Outcome.ALREADY_GONE
+
+
+@responses.activate
+def test_unknown_fields_and_foreign_refs_are_refused_before_any_request():
+    with pytest.raises(ValueError):
+        connector().anonymise(ref(), ["ip"])
+    with pytest.raises(ValueError):
+        connector().delete(RecordRef("moneybird", "contact", "42"))
+    with pytest.raises(ValueError):
+        connector().delete(ref("42/../1"))
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_blank_identifiers_are_not_searched():
+    assert list(connector().search(Identifiers(emails=("  ",), phones=(" ",), names=("",)))) == []
+    assert len(responses.calls) == 0
+
+
+# -- against the sandbox fake ----------------------------------------------------------------
+TODAY = date(2026, 1, 15)
+
+
+@pytest.fixture(scope="module")
+def population():
+    return generate(60, seed=7, today=TODAY)
+
+
+def sandbox_connector(server: FakeServer, **kwargs) -> MailblueConnector:
+    settings = {"token": "sandbox-mailblue-token", "backoff_factor": 0, **kwargs}
+    return MailblueConnector(base_url=f"{server.url}/api/3", **settings)
+
+
+def test_full_read_matches_the_population(population):
+    fake = MailblueFake(population, rate_calls=1000)
+    with FakeServer(fake) as server:
+        records = {r.record_id: r for r in sandbox_connector(server, rate=None).records()}
+
+    expected = {fake.contact_ids[p.key]: (p.mailblue.email, "subscribed" if p.mailblue.subscribed else "unsubscribed",
+                                          p.mailblue.status_changed_at, p.mailblue.last_open_at, p.mailblue.created_at)
+                for p in population.people if p.mailblue}
+    assert {i: (r.emails[0], r.consent, r.consent_changed_at, r.last_activity_at, r.created_at)
+            for i, r in records.items()} == expected
+    assert {r.consent for r in records.values()} == {"subscribed", "unsubscribed"}
+
+
+def test_a_full_read_costs_pages_not_contacts():
+    population = generate(320, seed=11, today=TODAY)
+    fake = MailblueFake(population)
+    with FakeServer(fake) as server:
+        count = len(list(sandbox_connector(server).records()))
+
+    pages = math.ceil(count / 100)
+    assert count > 100  # several pages
+    assert fake.count() <= 1 + pages + 2 * len(LISTS) * pages
+    assert fake.count(path_contains="/contacts/") == 0  # nothing read per contact
+
+
+def test_search_by_email_in_another_case_finds_the_contact(population):
+    person = next(p for p in population.people if p.mailblue and not p.mailblue.subscribed)
+    fake = MailblueFake(population)
+    with FakeServer(fake) as server:
+        found = list(sandbox_connector(server).search(
+            Identifiers(emails=(f"  {person.mailblue.email.strip().swapcase()} ",))))
+
+    assert [(r.record_id, r.consent, r.consent_changed_at) for r in found] == [
+        (fake.contact_ids[person.key], "unsubscribed", person.mailblue.status_changed_at)]
+
+
+def test_delete_then_search_shows_it_gone_and_purged(population):
+    person = next(p for p in population.people if p.mailblue)
+    fake = MailblueFake(population)
+    contact_id = fake.contact_ids[person.key]
+    with FakeServer(fake) as server:
+        mailblue = sandbox_connector(server)
+        first = mailblue.delete(ref(contact_id))
+        again = mailblue.delete(ref(contact_id))
+        found = list(mailblue.search(Identifiers(emails=(person.email,))))
+
+    assert (first.outcome, again.outcome, found) == (Outcome.DONE, Outcome.ALREADY_GONE, [])
+    assert contact_id not in fake.archive
+
+
+def test_delete_by_a_non_admin_leaves_the_archived_contact_for_a_human(population):
+    person = next(p for p in population.people if p.mailblue)
+    fake = MailblueFake(population, admin=False)
+    contact_id = fake.contact_ids[person.key]
+    with FakeServer(fake) as server:
+        result = sandbox_connector(server).delete(ref(contact_id))
+
+    assert result.outcome is Outcome.NOT_SUPPORTED
+    assert contact_id in fake.archive and contact_id not in fake.contacts
+
+
+def test_anonymised_contact_is_found_by_its_placeholder_not_its_email(population):
+    person = next(p for p in population.people if p.mailblue)
+    fake = MailblueFake(population)
+    contact_id = fake.contact_ids[person.key]
+    with FakeServer(fake) as server:
+        mailblue = sandbox_connector(server)
+        result = mailblue.anonymise(ref(contact_id), ["email", "firstName", "lastName"])
+        by_old = list(mailblue.search(Identifiers(emails=(person.email,))))
+        by_new = list(mailblue.search(Identifiers(emails=(anonymised_email(contact_id),))))
+
+    assert result.outcome is Outcome.DONE and by_old == []
+    assert [(r.record_id, r.first_name, r.last_name) for r in by_new] == [(contact_id, "anonymised", "anonymised")]
+
+
+def test_wrong_token_is_an_auth_error(population):
+    fake = MailblueFake(population)
+    with FakeServer(fake) as server:
+        with pytest.raises(VendorAuthError):
+            list(sandbox_connector(server, token="not-the-token").records())
+
+    assert fake.count(status=403) == 1
+
+
+def test_429s_over_a_lowered_limit_are_absorbed_by_retries(population):
+    fake = MailblueFake(population, rate_calls=2, rate_period=1)
+    with FakeServer(fake) as server:
+        records = list(sandbox_connector(server, rate=None).records())
+
+    assert len(records) == len(fake.contacts)
+    assert fake.count(status=429) > 0
+
+
+def test_client_pacing_at_the_vendor_limit_never_meets_a_429(population):
+    fake = MailblueFake(population)
+    with FakeServer(fake) as server:
+        mailblue = sandbox_connector(server)
+        list(mailblue.records())
+        list(mailblue.search(Identifiers(names=tuple(p.name for p in population.people[:5]))))
+
+    assert fake.count() > fake.rate_calls  # the window was actually filled
+    assert fake.count(status=429) == 0
+
