@@ -12,8 +12,7 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
-	$(BIN)/vergeet rules check
-	$(BIN)/vergeet rules show
+	$(BIN)/vergeet demo
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q

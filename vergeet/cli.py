@@ -83,12 +83,16 @@ def purge(ctx: typer.Context,
 
     day = parse_day(as_of, "--as-of") if as_of else date.today()
     config = ctx.obj.config()
-    raise typer.Exit(run_purge(config, ctx.obj.rules(config), apply=apply, day=day, force=force, details=details))
+    raise typer.Exit(run_purge(config, ctx.obj.rules(config), apply=apply, day=day, force=force,
+                               show=None if details else 0))
 
 
 def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bool = False,
-              details: bool = True) -> int:
-    """One purge from the command line; returns the exit code (0 done, 1 refused or failed actions)."""
+              show: int | None = None) -> int:
+    """One purge from the command line; returns the exit code (0 done, 1 refused or failed actions).
+
+    `show` limits how many planned actions are listed (None: all, 0: none).
+    """
     from vergeet import pipeline
     from vergeet.connect import build_connectors, open_ledger
     from vergeet.present import plan_details, plan_overview, summary_table
@@ -109,8 +113,8 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
         view = pipeline.identity_view(records, rules)
         plan = pipeline.make_plan(view, rules, day, ledger)
         out.print(plan_overview(plan))
-        if details and len(plan.actions):
-            out.print(plan_details(plan, view))
+        if show != 0 and len(plan.actions):
+            out.print(plan_details(plan, view, limit=show))
         _print_notices(plan)
         if not apply:
             out.print(f"Dry run: nothing was changed. {len(plan.actions)} actions would be carried out; "
@@ -154,6 +158,21 @@ def _execute_with_progress(ledger, run_id: int, connectors):
     with Progress(*columns, console=out) as progress:
         task = progress.add_task(f"Run {run_id}", total=total)
         return pipeline.execute(ledger, run_id, connectors, progress=lambda _: progress.advance(task))
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def demo(people: Annotated[int, typer.Option(help="Size of the synthetic population.")] = 60,
+         seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 7,
+         workdir: Annotated[Optional[str], typer.Option(help="Keep config and ledger here "
+                                                             "(default: a new temporary folder).")] = None):
+    """Run the nightly purge against the built-in sandbox of all four vendors; no account needed."""
+    from vergeet.demo import run_demo
+
+    raise typer.Exit(run_demo(people=people, seed=seed, workdir=workdir))
 
 
 # -- rules ---------------------------------------------------------------------------------

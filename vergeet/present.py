@@ -30,13 +30,16 @@ def plan_overview(plan: Plan) -> Table:
     return table
 
 
-def plan_details(plan: Plan, view: IdentityView) -> Table:
-    """Every planned action: record id, what happens, why, and whose it is (masked)."""
-    table = Table(title="Planned actions", show_lines=False)
+def plan_details(plan: Plan, view: IdentityView, limit: int | None = None) -> Table:
+    """The planned actions (the first `limit`, or all): record id, what happens, why, whose (masked)."""
+    shown = plan.actions if limit is None else plan.actions.head(limit)
+    title = "Planned actions" if len(shown) == len(plan.actions) else \
+        f"Planned actions (first {len(shown)} of {len(plan.actions)})"
+    table = Table(title=title, show_lines=False)
     for column in ("system", "record", "action", "rule", "person (masked)", "why"):
         table.add_column(column)
-    who = masked_people(view, plan.actions["person"])
-    for row in plan.actions.itertuples(index=False):
+    who = masked_people(view, shown["person"])
+    for row in shown.itertuples(index=False):
         action = row.action if row.action != "anonymise" else f"anonymise {', '.join(row.fields)}"
         table.add_row(row.system, f"{row.record_type} {row.record_id}", action, row.rule_id,
                       who.get(row.person, "-"), row.reason)
