@@ -132,7 +132,7 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
         summary = _execute_with_progress(ledger, pipeline.store_plan(ledger, plan), connectors)
     out.print(summary_table(summary.rows(), f"Run {summary.run_id}"))
     if summary.failed:
-        err.print(f"{summary.failed} actions failed; they stay pending and the next --apply run retries them.")
+        err.print(f"{summary.failed} actions failed; the next --apply run plans them again.")
         return 1
     return 0
 

@@ -36,26 +36,30 @@ class RateConfig(_Section):
     period_seconds: float = Field(gt=0)
 
 
-class MoneybirdConfig(_Section):
+class _ConnectorSection(_Section):
+    #: client-side pacing; default: the vendor's published limit
+    rate: RateConfig | None = None
+    #: how often a request is retried on connection errors, 5xx and 429 before the action fails
+    retries: int = Field(default=5, ge=0, le=10)
+
+
+class MoneybirdConfig(_ConnectorSection):
     base_url: str = "https://moneybird.com/api/v2"
     administration_id: str
     token: str
-    rate: RateConfig | None = None
 
 
-class MailblueConfig(_Section):
+class MailblueConfig(_ConnectorSection):
     base_url: str
     token: str
-    rate: RateConfig | None = None
 
 
-class MollieConfig(_Section):
+class MollieConfig(_ConnectorSection):
     base_url: str = "https://api.mollie.com/v2"
     api_key: str
-    rate: RateConfig | None = None
 
 
-class GoogleCalendarConfig(_Section):
+class GoogleCalendarConfig(_ConnectorSection):
     api_endpoint: str = "https://www.googleapis.com/calendar/v3/"
     calendar_id: str = "primary"
     credentials_file: str
@@ -63,7 +67,6 @@ class GoogleCalendarConfig(_Section):
     own_emails: list[str] = []
     #: the Workspace user to act as, with domain-wide delegation
     subject: str | None = None
-    rate: RateConfig | None = None
 
 
 class ConnectorsConfig(_Section):

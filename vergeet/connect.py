@@ -13,8 +13,10 @@ from vergeet.errors import BadInput
 from vergeet.ledger import Ledger, LedgerError
 
 
-def _rate(rate: RateConfig | None) -> dict[str, Any]:
-    return {} if rate is None else {"rate": (rate.calls, rate.period_seconds)}
+def _tuning(section: Any) -> dict[str, Any]:
+    """The pacing and retry settings every connector takes."""
+    rate: RateConfig | None = section.rate
+    return {"retries": section.retries} | ({} if rate is None else {"rate": (rate.calls, rate.period_seconds)})
 
 
 def build_connectors(config: Config) -> dict[str, Connector]:
@@ -27,20 +29,20 @@ def build_connectors(config: Config) -> dict[str, Connector]:
         mb = section.moneybird
         built["moneybird"] = MoneybirdConnector(
             base_url=mb.base_url, administration_id=mb.administration_id,
-            token=config.resolve_secret("connectors.moneybird.token", mb.token), **_rate(mb.rate))
+            token=config.resolve_secret("connectors.moneybird.token", mb.token), **_tuning(mb))
     if section.mailblue:
         from connectors.mailblue import MailblueConnector
 
         ml = section.mailblue
         built["mailblue"] = MailblueConnector(
-            base_url=ml.base_url, token=config.resolve_secret("connectors.mailblue.token", ml.token), **_rate(ml.rate))
+            base_url=ml.base_url, token=config.resolve_secret("connectors.mailblue.token", ml.token), **_tuning(ml))
     if section.mollie:
         from connectors.mollie import MollieConnector
 
         mo = section.mollie
         built["mollie"] = MollieConnector(
             base_url=mo.base_url, api_key=config.resolve_secret("connectors.mollie.api_key", mo.api_key),
-            **_rate(mo.rate))
+            **_tuning(mo))
     if section.google_calendar:
         from connectors.google_calendar import GoogleCalendarConnector
 
@@ -52,7 +54,7 @@ def build_connectors(config: Config) -> dict[str, Connector]:
                            f"no service-account JSON file at {credentials}")
         built["google_calendar"] = GoogleCalendarConnector(
             api_endpoint=gc.api_endpoint, calendar_ids=(gc.calendar_id,), credentials_file=str(credentials),
-            own_emails=tuple(gc.own_emails), subject=gc.subject, **_rate(gc.rate))
+            own_emails=tuple(gc.own_emails), subject=gc.subject, **_tuning(gc))
     return built
 
 

@@ -70,7 +70,7 @@ class Sandbox:
 
     def write_config(self, directory: Path, *, ledger_url: str | None = None,
                      client_rates: dict[str, tuple[int, float]] | None = None,
-                     extra: str = "") -> Path:
+                     retries: int | None = None, extra: str = "") -> Path:
         """A vergeet.toml (and the Calendar service-account key) for these fakes, in `directory`."""
         directory.mkdir(parents=True, exist_ok=True)
         url = {system: server.url for system, server in self.servers.items()}
@@ -82,10 +82,12 @@ class Sandbox:
         rates = client_rates or {}
 
         def rate(system: str) -> str:
-            if system not in rates:
-                return ""
-            calls, seconds = rates[system]
-            return f"rate = {{ calls = {calls}, period_seconds = {seconds} }}\n"
+            """The optional tuning lines of one connector table."""
+            lines = "" if retries is None else f"retries = {retries}\n"
+            if system in rates:
+                calls, seconds = rates[system]
+                lines += f"rate = {{ calls = {calls}, period_seconds = {seconds} }}\n"
+            return lines
 
         text = f"""# Written by the vergeet sandbox: every system below is a fake on 127.0.0.1.
 [store]
