@@ -1,0 +1,62 @@
+"""The Prefect flow runs the same pipeline, reports counts only, and the deployment is scheduled right."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from vergeet.sandbox import Sandbox
+from vergeet.sandbox.population import generate, phone_formats
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = {system: (1000, 1.0) for system in ("moneybird", "mailblue", "mollie", "google_calendar")}
+
+
+def test_nightly_flow_applies_and_leaves_no_personal_data_in_prefect(prefect_harness, tmp_path):
+    from prefect.client.orchestration import get_client
+
+    from flows.nightly_purge import nightly_purge
+
+    population = generate(30, seed=3, today=date.today())
+    with Sandbox(population, rates=FAST) as sandbox:
+        path = sandbox.write_config(tmp_path, client_rates=FAST)
+        first = nightly_purge(config_path=str(path), apply=True, force=True)
+        second = nightly_purge(config_path=str(path), apply=True)
+        deletes = sandbox.request_count("DELETE")
+    assert first["planned"] > 0 and first["failed"] == 0
+    assert sum(row["count"] for row in first["outcomes"]) == first["planned"]
+    assert second["planned"] == 0
+    assert sum(deletes.values()) > 0
+
+    with get_client(sync_client=True) as client:
+        artifacts = [a for a in client.read_artifacts() if a.key == "nightly-purge"]
+        logs = client.read_logs()
+        runs = client.read_flow_runs()
+    assert len(artifacts) >= 2 and "| system | rule | outcome | records |" in artifacts[0].data
+    stored = " ".join(str(a.data) for a in artifacts) + " ".join(log.message for log in logs) + " ".join(
+        str(run.parameters) for run in runs)
+    lowered = stored.lower()
+    for person in population.people:
+        assert person.email not in lowered
+        assert person.last_name.lower() not in lowered
+        if person.phone:
+            assert all(variant not in stored for variant in phone_formats(person.phone))
+
+
+def test_deployment_is_scheduled_nightly_in_amsterdam_and_applies():
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    [deployment] = [d for d in spec["deployments"] if d["name"] == "nightly-purge"]
+    assert deployment["schedules"][0]["cron"] == "0 3 * * *"
+    assert deployment["schedules"][0]["timezone"] == "Europe/Amsterdam"
+    assert deployment["parameters"]["apply"] is True
+    module, _, function = deployment["entrypoint"].partition(":")
+    assert (ROOT / module).is_file() and f"def {function}(" in (ROOT / module).read_text()
+
+
+def test_command_line_pipeline_does_not_load_prefect():
+    code = ("import sys, vergeet.cli, vergeet.pipeline, vergeet.demo, vergeet.sandbox; "
+            "sys.exit('prefect' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
