@@ -278,9 +278,11 @@ def test_newsletter_scope_touches_only_mailblue():
     assert list(plan.actions["key"]) == ["mailblue/contact/m1"]
 
 
-def test_suppressed_person_reappearing_is_flagged():
-    context = Context(hasher=hashed, suppressed_hashes=frozenset({"email|jan@example.nl"}))
-    plan = plan_for([subscriber(consent="subscribed")], context)
+def test_suppressed_person_reappearing_is_flagged_but_not_what_was_kept_before():
+    erased = {"email|jan@example.nl": at(AS_OF - timedelta(days=30))}
+    context = Context(hasher=hashed, suppressed_since=erased)
+    plan = plan_for([subscriber(consent="subscribed", created=AS_OF - DAY),
+                     invoice(day=AS_OF - timedelta(days=400)), contact(created=AS_OF - timedelta(days=400))], context)
     assert list(plan.reappeared["key"]) == ["mailblue/contact/m1"]
 
 

@@ -41,7 +41,8 @@ class Context:
     held_hashes: frozenset[str] = frozenset()
     held_records: frozenset[str] = frozenset()  # record keys "system/record_type/record_id"
     open_request_hashes: frozenset[str] = frozenset()
-    suppressed_hashes: frozenset[str] = frozenset()
+    #: erased identifiers' hashes -> when they were erased; a record of theirs created later is a reappearance
+    suppressed_since: Mapping[str, datetime] = field(default_factory=dict)
     #: record key -> when it was last anonymised, so an anonymised record is not anonymised again every night
     anonymised_at: Mapping[str, datetime] = field(default_factory=dict)
 
@@ -98,7 +99,7 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
     m = view.mentions
     people = view.people
     hashed = None
-    if context.hasher and (context.held_hashes or context.open_request_hashes or context.suppressed_hashes):
+    if context.hasher and (context.held_hashes or context.open_request_hashes or context.suppressed_since):
         hasher = context.hasher
         hashed = pd.Series([hasher(k, v) for k, v in zip(view.identifiers["kind"], view.identifiers["value"])],
                            index=view.identifiers.index)
@@ -158,12 +159,22 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
     actions = _settle_shared(actions, kept, m)
     actions = _skip_already_anonymised(actions, m, context.anonymised_at)
 
-    suppressed_people = _people_with(view, context.suppressed_hashes, hashed)
-    reappeared = m.loc[person.isin(suppressed_people), ["key", "system", "record_type", "record_id", "person"]]
+    reappeared = m.loc[_reappeared(view, context, hashed), ["key", "system", "record_type", "record_id", "person"]]
     records_per_system = m.drop_duplicates("key").groupby("system").size().to_dict()
     return Plan(as_of, _ordered(actions, m), kept.reset_index(drop=True), reappeared.reset_index(drop=True),
                 {k: int(v) for k, v in records_per_system.items()},
                 int((~identified).sum()))
+
+
+def _reappeared(view: IdentityView, context: Context, hashed: pd.Series | None) -> np.ndarray:
+    """Records of erased people created after their erasure (what the law kept from before is not news)."""
+    m = view.mentions
+    if not context.suppressed_since or hashed is None:
+        return np.zeros(len(m), dtype=bool)
+    erased_at = pd.Series(hashed.map(context.suppressed_since).to_numpy(), dtype="datetime64[ns, UTC]",
+                          index=view.identifiers["person"].to_numpy())
+    first_erasure = m["person"].map(erased_at.groupby(level=0).min())
+    return (first_erasure.notna() & ~(m["created_at"] <= first_erasure)).to_numpy()
 
 
 def _exception_masks(view: IdentityView, rules: Rules, as_of: date, context: Context,

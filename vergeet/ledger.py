@@ -752,6 +752,12 @@ class Ledger:
                 found.update(conn.execute(sa.select(s.c.hash).where(s.c.hash.in_(chunk))).scalars())
         return found
 
+    def suppressed_since(self) -> dict[str, datetime]:
+        """Every hash on the suppression list, with when it was put there."""
+        s = suppressions_table
+        with self._engine.connect() as conn:
+            return dict(conn.execute(sa.select(s.c.hash, s.c.suppressed_at)).all())
+
     def all_suppressed(self) -> set[str]:
         """Return every hash on the suppression list."""
         with self._engine.connect() as conn:

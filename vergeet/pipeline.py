@@ -66,7 +66,7 @@ def ledger_context(ledger: Ledger, as_of: date) -> Context:
         held_hashes=frozenset(h["identifier_hash"] for h in holds if h["identifier_hash"]),
         held_records=frozenset("/".join(h["record"]) for h in holds if h["record"]),
         open_request_hashes=frozenset(ledger.open_request_hashes()),
-        suppressed_hashes=frozenset(ledger.all_suppressed()),
+        suppressed_since=ledger.suppressed_since(),
         anonymised_at=ledger.last_anonymised())
 
 

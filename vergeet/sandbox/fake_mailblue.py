@@ -68,6 +68,7 @@ class MailblueFake(FakeVendor):
         self.memberships: dict[str, list[dict[str, Any]]] = {}
         self.archive: dict[str, dict[str, Any]] = {}
         self.contact_ids: dict[str, str] = {}  # person key -> contact id, for tests
+        self._last_id = 0
         self._seed(population)
         super().__init__(token=token, rate_calls=rate_calls, rate_period=rate_period)
 
@@ -75,10 +76,16 @@ class MailblueFake(FakeVendor):
     def _seed(self, population: Population) -> None:
         for person in population.people:
             if person.mailblue is not None:
-                contact_id = str(len(self.contacts) + 1)
-                self.contact_ids[person.key] = contact_id
-                self.contacts[contact_id] = _contact(contact_id, person)
-                self.memberships[contact_id] = _memberships(contact_id, person)
+                self.add_person(person)
+
+    def add_person(self, person: Person) -> str:
+        """A (new) contact for a person with a Mailblue presence, as a sign-up form would make it; its id."""
+        self._last_id += 1  # ActiveCampaign never reuses a contact id
+        contact_id = str(self._last_id)
+        self.contact_ids[person.key] = contact_id
+        self.contacts[contact_id] = _contact(contact_id, person)
+        self.memberships[contact_id] = _memberships(contact_id, person)
+        return contact_id
 
     # -- FakeVendor -----------------------------------------------------------------------
     def routes(self) -> list[Route]:

@@ -1,0 +1,107 @@
+"""An erasure request as a Prefect flow, with a human approval step in the Prefect UI.
+
+Thin wiring around `vergeet.erasure`: register the request, find the person
+and plan, pause for the owner's decision (`pause_flow_run(wait_for_input=...)`,
+a form in the UI), then execute, verify and certify. A pause that times out
+leaves the request open and nothing erased. The identifiers are
+`SecretStr` parameters, which Prefect stores obfuscated; artifacts carry
+counts and record ids only.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from pydantic import SecretStr
+
+from vergeet import erasure
+from vergeet.access import classify
+from vergeet.config import load_config
+from vergeet.connect import build_connectors, open_ledger
+from vergeet.rules import load_rules
+
+SIDE_EFFECTS = {"cache_policy": NO_CACHE, "persist_result": False}
+WEEK = 7 * 24 * 3600
+
+
+class ErasureDecision(RunInput):
+    """The owner's answer to a shown plan."""
+
+    approve: bool
+    note: str = ""
+
+
+@task(**SIDE_EFFECTS)
+def plan_request(connectors, identifiers, rules, ledger, request, as_of, systems) -> erasure.ErasurePlan:
+    return erasure.plan_erasure(connectors, identifiers, rules, ledger, request, as_of=as_of, systems=systems)
+
+
+@task(**SIDE_EFFECTS)
+def execute_request(ledger, plan, connectors):
+    return erasure.execute(ledger, plan, connectors)
+
+
+@task(retries=2, retry_delay_seconds=30, **SIDE_EFFECTS)
+def verify_request(connectors, plan, rules):
+    return erasure.verify(connectors, plan, rules)
+
+
+def plan_markdown(plan: erasure.ErasurePlan) -> str:
+    """Record ids and counts: what the owner approves, without the person's data."""
+    lines = [f"# Erasure request {plan.request['id']}", "", f"Scope: {plan.request['scope']}; "
+             f"deadline {plan.request['deadline']}.", "", "| system | record | action | rule |", "|---|---|---|---|"]
+    lines += [f"| {r.system} | {r.record_type} {r.record_id} | {r.action} {' '.join(r.fields)} | {r.rule_id} |"
+              for r in plan.plan.actions.itertuples(index=False)]
+    kept = plan.plan.kept.drop_duplicates("key")
+    lines += ["", "Kept by law:", "", "| system | record | until | why |", "|---|---|---|---|"]
+    lines += [f"| {r.system} | {r.record_type} {r.record_id} | {r.retained_until} | {r.exceptions or r.rule_id} |"
+              for r in kept.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+@flow(name="erasure-request")
+def erasure_request(identifiers: list[SecretStr], names: list[SecretStr] | None = None,
+                    scope: list[str] | None = None, verified_by: str = "", config_path: str | None = None,
+                    approval_timeout: int = WEEK, poll_interval: int = 10) -> dict:
+    """Register, plan, wait for approval, erase, verify and certify one erasure request."""
+    logger = get_run_logger()
+    config = load_config(config_path)
+    rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
+    connectors = build_connectors(config)
+    person = classify([i.get_secret_value() for i in identifiers], [n.get_secret_value() for n in names or []])
+    scope = scope or [erasure.ALL]
+    systems = erasure.scope_systems(scope, rules, connectors)
+    today = date.today()
+    with open_ledger(config) as ledger:
+        request = erasure.register(ledger, person, rules, received=today, verified_by=verified_by, scope=scope)
+        plan = plan_request(connectors, person, rules, ledger, request, today, systems)
+        create_markdown_artifact(plan_markdown(plan), key=f"erasure-request-{request['id']}",
+                                 description="The plan to approve (record ids only)")
+        if plan.empty:
+            status = erasure.finish(ledger, plan, None, [])
+            return {"request_id": request["id"], "status": status, "erased": 0}
+        ledger.set_request_status(request["id"], "awaiting_approval", "plan shown in Prefect; waiting for approval")
+        try:
+            decision = pause_flow_run(wait_for_input=ErasureDecision, timeout=approval_timeout,
+                                      poll_interval=poll_interval)
+        except FlowPauseTimeout:
+            ledger.set_request_status(request["id"], "open", "approval timed out; nothing was erased")
+            logger.warning("request %s: approval timed out; nothing was erased", request["id"])
+            return {"request_id": request["id"], "status": "open", "erased": 0}
+        if not decision.approve:
+            erasure.reject(ledger, request, decision.note)
+            return {"request_id": request["id"], "status": "rejected", "erased": 0}
+        summary = execute_request(ledger, plan, connectors)
+        still_found = verify_request(connectors, plan, rules)
+        status = erasure.finish(ledger, plan, summary, still_found)
+        create_markdown_artifact(f"Request {request['id']}: {status}; "
+                                 f"{sum(summary.counts.values())} actions, {summary.failed} failed, "
+                                 f"{len(still_found)} erased records found again.",
+                                 key=f"erasure-result-{request['id']}")
+    return {"request_id": request["id"], "status": status, "erased": len(plan.plan.actions) - summary.failed,
+            "failed": summary.failed, "still_found": len(still_found)}
