@@ -108,3 +108,13 @@ def test_cli_exits_2_on_unreadable_config(tmp_path):
     result = CliRunner().invoke(app, ["--config", str(tmp_path / "missing.toml"), "requests", "list"])
     assert result.exit_code == 2
     assert "missing.toml: cannot read the configuration file" in result.output
+
+
+def test_prefect_secret_reference(prefect_harness):
+    from prefect.blocks.system import Secret
+
+    Secret(value="tok-123").save("moneybird-token", overwrite=True)
+    assert resolve_secret("prefect-secret:moneybird-token", where="x") == "tok-123"
+    with pytest.raises(BadInput, match=r"^v\.toml: connectors\.moneybird\.token: Prefect Secret block 'missing' "
+                                       r"could not be loaded"):
+        resolve_secret("prefect-secret:missing", where="v.toml: connectors.moneybird.token")
