@@ -39,7 +39,6 @@ Choices (no vendor fact decides them):
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -59,7 +58,7 @@ from googleapiclient.http import build_http
 
 from connectors.base import ActionResult, Identifiers, Outcome, Record, RecordRef
 from connectors.http import (RateLimiter, VendorAuthError, VendorBadResponse, VendorError, VendorRejected,
-                             VendorUnavailable, error_for_status)
+                             VendorUnavailable, error_for_status, redact_query_strings)
 
 SYSTEM = "google_calendar"
 RECORD_TYPE = "event"
@@ -83,28 +82,13 @@ USAGE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "
 ORGANIZER_ONLY = "forbiddenForNonOrganizer"  # 403 reason: the calendar holds a copy of someone else's event
 NOT_A_PERSON = re.compile(r"@(?:[\w.-]+\.)?calendar\.google\.com$")  # group, resource and import calendars
 
-_URL_QUERY = re.compile(r"(https?://[^\s?\"'<>]+)\?[^\s\"'<>]*")
 
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class _RedactQueries(logging.Filter):
-    """Strips query strings from URLs in a log record: a search's `q=` carries an e-mail or a name."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):  # a malformed record: leave it to logging's own error handling
-            return True
-        record.msg, record.args = _URL_QUERY.sub(r"\1?<redacted>", message), ()
-        return True
-
-
-_REDACT = _RedactQueries()
-for _logger in ("googleapiclient.http", "googleapiclient.discovery", "googleapiclient.model"):  # they log URIs
-    logging.getLogger(_logger).addFilter(_REDACT)
+redact_query_strings("googleapiclient.http", "googleapiclient.discovery", "googleapiclient.model")
 
 
 class _PacedHttp:

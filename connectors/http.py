@@ -9,6 +9,8 @@ paginators as small state objects (after dlt's rest_client).
 """
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections import deque
@@ -21,6 +23,32 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+_URL_QUERY = re.compile(r"((?:https?://|/)[^\s?\"'<>]*)\?[^\s\"'<>]*")
+
+
+class _RedactQueries(logging.Filter):
+    """Strips query strings from URLs in a log record: a search's query carries an e-mail, a phone or a name."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record: leave it to logging's own error handling
+            return True
+        record.msg, record.args = _URL_QUERY.sub(r"\1?<redacted>", message), ()
+        return True
+
+
+def redact_query_strings(*logger_names: str) -> None:
+    """Redact URL query strings in what these loggers write (a logger's filters do not reach its children)."""
+    for name in logger_names:
+        logging.getLogger(name).addFilter(_REDACT)
+
+
+_REDACT = _RedactQueries()
+# urllib3 logs request lines at DEBUG and retries at WARNING, both with the URL and its query.
+redact_query_strings("urllib3.connectionpool", "urllib3.util.retry")
 
 
 class VendorError(Exception):
