@@ -279,3 +279,115 @@ def parse_day(value: str, option: str) -> date:
     except ValueError:
         raise BadInput(f"{option}: {value!r} is not a date in the form YYYY-MM-DD") from None
 
+
+# -- find: access requests -----------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def find(ctx: typer.Context,
+         identifiers: Annotated[list[str], typer.Argument(
+             metavar="IDENTIFIER", help="The person's e-mail addresses and phone numbers, in any common notation.")],
+         name: Annotated[Optional[list[str]], typer.Option(
+             "--name", metavar="NAME", help="The person's name, searched too; a record found by name alone is "
+                                            "listed as a possible match, never included. Repeatable.")] = None,
+         format_: Annotated[str, typer.Option("--format", help="json or html")] = "json",
+         out_path: Annotated[Optional[str], typer.Option(
+             "--out", metavar="PATH", help="Write the report here (default: JSON to stdout, "
+                                           "HTML to access-request-ID.html).")] = None,
+         lang: Annotated[str, typer.Option(help="nl or en")] = "nl",
+         verified_by: Annotated[str, typer.Option(
+             "--verified-by", help="How identity was verified (free text; never a copy of the ID).")] = "",
+         received: Annotated[Optional[str], typer.Option(
+             "--received", metavar="YYYY-MM-DD", help="When the request came in (default: today).")] = None):
+    """Find everything about a person: the access report, which is also the portability export.
+
+    Registers the access request (hashed identifiers, deadline) in the ledger, or answers the open one that
+    shares an identifier.
+    """
+    from vergeet import access
+    from vergeet.connect import build_connectors, open_ledger
+
+    if format_ not in ("json", "html"):
+        raise BadInput(f"--format: {format_!r} is not json or html")
+    if lang not in access.LANGUAGES:
+        raise BadInput(f"--lang: {lang!r} is not one of {', '.join(access.LANGUAGES)}")
+    subject = access.classify(identifiers, name or ())
+    day = parse_day(received, "--received") if received else date.today()
+    config = ctx.obj.config()
+    rules = ctx.obj.rules(config)
+    connectors = build_connectors(config)
+    if not connectors:
+        raise BadInput(f"{config.source}: connectors: no system is connected; add a [connectors.NAME] table")
+    today = date.today()
+    with open_ledger(config) as ledger:
+        request = access.register_request(ledger, subject, rules, received=day, verified_by=verified_by)
+        try:
+            with err.status("Searching " + ", ".join(connectors) + " ..."):
+                found = access.find_person(connectors, subject, rules)
+        except access.SearchFailed as exc:
+            err.print(f"[bold red]error:[/] {exc}; no report was made, request {request['id']} stays open",
+                      highlight=False)
+            raise typer.Exit(1) from None
+        report = access.access_report(found, rules, subject=subject, as_of=today, lang=lang,
+                                      context=access.decision_context(ledger, today), request=request)
+    _write_access_report(report, format_, out_path)
+    _print_access_notices(report, request, today)
+
+
+def _write_access_report(report: dict, format_: str, out_path: str | None) -> None:
+    from pathlib import Path
+
+    from vergeet import access
+
+    text = access.report_json(report) if format_ == "json" else access.render_html(report)
+    if out_path is None and format_ == "json":
+        typer.echo(text)
+        return
+    path = Path(out_path or f"access-request-{report['request']['id']}.html")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"--out: cannot write {path} ({exc.strerror})") from None
+    err.print(f"Report written to {path.resolve()}", highlight=False)
+
+
+def _print_access_notices(report: dict, request: dict, today: date) -> None:
+    """What the operator must know, on stderr (stdout may carry the JSON): record references, never identifiers."""
+    held = ", ".join(f"{s['system']} {s['records']}" for s in report["systems"])
+    days_left = (request["deadline"] - today).days
+    err.print(f"Access request {request['id']}: received {request['received']}, answer by {request['deadline']} "
+              f"({days_left} days left). Records found: {held}.", highlight=False, soft_wrap=True)
+    matches = report["possible_matches"]
+    if matches:
+        err.print(f"[bold yellow]{len(matches)} possible matches, not included[/] (found by name or free text, "
+                  "linked to no e-mail address or phone number asked for). Check them; if one is this person, "
+                  "run again with the identifier it has:", highlight=False, soft_wrap=True)
+        for match in matches:
+            err.print(f"  {match['system']} {match['record_type']} {match['record_id']} "
+                      f"({match['found_by'].replace('_', ' ')})", highlight=False, soft_wrap=True)
+    left = report["search"]["identifiers_left_unsearched"]
+    if left:
+        err.print(f"[bold yellow]Incomplete:[/] the search stopped after {report['search']['rounds']} rounds with "
+                  f"{left} identifiers on the person's records not searched; run again with the identifiers "
+                  "in the report's records.", highlight=False, soft_wrap=True)
+
+
+@requests_app.command("close")
+@guarded
+def requests_close(ctx: typer.Context,
+                   request_id: Annotated[int, typer.Argument(metavar="ID", help="The request's id (requests list).")],
+                   status: Annotated[str, typer.Option(help="completed (answered) or rejected")] = "completed",
+                   note: Annotated[str, typer.Option(help="Why, without personal data.")] = ""):
+    """Close a request: answered (completed) or refused (rejected). Open requests pause the purge for the person."""
+    from vergeet.connect import open_ledger
+    from vergeet.ledger import LedgerError
+
+    if status not in ("completed", "rejected"):
+        raise BadInput(f"--status: {status!r} is not completed or rejected")
+    with open_ledger(ctx.obj.config()) as ledger:
+        try:
+            ledger.set_request_status(request_id, status, note)
+        except LedgerError as exc:
+            raise BadInput(str(exc)) from None
+    out.print(f"Request {request_id} is {status}.")

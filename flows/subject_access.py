@@ -1,0 +1,143 @@
+"""The access request as a Prefect flow: thin wiring around `vergeet.access`.
+
+Registers the request, searches each system as its own task (retried by
+Prefect, concurrently) round after round as `find_person` expands, builds the
+report and writes it as JSON and HTML to `out_dir`, named after the request
+id. The markdown artifact and the logs carry counts only.
+
+Keeping the identifiers out of Prefect's database. They are personal data, and
+Prefect stores every flow run's parameters (and shows them in the UI):
+
+- In-process runs (`run_subject_access(...)`, or the flow called with
+  `SecretStr` values): Prefect serialises parameters for the API with FastAPI's
+  `jsonable_encoder` (`Flow.serialize_parameters` in prefect/flows.py), which
+  writes a pydantic `SecretStr` as "**********"; the flow itself gets the
+  values. Parameters are serialised before they are validated
+  (`create_flow_run` runs before `begin_run` in prefect/flow_engine.py), so a
+  plain str passed for a `SecretStr` parameter would be stored as typed:
+  `run_subject_access` wraps them.
+- Deployment runs (UI, `run_deployment`): parameters reach the run through the
+  API as JSON, where a `SecretStr` is already "**********" and its value lost.
+  Put the identifiers in a Prefect `Secret` block instead (a JSON object
+  `{"identifiers": [...], "names": [...]}`; block data is encrypted at rest
+  with the server's key and masked in the UI) and pass its name as
+  `identifiers_block`: the flow reads it and deletes the block.
+
+Tasks neither cache nor persist results (their inputs and outputs are personal
+data); Prefect records a task's inputs as references to upstream runs only,
+not as values.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.blocks.system import Secret
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+from pydantic import SecretStr
+
+from connectors.base import Connector, Identifiers, Record
+from vergeet import access
+from vergeet.config import load_config
+from vergeet.connect import build_connectors, open_ledger
+from vergeet.ledger import Ledger
+from vergeet.rules import Rules, load_rules
+
+SIDE_EFFECT_FREE = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), **SIDE_EFFECT_FREE)
+def search_system(connector: Connector, identifiers: Identifiers) -> list[Record]:
+    """One system's hits for one round; retried by Prefect when the vendor stays unavailable."""
+    return access.search(connector, identifiers)
+
+
+def search_as_tasks(connectors: Mapping[str, Connector], identifiers: Identifiers) -> dict[str, list[Record]]:
+    """One round of `find_person`: every system searched in its own task, concurrently."""
+    futures = {system: search_system.submit(connector, identifiers) for system, connector in connectors.items()}
+    return {system: future.result() for system, future in futures.items()}
+
+
+@task(**SIDE_EFFECT_FREE)
+def register_request(ledger: Ledger, subject: Identifiers, rules: Rules, received: date, verified_by: str) -> dict:
+    return access.register_request(ledger, subject, rules, received=received, verified_by=verified_by)
+
+
+@task(**SIDE_EFFECT_FREE)
+def build_report(found: access.Found, rules: Rules, subject: Identifiers, request: dict, lang: str,
+                 ledger: Ledger) -> dict:
+    today = date.today()
+    return access.access_report(found, rules, subject=subject, as_of=today, lang=lang, request=request,
+                                context=access.decision_context(ledger, today))
+
+
+@task(**SIDE_EFFECT_FREE)
+def write_report(report: dict, out_dir: str) -> list[str]:
+    """The report as JSON (the portability export) and as the HTML page for the person."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"access-request-{report['request']['id']}"
+    stem.with_suffix(".json").write_text(access.report_json(report), encoding="utf-8")
+    stem.with_suffix(".html").write_text(access.render_html(report), encoding="utf-8")
+    return [str(stem.with_suffix(".json")), str(stem.with_suffix(".html"))]
+
+
+def report_markdown(report: dict) -> str:
+    """Counts only: records per system, possible matches, search rounds, the deadline."""
+    request = report["request"]
+    lines = [f"# Access request {request['id']}", "", f"Received {request['received']}, answer by "
+             f"{request['deadline']}.", "", "| system | records |", "|---|---|"]
+    lines += [f"| {s['system']} | {s['records']} |" for s in report["systems"]]
+    search = report["search"]
+    lines += ["", f"{len(report['possible_matches'])} possible matches (not included), "
+                  f"{search['rounds']} search rounds, {search['identifiers_searched']} identifiers searched, "
+                  f"{search['identifiers_left_unsearched']} left unsearched."]
+    return "\n".join(lines)
+
+
+def _revealed(values: list[SecretStr] | None) -> list[str]:
+    return [value.get_secret_value() for value in values or ()]
+
+
+def _from_block(name: str) -> tuple[list[str], list[str]]:
+    """The identifiers and names stored in a Secret block, which is deleted once read."""
+    stored = Secret.load(name).get()
+    Secret.delete(name)
+    if not isinstance(stored, dict):
+        raise ValueError(f"Secret block {name!r} must hold a JSON object with 'identifiers' and 'names'")
+    return list(stored.get("identifiers", [])), list(stored.get("names", []))
+
+
+@flow(name="subject-access", log_prints=False, persist_result=False)
+def subject_access(identifiers: list[SecretStr] | None = None, names: list[SecretStr] | None = None,
+                   identifiers_block: str | None = None, config_path: str | None = None, lang: str = "nl",
+                   out_dir: str = ".", verified_by: str = "", received: date | None = None) -> dict:
+    """Register the access request, find everything about the person, and write the report (JSON and HTML)."""
+    logger = get_run_logger()
+    values, name_values = _from_block(identifiers_block) if identifiers_block else ([], [])
+    subject = access.classify(_revealed(identifiers) + values, _revealed(names) + name_values)
+    config = load_config(config_path)
+    rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
+    connectors = build_connectors(config)
+    with open_ledger(config) as ledger:
+        request = register_request(ledger, subject, rules, received or date.today(), verified_by)
+        found = access.find_person(connectors, subject, rules, search_systems=search_as_tasks)
+        report = build_report(found, rules, subject, request, lang, ledger)
+    paths = write_report(report, out_dir)
+    logger.info("request %s: %s records, %s possible matches", request["id"], len(report["records"]),
+                len(report["possible_matches"]))
+    create_markdown_artifact(report_markdown(report), key=f"access-request-{request['id']}",
+                             description="Counts per system (no personal data)")
+    return {"request_id": request["id"], "deadline": request["deadline"].isoformat(),
+            "records": len(report["records"]), "possible_matches": len(report["possible_matches"]),
+            "files": paths}
+
+
+def run_subject_access(identifiers: Sequence[str], names: Sequence[str] = (), **options) -> dict:
+    """Run the flow in-process with the identifiers as `SecretStr`, so Prefect stores only asterisks."""
+    return subject_access(identifiers=[SecretStr(v) for v in identifiers], names=[SecretStr(n) for n in names],
+                          **options)

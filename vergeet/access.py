@@ -1,0 +1,494 @@
+"""Find everything about one person: the access and portability report.
+
+`find_person` searches every connected system through its `search()` (the
+vendors' search and filter endpoints, never a full scan), then expands: the
+e-mail addresses and phone numbers on the person's records that were not
+searched yet are searched in a next round (an e-mail found in Moneybird with a
+phone number finds that number elsewhere), until nothing new turns up or
+`MAX_ROUNDS` is reached. Every round searches only identifiers not searched
+before, so the vendor calls grow with the number of identifiers, not with the
+size of any system.
+
+Who the person is, the identity view decides: the records linked (by e-mail,
+phone or a record link) to an e-mail address or phone number the request
+names. A name never identifies anyone: it is searched, and a hit linked to
+none of those identifiers (a namesake, a calendar entry found by free text) is
+a *possible match*, listed by record reference for a human to judge and never
+included. So a request must name at least one e-mail address or phone number.
+
+`access_report` turns what was found into the report of DESIGN.md: per record
+the vendor's data, purposes, legal bases and retention (the dates `decide`
+gives), plus per system the processors that receive the data, the rights and
+how to use them, and the request's deadline. The same dict is the JSON export
+(stable field names, `REPORT_FORMAT`) and what `render_html` shows.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timezone
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from connectors.base import Connector, Identifiers, Record
+from connectors.http import VendorError
+from vergeet import pipeline
+from vergeet.decide import Context, Plan, decide
+from vergeet.errors import BadInput
+from vergeet.identity import IdentityView, normalise_emails, normalise_phones
+from vergeet.ledger import Ledger
+from vergeet.rules import Period, Rule, Rules
+
+MAX_ROUNDS = 3
+REPORT_FORMAT = "vergeet-access-report/1"
+LANGUAGES = ("nl", "en")
+TEMPLATES = Path(__file__).parent / "templates"
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_NAME = re.compile(r"[^\W\d_]+(?:[ '’.-]+[^\W\d_]+)*\.?")  # letters, words joined by spaces, hyphens, apostrophes
+
+SearchSystems = Callable[[Mapping[str, Connector], Identifiers], Mapping[str, list[Record]]]
+
+
+# -- identifiers -----------------------------------------------------------------------------
+
+
+def classify(values: Iterable[str], names: Iterable[str] = ()) -> Identifiers:
+    """Sort identifiers into e-mail addresses and phone numbers (as given, trimmed); names come apart.
+
+    `BadInput` for a value that is neither, for a name with digits or symbols, and for a request that names
+    no e-mail address or phone number. Messages give the position, never the value: it may be personal data.
+    """
+    emails, phones = [], []
+    for position, raw in enumerate(values, 1):
+        value = raw.strip()
+        if _EMAIL.fullmatch(value):
+            emails.append(value)
+        elif pd.notna(normalise_phones(pd.Series([value])).iloc[0]):
+            phones.append(value)
+        else:
+            raise BadInput(f"identifier {position} is neither an e-mail address nor a phone number "
+                           "(a name goes with --name)")
+    cleaned = [" ".join(name.split()) for name in names]
+    for position, name in enumerate(cleaned, 1):
+        if not _NAME.fullmatch(name):
+            raise BadInput(f"--name {position} is not a name (letters, spaces, hyphens and apostrophes only)")
+    if not emails and not phones:
+        raise BadInput("give at least one e-mail address or phone number: a name alone never identifies a person")
+    return Identifiers(tuple(emails), tuple(phones), tuple(cleaned))
+
+
+def normalise(identifiers: Identifiers) -> Identifiers:
+    """E-mail addresses case-folded, phone numbers in E.164: the form searched, linked and hashed."""
+    emails = normalise_emails(pd.Series(identifiers.emails, dtype="string")).dropna()
+    phones = normalise_phones(pd.Series(identifiers.phones, dtype="string")).dropna()
+    return Identifiers(tuple(dict.fromkeys(emails)), tuple(dict.fromkeys(phones)), identifiers.names)
+
+
+def _pairs(identifiers: Identifiers) -> set[tuple[str, str]]:
+    return ({("email", e) for e in identifiers.emails} | {("phone", p) for p in identifiers.phones}
+            | {("name", n) for n in identifiers.names})
+
+
+def _from_pairs(pairs: Iterable[tuple[str, str]]) -> Identifiers:
+    ordered = sorted(pairs)
+    return Identifiers(*(tuple(v for k, v in ordered if k == kind) for kind in ("email", "phone", "name")))
+
+
+# -- the request register --------------------------------------------------------------------
+
+
+def identifier_hashes(ledger: Ledger, identifiers: Identifiers) -> list[str]:
+    """Keyed hashes of the normalised e-mail addresses and phone numbers: all the ledger ever holds of them."""
+    normal = normalise(identifiers)
+    return ([ledger.hash_identifier("email", e) for e in normal.emails]
+            + [ledger.hash_identifier("phone", p) for p in normal.phones])
+
+
+def register_request(ledger: Ledger, identifiers: Identifiers, rules: Rules, *, received: date,
+                     verified_by: str = "", kind: str = "access", scope: str = "all") -> dict:
+    """The open request of this kind and scope that shares an identifier with these, else a new one.
+
+    Running `find` again for the same person (a retry, a second format) answers the same request; the
+    deadline is `received` + the rules' `answer_within`. `verified_by` notes how identity was checked.
+    """
+    hashes = identifier_hashes(ledger, identifiers)
+    for request in ledger.list_requests():
+        shares = set(hashes) & set(request["identifier_hashes"])
+        if request["kind"] == kind and request["scope"] == scope and shares:
+            return request
+    answer_within = rules.rights.answer_within.after(received) - received
+    request_id = ledger.register_request(kind, hashes, received=received, verified_by=verified_by, scope=scope,
+                                         answer_within=answer_within)
+    return ledger.get_request(request_id)
+
+
+# -- finding ---------------------------------------------------------------------------------
+
+
+class SearchFailed(Exception):
+    """A system could not be searched: a report without it would not be complete."""
+
+
+def search(connector: Connector, identifiers: Identifiers) -> list[Record]:
+    """One system's hits; a vendor error becomes `SearchFailed` naming the system (never an identifier)."""
+    try:
+        return list(connector.search(identifiers))
+    except VendorError as exc:
+        raise SearchFailed(f"could not search {connector.system}: {exc}") from None
+
+
+def search_all(connectors: Mapping[str, Connector], identifiers: Identifiers) -> dict[str, list[Record]]:
+    """One round: every system in turn (the flow runs them as concurrent tasks instead)."""
+    return {system: search(connector, identifiers) for system, connector in connectors.items()}
+
+
+@dataclass
+class Found:
+    """Every hit of a search, the identity view over them, and which of its people the request is about."""
+
+    systems: tuple[str, ...]
+    hits: dict[str, Record]  # record key "system/record_type/record_id" -> record
+    view: IdentityView
+    people: frozenset[int]
+    names: tuple[str, ...]  # the names searched, to tell a namesake from a free-text hit
+    searched: Identifiers  # normalised: those asked for and those found by expansion
+    rounds: int
+    unsearched: int  # identifiers found in the last round allowed, left unsearched
+
+    @property
+    def mentions(self) -> pd.DataFrame:
+        """The person's records, one row each, in the view's columns."""
+        m = self.view.mentions
+        return m[m["person"].isin(self.people)].drop_duplicates("key")
+
+    def records(self) -> list[Record]:
+        """The person's records as the connectors gave them."""
+        return [self.hits[key] for key in self.mentions["key"]]
+
+    def possible_matches(self) -> list[dict[str, str]]:
+        """Hits linked to none of the identifiers asked for: record references only, with how they were found."""
+        m = self.view.mentions
+        others = m[~m["key"].isin(self.mentions["key"])].drop_duplicates("key")
+        namesakes = set().union(*(self.view.possible_matches(name) for name in self.names))
+        return [{"system": row.system, "record_type": row.record_type, "record_id": str(row.record_id),
+                 "found_by": "same_name" if row.person in namesakes else "text_search"}
+                for row in others.itertuples(index=False)]
+
+
+def find_person(connectors: Mapping[str, Connector], identifiers: Identifiers, rules: Rules, *,
+                search_systems: SearchSystems = search_all, max_rounds: int = MAX_ROUNDS) -> Found:
+    """Search every system for the person, expanding through the identifiers on their records.
+
+    `identifiers` must hold an e-mail address or a phone number (see `classify`). `search_systems` runs one
+    round of searches; the Prefect flow passes one that runs each system as a task.
+    """
+    asked = normalise(identifiers)
+    linking = _pairs(replace(asked, names=()))
+    if not linking:
+        raise ValueError("a name alone never identifies a person: give an e-mail address or a phone number")
+    pending, searched = _pairs(asked), set()
+    hits: dict[str, Record] = {}
+    rounds = 0
+    while pending and rounds < max_rounds:
+        rounds += 1
+        for records in search_systems(connectors, _from_pairs(pending)).values():
+            hits.update((str(record.ref), record) for record in records)
+        searched |= pending
+        view = pipeline.identity_view({"hits": list(hits.values())}, rules)
+        people = view.people_with_identifiers(linking)
+        on_their_records = view.identifiers[view.identifiers["person"].isin(people)]
+        pending = set(zip(on_their_records["kind"], on_their_records["value"])) - searched
+    return Found(tuple(connectors), hits, view, frozenset(people), asked.names, _from_pairs(searched), rounds,
+                 len(pending))
+
+
+# -- the report ------------------------------------------------------------------------------
+
+_TEXT = {
+    "nl": {
+        "units": {"years": ("jaar", "jaar"), "months": ("maand", "maanden"), "weeks": ("week", "weken"),
+                  "days": ("dag", "dagen")},
+        "clocks": {"last_contact": "het laatste contact", "last_activity": "de laatste activiteit",
+                   "created": "het aanmaken", "document_date": "de datum van het document",
+                   "consent_withdrawn": "het uitschrijven"},
+        "after": "{period} na {clock}", "at_once": "direct na {clock}",
+        "due": "de bewaartermijn ({period}) is voorbij",
+        "open_ended": "zolang dit geldt: {why}",
+        "no_rule": "geen bewaarregel voor dit soort gegevens; vraag het na bij de verwerkingsverantwoordelijke",
+        "retained_by": "bewaard door {name} onder diens eigen wettelijke plicht",
+        "rights": {"access": "inzage", "rectification": "correctie", "erasure": "verwijdering",
+                   "withdraw_consent": "intrekken van toestemming", "objection": "bezwaar",
+                   "portability": "gegevensoverdraagbaarheid"},
+        "redacted": "[gegevens van een andere deelnemer]",
+    },
+    "en": {
+        "units": {"years": ("year", "years"), "months": ("month", "months"), "weeks": ("week", "weeks"),
+                  "days": ("day", "days")},
+        "clocks": {"last_contact": "the last contact", "last_activity": "the last activity",
+                   "created": "creation", "document_date": "the document's date",
+                   "consent_withdrawn": "unsubscribing"},
+        "after": "{period} after {clock}", "at_once": "immediately after {clock}",
+        "due": "the retention period ({period}) is over",
+        "open_ended": "as long as this holds: {why}",
+        "no_rule": "no retention rule for this kind of data; ask the controller",
+        "retained_by": "kept by {name} under its own legal duty",
+        "rights": {"access": "access", "rectification": "rectification", "erasure": "erasure",
+                   "withdraw_consent": "withdrawal of consent", "objection": "objection",
+                   "portability": "data portability"},
+        "redacted": "[another participant's data]",
+    },
+}
+
+
+def duration_text(period: Period, lang: str) -> str:
+    """`P4W` -> "4 weken" / "4 weeks"; empty for a period of zero."""
+    units = _TEXT[lang]["units"]
+    return " ".join(f"{n} {units[unit][n != 1]}" for unit in ("years", "months", "weeks", "days")
+                    if (n := getattr(period, unit)))
+
+
+def period_text(period: Period, clock: str, lang: str) -> str:
+    """`P1Y` from `last_contact` -> "1 jaar na het laatste contact" / "1 year after the last contact"."""
+    text, duration = _TEXT[lang], duration_text(period, lang)
+    clock_text = text["clocks"][clock]
+    return text["after"].format(period=duration, clock=clock_text) if duration else \
+        text["at_once"].format(clock=clock_text)
+
+
+def decision_context(ledger: Ledger, as_of: date) -> Context:
+    """The ledger's holds, suppressions and past anonymisations, without open requests.
+
+    An open request pauses deletion; the report states what the rules themselves keep, and until when.
+    """
+    return replace(pipeline.ledger_context(ledger, as_of), open_request_hashes=frozenset())
+
+
+def access_report(found: Found, rules: Rules, *, subject: Identifiers, as_of: date, lang: str = "nl",
+                  context: Context = Context(), request: dict | None = None,
+                  generated_at: datetime | None = None) -> dict[str, Any]:
+    """The access and portability report (a JSON-ready dict) about what `find_person` found."""
+    plan = decide(found.view, rules, as_of, context)
+    identifiers = found.view.identifiers
+    theirs = set(identifiers.loc[identifiers["person"].isin(found.people), "value"])
+    records = [_record_entry(found.hits[row.key], row.person, plan, rules, lang, theirs)
+               for row in found.mentions.itertuples(index=False)]
+    records.sort(key=lambda r: (found.systems.index(r["system"]), _rule_order(rules, r["retention"]["rule_id"]),
+                                r["record_type"], r["record_id"]))
+    return {
+        "format": REPORT_FORMAT,
+        "language": lang,
+        "subject": {"emails": list(subject.emails), "phones": list(subject.phones), "names": list(subject.names)},
+        "generated_at": (generated_at or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        "as_of": as_of.isoformat(),
+        "controller": rules.controller.model_dump(),
+        "request": _request_entry(request),
+        "records": records,
+        "systems": [_system_entry(system, records, rules) for system in found.systems],
+        "rights": _rights_entry(rules, lang),
+        "possible_matches": found.possible_matches(),
+        "search": {"rounds": found.rounds, "identifiers_searched": len(_pairs(found.searched)),
+                   "identifiers_left_unsearched": found.unsearched},
+    }
+
+
+def _rule_order(rules: Rules, rule_id: str | None) -> int:
+    return next((i for i, rule in enumerate(rules.rules) if rule.id == rule_id), len(rules.rules))
+
+
+def _request_entry(request: dict | None) -> dict | None:
+    if request is None:
+        return None
+    return {"id": request["id"], "received": request["received"].isoformat(),
+            "deadline": request["deadline"].isoformat()}
+
+
+def _record_entry(record: Record, person: int, plan: Plan, rules: Rules, lang: str,
+                  theirs: set[str]) -> dict[str, Any]:
+    """One record with why it is held and how long; in a shared record, other people's entries are blanked."""
+    key = str(record.ref)
+    kept = plan.kept[(plan.kept["key"] == key) & (plan.kept["person"] == person)]
+    actions = plan.actions[(plan.actions["key"] == key) & (plan.actions["person"] == person)]
+    rule = _deciding_rule(record, rules, kept, actions)
+    purposes = rule.purposes if rule else _system_purposes(rules, record.system)
+    bases = dict.fromkeys(rules.purposes[p].legal_basis for p in purposes)
+    data = _portable(record.fields)
+    if record.shared:
+        others = set(normalise_emails(pd.Series(record.emails, dtype="string")).dropna()) - theirs
+        data = _redacted(data, others, _TEXT[lang]["redacted"])
+    return {
+        "system": record.system,
+        "record_type": record.record_type,
+        "record_id": record.record_id,
+        "label": getattr(rule, lang) if rule else record.record_type,
+        "data": data,
+        "purpose": [{"key": name, "number": rules.purposes[name].number, "text": getattr(rules.purposes[name], lang),
+                     "legal_basis": rules.purposes[name].legal_basis} for name in purposes],
+        "legal_basis": [{"key": basis, "text": getattr(rules.legal_bases[basis], lang),
+                         "gdpr": rules.legal_bases[basis].gdpr} for basis in bases],
+        "retention": _retention(rule, kept, actions, rules, plan.as_of, lang),
+    }
+
+
+def _system_purposes(rules: Rules, system: str) -> list[str]:
+    return rules.systems[system].purposes if system in rules.systems else []
+
+
+def _deciding_rule(record: Record, rules: Rules, kept: pd.DataFrame, actions: pd.DataFrame) -> Rule | None:
+    """The rule the decision names for this record, else the first rule for its kind."""
+    named = list(kept["rule_id"]) + list(actions["rule_id"])
+    by_id = {rule.id: rule for rule in rules.rules}
+    if named:
+        return by_id[named[0]]
+    candidates = rules.rules_for(record.system, record.record_type)
+    return candidates[0] if candidates else None
+
+
+def _retention(rule: Rule | None, kept: pd.DataFrame, actions: pd.DataFrame, rules: Rules, as_of: date,
+               lang: str) -> dict[str, Any]:
+    """Until when the record is kept and why; `due` when its period is over and `next_run` deletes or
+    anonymises it (a record kept for an invoice can still lose the fields the invoice does not need)."""
+    text = _TEXT[lang]
+    entry: dict[str, Any] = {"until": None, "why": text["no_rule"], "rule_id": None, "exceptions": [],
+                             "legal_basis": None, "due": False, "next_run": None, "retained_by": None}
+    if rule is None:
+        return entry
+    period = period_text(rule.period, rule.clock, lang)
+    entry |= {"rule_id": rule.id, "why": period, "retained_by": rule.retained_by}
+    if rule.retained_by:
+        owner = rules.processors[rule.retained_by].name if rule.retained_by in rules.processors else rule.retained_by
+        entry["why"] += "; " + text["retained_by"].format(name=owner)
+    if len(actions):
+        action = actions.iloc[0]
+        entry["next_run"] = {"action": action["action"], "fields": list(action["fields"])}
+    if len(kept):
+        return entry | _kept_reason(kept.iloc[0], rules, lang)
+    if entry["next_run"]:
+        entry |= {"until": as_of.isoformat(), "due": True, "why": text["due"].format(period=period)}
+    return entry
+
+
+def _kept_reason(kept: pd.Series, rules: Rules, lang: str) -> dict[str, Any]:
+    exceptions = [e for e in kept["exceptions"].split(",") if e]
+    until = kept["retained_until"]
+    reason: dict[str, Any] = {"until": None if pd.isna(until) else until.isoformat(), "exceptions": exceptions}
+    if exceptions:
+        first = rules.exceptions[exceptions[0]]
+        why = "; ".join(getattr(rules.exceptions[e], lang) for e in exceptions)
+        reason |= {"legal_basis": first.legal_basis,
+                   "why": why if reason["until"] else _TEXT[lang]["open_ended"].format(why=why)}
+    return reason
+
+
+def _system_entry(system: str, records: list[dict], rules: Rules) -> dict[str, Any]:
+    processors = rules.processors_of(system)
+    own = next((p.name for p in processors if p.system == system), system)
+    return {"system": system, "name": own, "records": sum(r["system"] == system for r in records),
+            "may_leave_eea": any(p.outside_eea for p in processors),
+            "processors": [{"name": p.name, "role": p.role, "service": p.service, "outside_eea": p.outside_eea}
+                           for p in processors]}
+
+
+def _rights_entry(rules: Rules, lang: str) -> dict[str, Any]:
+    rights, controller = rules.rights, rules.controller
+    return {"available": [{"key": r, "text": _TEXT[lang]["rights"][r]} for r in rights.available],
+            "contact": rights.contact,
+            "answer_within": {"period": str(rights.answer_within), "text": duration_text(rights.answer_within, lang)},
+            "identity_verification": rights.identity_verification,
+            "under_16": rights.under_16,
+            "complaint": {"authority": controller.supervisory_authority, "url": controller.supervisory_authority_url}}
+
+
+def _portable(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The vendor's fields as plain JSON; keys starting with "_" are the connector's notes, not vendor data."""
+    return json.loads(json.dumps({k: v for k, v in fields.items() if not k.startswith("_")}, default=str))
+
+
+def _redacted(value: Any, others: set[str], placeholder: str) -> Any:
+    """`value` with every part naming another person's e-mail (an attendee entry, say) replaced."""
+    if isinstance(value, str):
+        return placeholder if value.strip().casefold() in others else value
+    if isinstance(value, list):
+        return [_redacted(item, others, placeholder) for item in value]
+    if isinstance(value, dict):
+        if any(isinstance(v, str) and v.strip().casefold() in others for v in value.values()):
+            return placeholder
+        return {k: _redacted(v, others, placeholder) for k, v in value.items()}
+    return value
+
+
+def report_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2)
+
+
+# -- the HTML page ---------------------------------------------------------------------------
+
+_MONTHS = {"nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september",
+                  "oktober", "november", "december"),
+           "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+                  "October", "November", "December")}
+#: fields that name a record for a reader, and that date it, in the vendors' own names
+_TITLE_FIELDS = ("invoice_id", "estimate_id", "summary", "description", "name", "email")
+_DATE_FIELDS = ("invoice_date", "estimate_date", "start.dateTime", "start.date", "createdAt", "created_at", "cdate")
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page (inline CSS, no external resources) in its language."""
+    lang = report["language"]
+    environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                              trim_blocks=True, lstrip_blocks=True)
+    environment.filters["long_date"] = lambda iso: _long_date(iso, lang)
+    environment.filters["flat"] = lambda data: list(_flat(data))
+    environment.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
+    return environment.get_template("access_report.html").render(
+        report=report, lang=lang, sections=_sections(report))
+
+
+def _sections(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per system its records grouped by the rule that keeps them, each record with a title and a date."""
+    sections = []
+    for system in report["systems"]:
+        records = [r for r in report["records"] if r["system"] == system["system"]]
+        groups = [list(group) for _, group in groupby(records, key=lambda r: r["retention"]["rule_id"])]
+        sections.append(system | {"groups": [_group(group) for group in groups]})
+    return sections
+
+
+def _group(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Records under one rule; a retention reason they all share is shown once, above them."""
+    reasons = {json.dumps([r["retention"]["why"], r["retention"]["next_run"]]) for r in records}
+    return {"first": records[0], "records": [_titled(r) for r in records],
+            "shared_retention": records[0]["retention"] if len(reasons) == 1 else None}
+
+
+def _titled(record: dict[str, Any]) -> dict[str, Any]:
+    flat = dict(_flat(record["data"]))
+    title = next((str(flat[f]) for f in _TITLE_FIELDS if flat.get(f)), record["record_id"])
+    when = next((str(flat[f])[:10] for f in _DATE_FIELDS if flat.get(f)), None)
+    return record | {"title": title, "date": when}
+
+
+def _flat(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """Non-empty leaves of nested vendor data as ("attendees[0].email", value) pairs."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flat(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _flat(item, f"{prefix}[{index}]")
+    elif value not in (None, ""):
+        yield prefix, value
+
+
+def _long_date(iso: str | None, lang: str) -> str:
+    if not iso:
+        return ""
+    day = date.fromisoformat(iso[:10])
+    return f"{day.day} {_MONTHS[lang][day.month - 1]} {day.year}"
+
