@@ -81,14 +81,16 @@ def test_approved_full_erasure_leaves_only_the_retained_invoice(sandbox):
         suppressed = ledger.all_suppressed()
         request = ledger.get_request(plan.request["id"])
     assert (status, summary.failed, still_found) == ("completed", 0, [])
+    invoice_until = (INVOICE_DAY + relativedelta(years=7)).isoformat()
     assert request["status"] == "completed" and request["closed_at"] is not None
     assert {(e["system"], e["record_type"], e["action"]) for e in certificate["erased"]} >= {
         ("mailblue", "contact", "delete"), ("mollie", "customer", "delete"),
         ("google_calendar", "event", "anonymise"), ("moneybird", "contact", "anonymise")}
     assert all(e["outcome"] in ("done", "already_gone") and e["at"] for e in certificate["erased"])
     kept = {(k["system"], k["record_type"]): k for k in certificate["kept"]}
+    assert kept[("moneybird", "contact")]["until"] == invoice_until  # name and address stay with the invoice
     invoice = kept[("moneybird", "sales_invoice")]
-    assert invoice["until"] == (INVOICE_DAY + relativedelta(years=7)).isoformat()
+    assert invoice["until"] == invoice_until
     assert invoice["legal_basis"] == "legal obligation"
     assert kept[("mollie", "payment")]["retained_by"] == "mollie"
     assert len(suppressed) == 2  # the e-mail address and the phone number, hashed
@@ -161,3 +163,50 @@ def test_an_erased_person_who_reappears_is_flagged_by_the_next_nightly_run(sandb
                                      ledger)
     assert quiet.reappeared.empty  # the invoice kept by law is not a reappearance
     assert list(flagged.reappeared["system"]) == ["mailblue"]
+
+
+def test_cli_erase_with_approve_writes_the_certificate(sandbox, tmp_path):
+    from typer.testing import CliRunner
+
+    from vergeet.cli import app
+
+    result = CliRunner().invoke(app, ["--config", sandbox.config.source, "erase", "Lotte.Dekker@example.nl",
+                                      "--approve", "--verified-by", "ID gezien", "--lang", "en",
+                                      "--out", str(tmp_path / "out")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "completed" in result.output
+    import json
+
+    certificate = json.loads((tmp_path / "out" / "erasure-request-1.json").read_text())
+    html = (tmp_path / "out" / "erasure-request-1.html").read_text()
+    assert certificate["request"]["status"] == "completed"
+    assert "Certificate of erasure" in html and "Autoriteit Persoonsgegevens" in html
+    assert "lotte" not in html.lower() and "87654321" not in html  # no erased data repeated
+
+
+def test_cli_erase_without_approval_when_not_interactive_changes_nothing(sandbox):
+    from typer.testing import CliRunner
+
+    from vergeet.cli import app
+
+    result = CliRunner().invoke(app, ["--config", sandbox.config.source, "erase", "06-87654321"])
+    assert result.exit_code == 2 and "pass --approve" in result.output
+    assert mutations(sandbox) == []
+    with open_ledger(sandbox.config) as ledger:
+        [request] = ledger.list_requests()
+    assert request["status"] == "awaiting_approval"
+
+
+def test_cli_erase_rejected_at_the_prompt(sandbox, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vergeet import cli
+
+    monkeypatch.setattr(cli, "_interactive", lambda: True)
+    result = CliRunner().invoke(cli.app, ["--config", sandbox.config.source, "erase", "lotte.dekker@example.nl"],
+                                input="n\nverzoek ingetrokken\n")
+    assert result.exit_code == 0 and "rejected" in result.output
+    assert mutations(sandbox) == []
+    with open_ledger(sandbox.config) as ledger:
+        [request] = ledger.list_requests(open_only=False)
+    assert (request["status"], request["status_note"]) == ("rejected", "verzoek ingetrokken")

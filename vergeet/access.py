@@ -438,15 +438,20 @@ _TITLE_FIELDS = ("invoice_id", "estimate_id", "summary", "description", "name", 
 _DATE_FIELDS = ("invoice_date", "estimate_date", "start.dateTime", "start.date", "createdAt", "created_at", "cdate")
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """The report as one self-contained HTML page (inline CSS, no external resources) in its language."""
-    lang = report["language"]
+def html_environment(lang: str) -> Environment:
+    """The Jinja2 environment of every page vergeet writes for a person, with its filters in `lang`."""
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                               trim_blocks=True, lstrip_blocks=True)
     environment.filters["long_date"] = lambda iso: _long_date(iso, lang)
     environment.filters["flat"] = lambda data: list(_flat(data))
     environment.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
-    return environment.get_template("access_report.html").render(
+    return environment
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """The report as one self-contained HTML page (inline CSS, no external resources) in its language."""
+    lang = report["language"]
+    return html_environment(lang).get_template("access_report.html").render(
         report=report, lang=lang, sections=_sections(report))
 
 

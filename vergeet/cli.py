@@ -6,8 +6,10 @@ Runs the pipeline directly (no Prefect server needed). Exit codes: 0 success,
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -129,7 +131,9 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
             except pipeline.CircuitOpen as exc:
                 err.print(f"[bold red]refused:[/] {exc}", highlight=False)
                 return 1
-        summary = _execute_with_progress(ledger, pipeline.store_plan(ledger, plan), connectors)
+        run_id = pipeline.store_plan(ledger, plan)
+        summary = _with_progress(len(plan.actions), f"Run {run_id}",
+                                 lambda advance: pipeline.execute(ledger, run_id, connectors, advance))
     out.print(summary_table(summary.rows(), f"Run {summary.run_id}"))
     if summary.failed:
         err.print(f"{summary.failed} actions failed; the next --apply run plans them again.")
@@ -148,16 +152,14 @@ def _print_notices(plan) -> None:
         out.print(f"{plan.unidentified} records identify nobody (no e-mail, phone or name) and are left alone.")
 
 
-def _execute_with_progress(ledger, run_id: int, connectors):
+def _with_progress(total: int, title: str, work):
+    """Run `work(advance)` under a progress bar of `total` steps; `work` calls `advance` once per action."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from vergeet import pipeline
-
-    total = len(ledger.pending_actions(run_id))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=out) as progress:
-        task = progress.add_task(f"Run {run_id}", total=total)
-        return pipeline.execute(ledger, run_id, connectors, progress=lambda _: progress.advance(task))
+        task = progress.add_task(title, total=total)
+        return work(lambda _: progress.advance(task))
 
 
 # -- demo ----------------------------------------------------------------------------------
@@ -391,3 +393,82 @@ def requests_close(ctx: typer.Context,
         except LedgerError as exc:
             raise BadInput(str(exc)) from None
     out.print(f"Request {request_id} is {status}.")
+
+
+# -- erase: erasure requests ---------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def erase(ctx: typer.Context,
+          identifiers: Annotated[list[str], typer.Argument(
+              metavar="IDENTIFIER...", help="The person's e-mail addresses and phone numbers, in any common notation.")],
+          name: Annotated[Optional[list[str]], typer.Option(
+              "--name", metavar="NAME", help="The person's name, searched too (never erases on its own).")] = None,
+          scope: Annotated[Optional[list[str]], typer.Option(
+              "--scope", metavar="all|newsletter|SYSTEM",
+              help="What to erase: all (default), newsletter (withdrawn consent), or a system. Repeatable.")] = None,
+          approve: Annotated[bool, typer.Option("--approve", help="Approve the plan without asking "
+                                                                  "(for non-interactive runs).")] = False,
+          verified_by: Annotated[str, typer.Option(
+              "--verified-by", help="How identity was verified (free text; never a copy of the ID).")] = "",
+          lang: Annotated[str, typer.Option(help="Language of the certificate: nl or en")] = "nl",
+          out_dir: Annotated[str, typer.Option("--out", metavar="DIR",
+                                               help="Where the certificate (HTML and JSON) goes.")] = ".",
+          received: Annotated[Optional[str], typer.Option(
+              "--received", metavar="YYYY-MM-DD", help="When the request came in (default: today).")] = None):
+    """Carry out an erasure request: show the plan, ask for approval, erase, verify, and write a certificate."""
+    from vergeet import access, erasure
+    from vergeet.connect import build_connectors, open_ledger
+    from vergeet.present import erasure_tables, summary_table
+
+    if lang not in access.LANGUAGES:
+        raise BadInput(f"--lang: {lang!r} is not one of {', '.join(access.LANGUAGES)}")
+    person = access.classify(identifiers, name or ())
+    words = [w for part in (scope or [erasure.ALL]) for w in part.split(",") if w]
+    day = parse_day(received, "--received") if received else date.today()
+    config = ctx.obj.config()
+    rules = ctx.obj.rules(config)
+    connectors = build_connectors(config)
+    systems = erasure.scope_systems(words, rules, connectors)
+    today = date.today()
+    with open_ledger(config) as ledger:
+        request = erasure.register(ledger, person, rules, received=day, verified_by=verified_by, scope=words)
+        try:
+            with err.status("Searching " + ", ".join(connectors) + " ..."):
+                plan = erasure.plan_erasure(connectors, person, rules, ledger, request, as_of=today, systems=systems)
+        except access.SearchFailed as exc:
+            err.print(f"[bold red]error:[/] {exc}; nothing was erased, request {request['id']} stays open",
+                      highlight=False)
+            raise typer.Exit(1) from None
+        for table in erasure_tables(plan.plan):
+            out.print(table)
+        summary = None
+        if not plan.empty:
+            if not approve:
+                if not _interactive():
+                    ledger.set_request_status(request["id"], "awaiting_approval", "plan shown; not approved")
+                    raise BadInput("not approved: run interactively to confirm, or pass --approve")
+                if not typer.confirm(f"Erase these {len(plan.plan.actions)} records now?", default=False):
+                    reason = typer.prompt("Why not (recorded in the ledger, no personal data)", default="not approved")
+                    erasure.reject(ledger, request, reason)
+                    out.print(f"Request {request['id']} rejected; nothing was changed.")
+                    return
+            summary = _with_progress(len(plan.plan.actions), f"Request {request['id']}",
+                                     lambda advance: erasure.execute(ledger, plan, connectors, advance))
+            out.print(summary_table(summary.rows(), f"Erasure request {request['id']}"))
+        with err.status("Searching again to verify ..."):
+            still_found = erasure.verify(connectors, plan, rules) if summary else []
+        status = erasure.finish(ledger, plan, summary, still_found)
+        certificate = erasure.certificate(ledger, plan, rules, summary, still_found, status, lang)
+    paths = erasure.write_certificate(certificate, Path(out_dir))
+    out.print(f"Request {request['id']}: {status}. Certificate: {', '.join(str(p) for p in paths)}", highlight=False)
+    if status != "completed":
+        err.print(f"{len(still_found)} erased records were still found; the request stays open. Run the same "
+                  "command again to finish it.", highlight=False)
+        raise typer.Exit(1)
+
+
+def _interactive() -> bool:
+    """Whether someone can answer a prompt (not a cron job, a pipe or a CI run)."""
+    return sys.stdin.isatty()

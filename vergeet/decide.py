@@ -133,8 +133,10 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
         if not selected.any():
             continue
         clock = clock_days[rule.clock]
-        if erasure is not None and rule.clock != "document_date":
+        if erasure is not None and rule.clock not in ("document_date", "consent_withdrawn"):
             due = np.ones(len(m), dtype=bool)
+        elif erasure is not None and rule.clock == "consent_withdrawn":
+            due = clock.notna().to_numpy()  # a rule for unsubscribed contacts only, whatever the date
         else:
             due = (clock.notna() & (clock <= _timestamp(rule.period.cutoff(as_of)))).to_numpy()
         exceptions = [e for e in rule.exceptions if erasure is None or e in ERASURE_EXCEPTIONS]

@@ -14,14 +14,17 @@ the suppression list, so the nightly purge flags the person if they reappear.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from connectors.base import Connector, Identifiers
 from vergeet import pipeline
-from vergeet.access import find_person, identifier_hashes
+from vergeet.access import (decision_context, find_person, html_environment, identifier_hashes, period_text,
+                            register_request)
 from vergeet.decide import Erasure, Plan, decide
 from vergeet.errors import BadInput
 from vergeet.ledger import Ledger
@@ -49,17 +52,9 @@ def scope_systems(scope: list[str], rules: Rules, connected: Mapping[str, Connec
 
 def register(ledger: Ledger, identifiers: Identifiers, rules: Rules, *, received: date, verified_by: str,
              scope: list[str]) -> dict:
-    """The open erasure request for these identifiers: an existing one sharing an identifier, else a new one."""
-    hashes = identifier_hashes(ledger, identifiers)
-    scope_text = ",".join(scope) or ALL
-    for request in ledger.list_requests():
-        if request["kind"] == "erasure" and request["scope"] == scope_text and \
-                set(hashes) & set(request["identifier_hashes"]):
-            return request
-    answer_within = rules.rights.answer_within.after(received) - received
-    request_id = ledger.register_request("erasure", hashes, received=received, verified_by=verified_by,
-                                         scope=scope_text, answer_within=answer_within)
-    return ledger.get_request(request_id)
+    """The open erasure request with this scope for these identifiers, else a new one."""
+    return register_request(ledger, identifiers, rules, received=received, verified_by=verified_by,
+                            kind="erasure", scope=",".join(scope) or ALL)
 
 
 @dataclass
@@ -80,8 +75,7 @@ def plan_erasure(connectors: Mapping[str, Connector], identifiers: Identifiers, 
                  request: dict, *, as_of: date, systems: frozenset[str] | None) -> ErasurePlan:
     """Find the person everywhere and plan what erasure may remove; the request itself does not block it."""
     found = find_person(connectors, identifiers, rules)
-    context = replace(pipeline.ledger_context(ledger, as_of), open_request_hashes=frozenset())
-    plan = decide(found.view, rules, as_of, context, Erasure(found.people, systems))
+    plan = decide(found.view, rules, as_of, decision_context(ledger, as_of), Erasure(found.people, systems))
     return ErasurePlan(request, found.searched, systems, plan)
 
 
@@ -142,24 +136,30 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
     erased = []
     for row in erasure.plan.actions.itertuples(index=False):
         action = done.get((row.system, row.record_type, str(row.record_id)), {})
-        erased.append({"system": row.system, "record_type": row.record_type, "record_id": str(row.record_id),
+        erased.append({"system": row.system, "system_name": _system_name(rules, row.system),
+                       "record_type": row.record_type, "record_label": _label(rules, row.rule_id, lang),
+                       "record_id": str(row.record_id),
                        "action": row.action, "fields": list(row.fields), "rule": row.rule_id,
                        "outcome": action.get("outcome") or "not carried out",
                        "at": action["finished_at"].isoformat(timespec="seconds") if action.get("finished_at")
                        else None})
-    erased_keys = set(erasure.plan.actions["key"])
+    actions = erasure.plan.actions
+    deleted = set(actions.loc[actions["action"] == "delete", "key"])  # anonymised records may still be kept
     kept = []
     for row in erasure.plan.kept.drop_duplicates("key").itertuples(index=False):
-        if row.key in erased_keys:
+        if row.key in deleted:
             continue
         rule = next(r for r in rules.rules if r.id == row.rule_id)
         basis = rules.exceptions["document_retention"].legal_basis if "document_retention" in row.exceptions \
             else rules.purposes[rule.purposes[0]].legal_basis
-        kept.append({"system": row.system, "record_type": row.record_type, "record_id": str(row.record_id),
+        kept.append({"system": row.system, "system_name": _system_name(rules, row.system),
+                     "record_type": row.record_type, "record_label": getattr(rule, lang),
+                     "record_id": str(row.record_id),
                      "until": row.retained_until.isoformat() if _is_date(row.retained_until) else None,
                      "why": [getattr(rules.exceptions[e], lang) for e in row.exceptions.split(",") if e]
-                     or [getattr(rule, lang)],
+                     or [period_text(rule.period, rule.clock, lang)],
                      "retained_by": row.retained_by or None,
+                     "retained_by_name": _system_name(rules, row.retained_by) if row.retained_by else None,
                      "legal_basis": getattr(rules.legal_bases[basis], lang),
                      "legal_basis_gdpr": rules.legal_bases[basis].gdpr})
     return {
@@ -175,6 +175,26 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
         "kept": kept,
         "verification": {"searched_again": True, "still_found": still_found},
     }
+
+
+def write_certificate(certificate: dict[str, Any], directory: Path) -> list[Path]:
+    """The certificate as JSON and as a self-contained HTML page for the person; the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = directory / f"erasure-request-{certificate['request']['id']}"
+    html = html_environment(certificate["language"]).get_template("erasure_certificate.html").render(
+        c=certificate, lang=certificate["language"])
+    paths = [stem.with_suffix(".json"), stem.with_suffix(".html")]
+    paths[0].write_text(json.dumps(certificate, ensure_ascii=False, indent=2), encoding="utf-8")
+    paths[1].write_text(html, encoding="utf-8")
+    return paths
+
+
+def _system_name(rules: Rules, system: str) -> str:
+    return next((p.name for p in rules.processors.values() if p.system == system), system)
+
+
+def _label(rules: Rules, rule_id: str, lang: str) -> str:
+    return next((getattr(r, lang) for r in rules.rules if r.id == rule_id), rule_id)
 
 
 def _is_date(value: Any) -> bool:

@@ -55,3 +55,22 @@ def summary_table(rows: list[dict], title: str = "Outcome") -> Table:
         table.add_row(row["system"], row["rule"], f"[{style}]{row['outcome']}[/]" if style else row["outcome"],
                       str(row["count"]))
     return table
+
+
+def erasure_tables(plan: Plan) -> list[Table]:
+    """An erasure plan for the owner to approve: what goes, and what the law keeps (record ids only)."""
+    erased = Table(title="Will be erased")
+    for column in ("system", "record", "action", "rule"):
+        erased.add_column(column)
+    for row in plan.actions.itertuples(index=False):
+        action = row.action if row.action != "anonymise" else f"anonymise {', '.join(row.fields)}"
+        erased.add_row(row.system, f"{row.record_type} {row.record_id}", action, row.rule_id)
+    kept = Table(title="Kept by law")
+    for column in ("system", "record", "until", "why"):
+        kept.add_column(column)
+    for row in plan.kept.drop_duplicates("key").itertuples(index=False):
+        until = str(row.retained_until) if row.retained_until == row.retained_until and row.retained_until else "-"
+        kept.add_row(row.system, f"{row.record_type} {row.record_id}", until,
+                     (row.exceptions or row.rule_id).replace(",", ", ") + (f" ({row.retained_by})" if row.retained_by
+                                                                          else ""))
+    return [erased, kept]
