@@ -3,13 +3,14 @@
 Thin wiring around `vergeet.erasure`: register the request, find the person
 and plan, pause for the owner's decision (`pause_flow_run(wait_for_input=...)`,
 a form in the UI), then execute, verify and certify. A pause that times out
-leaves the request open and nothing erased. The identifiers are
-`SecretStr` parameters, which Prefect stores obfuscated; artifacts carry
-counts and record ids only.
+leaves the request open and nothing erased. The identifiers never reach
+Prefect's database in plaintext (see `flows/identifiers.py`); artifacts carry
+counts and record ids only; the certificate is written to `out_dir`.
 """
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -19,8 +20,8 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import SecretStr
 
+from flows.identifiers import as_secrets, person_from_parameters
 from vergeet import erasure
-from vergeet.access import classify
 from vergeet.config import load_config
 from vergeet.connect import build_connectors, open_ledger
 from vergeet.rules import load_rules
@@ -64,16 +65,17 @@ def plan_markdown(plan: erasure.ErasurePlan) -> str:
     return "\n".join(lines)
 
 
-@flow(name="erasure-request")
-def erasure_request(identifiers: list[SecretStr], names: list[SecretStr] | None = None,
-                    scope: list[str] | None = None, verified_by: str = "", config_path: str | None = None,
+@flow(name="erasure-request", persist_result=False)
+def erasure_request(identifiers: list[SecretStr] | None = None, names: list[SecretStr] | None = None,
+                    identifiers_block: str | None = None, scope: list[str] | None = None, verified_by: str = "",
+                    config_path: str | None = None, lang: str = "nl", out_dir: str = ".",
                     approval_timeout: int = WEEK, poll_interval: int = 10) -> dict:
     """Register, plan, wait for approval, erase, verify and certify one erasure request."""
     logger = get_run_logger()
     config = load_config(config_path)
     rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
     connectors = build_connectors(config)
-    person = classify([i.get_secret_value() for i in identifiers], [n.get_secret_value() for n in names or []])
+    person = person_from_parameters(identifiers, names, identifiers_block)
     scope = scope or [erasure.ALL]
     systems = erasure.scope_systems(scope, rules, connectors)
     today = date.today()
@@ -84,7 +86,9 @@ def erasure_request(identifiers: list[SecretStr], names: list[SecretStr] | None 
                                  description="The plan to approve (record ids only)")
         if plan.empty:
             status = erasure.finish(ledger, plan, None, [])
-            return {"request_id": request["id"], "status": status, "erased": 0}
+            certificate = erasure.certificate(ledger, plan, rules, None, [], status, lang)
+            return {"request_id": request["id"], "status": status, "erased": 0,
+                    "files": [str(p) for p in erasure.write_certificate(certificate, Path(out_dir))]}
         ledger.set_request_status(request["id"], "awaiting_approval", "plan shown in Prefect; waiting for approval")
         try:
             decision = pause_flow_run(wait_for_input=ErasureDecision, timeout=approval_timeout,
@@ -99,9 +103,16 @@ def erasure_request(identifiers: list[SecretStr], names: list[SecretStr] | None 
         summary = execute_request(ledger, plan, connectors)
         still_found = verify_request(connectors, plan, rules)
         status = erasure.finish(ledger, plan, summary, still_found)
+        certificate = erasure.certificate(ledger, plan, rules, summary, still_found, status, lang)
         create_markdown_artifact(f"Request {request['id']}: {status}; "
                                  f"{sum(summary.counts.values())} actions, {summary.failed} failed, "
                                  f"{len(still_found)} erased records found again.",
                                  key=f"erasure-result-{request['id']}")
     return {"request_id": request["id"], "status": status, "erased": len(plan.plan.actions) - summary.failed,
-            "failed": summary.failed, "still_found": len(still_found)}
+            "failed": summary.failed, "still_found": len(still_found),
+            "files": [str(p) for p in erasure.write_certificate(certificate, Path(out_dir))]}
+
+
+def run_erasure_request(identifiers, names=(), **options) -> dict:
+    """Run the flow in-process with the identifiers as `SecretStr`, so Prefect stores only asterisks."""
+    return erasure_request(identifiers=as_secrets(identifiers), names=as_secrets(names), **options)

@@ -35,12 +35,12 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 from pydantic import SecretStr
 
 from connectors.base import Connector, Identifiers, Record
+from flows.identifiers import as_secrets, person_from_parameters
 from vergeet import access
 from vergeet.config import load_config
 from vergeet.connect import build_connectors, open_ledger
@@ -99,27 +99,13 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _revealed(values: list[SecretStr] | None) -> list[str]:
-    return [value.get_secret_value() for value in values or ()]
-
-
-def _from_block(name: str) -> tuple[list[str], list[str]]:
-    """The identifiers and names stored in a Secret block, which is deleted once read."""
-    stored = Secret.load(name).get()
-    Secret.delete(name)
-    if not isinstance(stored, dict):
-        raise ValueError(f"Secret block {name!r} must hold a JSON object with 'identifiers' and 'names'")
-    return list(stored.get("identifiers", [])), list(stored.get("names", []))
-
-
 @flow(name="subject-access", log_prints=False, persist_result=False)
 def subject_access(identifiers: list[SecretStr] | None = None, names: list[SecretStr] | None = None,
                    identifiers_block: str | None = None, config_path: str | None = None, lang: str = "nl",
                    out_dir: str = ".", verified_by: str = "", received: date | None = None) -> dict:
     """Register the access request, find everything about the person, and write the report (JSON and HTML)."""
     logger = get_run_logger()
-    values, name_values = _from_block(identifiers_block) if identifiers_block else ([], [])
-    subject = access.classify(_revealed(identifiers) + values, _revealed(names) + name_values)
+    subject = person_from_parameters(identifiers, names, identifiers_block)
     config = load_config(config_path)
     rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
     connectors = build_connectors(config)
@@ -139,5 +125,4 @@ def subject_access(identifiers: list[SecretStr] | None = None, names: list[Secre
 
 def run_subject_access(identifiers: Sequence[str], names: Sequence[str] = (), **options) -> dict:
     """Run the flow in-process with the identifiers as `SecretStr`, so Prefect stores only asterisks."""
-    return subject_access(identifiers=[SecretStr(v) for v in identifiers], names=[SecretStr(n) for n in names],
-                          **options)
+    return subject_access(identifiers=as_secrets(identifiers), names=as_secrets(names), **options)

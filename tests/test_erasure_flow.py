@@ -4,8 +4,6 @@ from __future__ import annotations
 import threading
 import time
 
-from pydantic import SecretStr
-
 from test_erasure import FAST, mutations, population
 from vergeet.config import load_config
 from vergeet.connect import open_ledger
@@ -13,13 +11,12 @@ from vergeet.sandbox import Sandbox
 
 
 def run_in_background(**parameters) -> tuple[threading.Thread, dict]:
-    from flows.erasure_request import erasure_request
+    from flows.erasure_request import run_erasure_request
 
     result: dict = {}
 
     def target():
-        result["value"] = erasure_request(identifiers=[SecretStr("lotte.dekker@example.nl")], poll_interval=1,
-                                          **parameters)
+        result["value"] = run_erasure_request(["lotte.dekker@example.nl"], poll_interval=1, **parameters)
 
     thread = threading.Thread(target=target)
     thread.start()
@@ -53,10 +50,12 @@ def test_approval_in_prefect_erases_and_rejection_changes_nothing(prefect_harnes
         thread.join(120)
         assert result["value"]["status"] == "rejected" and mutations(sandbox) == []
 
-        thread, result = run_in_background(config_path=config_path, approval_timeout=120)
+        thread, result = run_in_background(config_path=config_path, approval_timeout=120,
+                                           out_dir=str(tmp_path / "certificates"))
         resume_flow_run(wait_for_pause().id, run_input={"approve": True})
         thread.join(120)
         assert result["value"]["status"] == "completed"
+        assert (tmp_path / "certificates" / "erasure-request-2.html").is_file()
         assert {system for system, _, _ in mutations(sandbox)} == {"moneybird", "mailblue", "mollie",
                                                                     "google_calendar"}
     with open_ledger(load_config(config_path)) as ledger:
