@@ -3,12 +3,14 @@
 A connector is the only code that talks to a vendor. It yields `Record`s,
 finds records by identifiers, and deletes or anonymises one record given its
 `RecordRef`. Deletes and anonymisations are idempotent: a record that is
-already gone counts as done.
+already gone counts as done. For the nightly run it also reads incrementally
+(`changes`): only what changed since a cursor, told what the last run saw
+through `Known`.
 """
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -47,6 +49,9 @@ class Record:
     a vendor keeps one ("subscribed", "unsubscribed"). `shared` marks a record
     that concerns several people at once (a meeting with several attendees):
     its identifiers belong to it, but do not make those people one person.
+    `version` is the vendor's own version of the record, where it keeps one.
+    `valid_until` is when time alone changes `last_activity_at` or
+    `running_contract` (an appointment yet to end); None if it never does.
     """
 
     system: str
@@ -66,6 +71,8 @@ class Record:
     consent_changed_at: datetime | None = None
     links: tuple[Link, ...] = ()
     shared: bool = False
+    version: str | None = None
+    valid_until: datetime | None = None
 
     @property
     def ref(self) -> RecordRef:
@@ -103,6 +110,52 @@ class ActionResult:
     detail: str = ""  # never personal data: ids, statuses, vendor rules only
 
 
+class Known(Protocol):
+    """What the last run saw of one system, as an incremental read asks it (the ledger's cache)."""
+
+    def __contains__(self, ref: object) -> bool: ...
+
+    def version(self, ref: RecordRef) -> str | None:
+        """The vendor version the last run saw of a record; None when unknown."""
+
+    def changed(self, records: Sequence[Record]) -> list[Record]:
+        """Those of `records` that are new or differ from what the last run saw."""
+
+    def due(self, now: datetime) -> datetime | None:
+        """The earliest `valid_until` that has passed by `now` (time alone changed that record), if any."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every id a vendor holds of one record type (only those created after `created_after`, when given).
+
+    What the last run saw of that type within that span and is not listed here is gone.
+    """
+
+    record_type: str
+    ids: frozenset[str]
+    created_after: datetime | None = None
+
+
+@dataclass
+class Changes:
+    """What one incremental read found.
+
+    `records`: new or changed records (with `full`, every record the system
+    holds). `cursor`: where the next read starts, JSON without personal data.
+    `gone`: deletions the vendor reported. `listings`: complete id lists, from
+    which deletions follow. `owned`: record type -> the link relation whose
+    target it lives and dies with (a record only reachable through it).
+    """
+
+    records: list[Record]
+    cursor: dict[str, Any]
+    full: bool = False
+    gone: list[RecordRef] = field(default_factory=list)
+    listings: list[Listing] = field(default_factory=list)
+    owned: Mapping[str, str] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Connector(Protocol):
     """What every vendor connector offers."""
@@ -111,6 +164,9 @@ class Connector(Protocol):
 
     def records(self, since: datetime | None = None) -> Iterator[Record]:
         """All records (or those changed since `since`) with what dates them."""
+
+    def changes(self, cursor: Mapping[str, Any] | None, known: Known) -> Changes:
+        """What changed since `cursor` (None: a full read), with what the vendor offers to find it."""
 
     def search(self, identifiers: Identifiers) -> Iterator[Record]:
         """Records matching any of the identifiers, through vendor search endpoints."""

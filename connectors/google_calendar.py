@@ -13,8 +13,12 @@ Facts checked in google-api-python-client 2.202.0 (discovery.py, http.py, model.
   `token_uri` as `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`; a refused exchange raises `RefreshError`.
 - Quota (developers.google.com/workspace/calendar/api/guides/quota): 600 requests per minute per user per
   project and 10,000 per minute per project, sliding window; over it Google answers 403 or 429 usageLimits.
-  The client-side default below (10 per second) is that per-user figure; the per-project budget is shared by
-  every process of the Cloud project, which one connector cannot see.
+  The client-side default below is that per-user figure; the per-project budget is shared by every process
+  of the Cloud project, which one connector cannot see.
+- Incremental sync (developers.google.com/workspace/calendar/api/guides/sync): the last page of a full list
+  carries `nextSyncToken`; a list with `syncToken` returns what changed since, deleted events as `cancelled`
+  tombstones, and may not set `showDeleted=false`; an expired token answers 410 Gone, and Google asks for a
+  full sync then.
 
 Choices (no vendor fact decides them):
 - `record_id` is `"<calendarId>/<eventId>"`: event ids are unique per calendar only, and they never contain "/".
@@ -43,7 +47,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -56,7 +60,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import build_http
 
-from connectors.base import ActionResult, Identifiers, Outcome, Record, RecordRef
+from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
 from connectors.http import (RateLimiter, VendorAuthError, VendorBadResponse, VendorError, VendorRejected,
                              VendorUnavailable, error_for_status, redact_query_strings)
 
@@ -64,8 +68,8 @@ SYSTEM = "google_calendar"
 RECORD_TYPE = "event"
 DEFAULT_ENDPOINT = "https://www.googleapis.com/calendar/v3/"
 SCOPES = ("https://www.googleapis.com/auth/calendar.events",)
-#: 600 requests per minute per user per project (Google's default quota), paced as 10 a second
-DEFAULT_RATE = (10, 1.0)
+#: 600 requests per minute per user per project (Google's default quota)
+DEFAULT_RATE = (600, 60.0)
 #: the largest page events.list serves
 PAGE_SIZE = 2500
 
@@ -98,9 +102,10 @@ class _PacedHttp:
         self._http, self._limiter = http, limiter
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        if self._limiter is not None:
-            self._limiter.acquire()
-        return self._http.request(*args, **kwargs)
+        if self._limiter is None:
+            return self._http.request(*args, **kwargs)
+        with self._limiter.slot():
+            return self._http.request(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._http, name)
@@ -146,6 +151,46 @@ class GoogleCalendarConnector:
             for event in self._list(calendar_id, remember_sync=since is None, **params):
                 yield self._record(calendar_id, event, now)
 
+    def changes(self, cursor: Mapping[str, Any] | None, known: Known) -> Changes:
+        """A full read without a cursor; else per calendar what changed since its sync token.
+
+        Cancelled tombstones are deletions. When a cached appointment has ended since the last read (its
+        `valid_until` passed), the events that ended since are read too (`timeMin`/`timeMax`): time alone
+        changed their last activity and running contract. A sync token Google no longer accepts (410 Gone)
+        falls back to a full read, as Google asks.
+        """
+        now = self._clock()
+        tokens = dict(cursor.get("sync_tokens", {})) if cursor else {}
+        if set(tokens) != set(self.calendar_ids):
+            return self._full_changes(now)
+        try:
+            return self._changes_since(tokens, known.due(now), now)
+        except VendorRejected as exc:
+            if exc.status != 410:
+                raise
+            return self._full_changes(now)
+
+    def _full_changes(self, now: datetime) -> Changes:
+        tokens: dict[str, str] = {}
+        records = [self._record(calendar_id, item, now) for calendar_id in self.calendar_ids
+                   for item in self._items(calendar_id, sync_tokens=tokens) if item.get("status") != "cancelled"]
+        return Changes(records, cursor={"sync_tokens": tokens}, full=True)
+
+    def _changes_since(self, tokens: Mapping[str, str], due: datetime | None, now: datetime) -> Changes:
+        records: list[Record] = []
+        gone: list[RecordRef] = []
+        next_tokens: dict[str, str] = {}
+        for calendar_id, token in tokens.items():
+            for item in self._items(calendar_id, sync_tokens=next_tokens, syncToken=token):
+                if item.get("status") == "cancelled":
+                    gone.append(RecordRef(SYSTEM, RECORD_TYPE, f"{calendar_id}/{item['id']}"))
+                else:
+                    records.append(self._record(calendar_id, item, now))
+            if due is not None:  # timeMin bounds the end, exclusively
+                ended = self._list(calendar_id, timeMin=_rfc3339(due - timedelta(seconds=1)), timeMax=_rfc3339(now))
+                records += [self._record(calendar_id, event, now) for event in ended]
+        return Changes(records, cursor={"sync_tokens": next_tokens}, gone=gone)
+
     def search(self, identifiers: Identifiers) -> Iterator[Record]:
         """Events found by Google's free-text search (`q`), one query per e-mail and per name and calendar.
 
@@ -188,9 +233,16 @@ class GoogleCalendarConnector:
 
     # -- calls ----------------------------------------------------------------------------------------
     def _list(self, calendar_id: str, *, remember_sync: bool = False, **params: Any) -> Iterator[dict[str, Any]]:
-        """Live events of one calendar, page by page (`pageToken`); a repeated token is a vendor bug."""
-        request = self._events.list(calendarId=calendar_id, maxResults=PAGE_SIZE, showDeleted=False,
-                                    singleEvents=False, **params)
+        """Live events of one calendar (updatedMin lists deleted ones whatever showDeleted says)."""
+        items = self._items(calendar_id, sync_tokens=self.sync_tokens if remember_sync else None, showDeleted=False,
+                            **params)
+        return (item for item in items if item.get("status") != "cancelled")
+
+    def _items(self, calendar_id: str, *, sync_tokens: dict[str, str] | None = None,
+               **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item events.list returns, page by page (`pageToken`), the last page's sync token kept in
+        `sync_tokens`; a repeated page token is a vendor bug."""
+        request = self._events.list(calendarId=calendar_id, maxResults=PAGE_SIZE, singleEvents=False, **params)
         tokens: set[str] = set()
         while request is not None:
             method, path = _where(request)
@@ -198,14 +250,13 @@ class GoogleCalendarConnector:
             items = page.get("items", [])
             if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
                 raise VendorBadResponse(SYSTEM, method, path, 200, "response does not have the expected shape")
-            # updatedMin lists deleted events whatever showDeleted says
-            yield from (item for item in items if item.get("status") != "cancelled")
+            yield from items
             token = page.get("nextPageToken")
             if token in tokens:
                 raise VendorBadResponse(SYSTEM, method, path, 200, "pagination returned the same page twice")
             tokens.add(token)
-            if remember_sync and "nextSyncToken" in page:
-                self.sync_tokens[calendar_id] = page["nextSyncToken"]
+            if sync_tokens is not None and "nextSyncToken" in page:
+                sync_tokens[calendar_id] = page["nextSyncToken"]
             request = self._events.list_next(request, page)
 
     def _act(self, ref: RecordRef, request: Any, *, expect_event: bool = False) -> ActionResult:
@@ -262,12 +313,13 @@ class GoogleCalendarConnector:
         persons = self._persons(event)
         first, last = _split_name(next((name for _, name in persons if name), None))
         created = _parse_time(event.get("created"))
-        last_ended, running = _timing(event, now)
+        timing = _timing(event, now)
         fields = dict(event) if match is None else {**event, MATCH_KEY: match}
         return Record(SYSTEM, RECORD_TYPE, f"{calendar_id}/{event['id']}", emails=tuple(e for e, _ in persons),
                       first_name=first, last_name=last, fields=fields, created_at=created,
-                      updated_at=_parse_time(event.get("updated")), last_activity_at=last_ended or created,
-                      running_contract=running, shared=len(persons) > 1)
+                      updated_at=_parse_time(event.get("updated")), last_activity_at=timing.last_ended or created,
+                      running_contract=timing.running, shared=len(persons) > 1, version=event.get("etag"),
+                      valid_until=timing.next_end)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
@@ -323,6 +375,10 @@ def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
+def _rfc3339(moment: datetime) -> str:
+    return _as_utc(moment).isoformat()
+
+
 def _parse_time(text: str | None) -> datetime | None:
     """An RFC 3339 timestamp as aware UTC (Python 3.10's fromisoformat does not read "Z")."""
     if not text:
@@ -341,21 +397,26 @@ def _moment(when: Mapping[str, Any] | None) -> datetime | None:
     return None
 
 
-def _timing(event: Mapping[str, Any], now: datetime) -> tuple[datetime | None, bool]:
-    """(end of the latest occurrence that has ended, whether an occurrence has yet to end)."""
+class _Timing(NamedTuple):
+    last_ended: datetime | None  # end of the latest occurrence that has ended
+    running: bool  # an occurrence has yet to end (or the recurrence cannot be read: the safe side)
+    next_end: datetime | None = None  # end of the next occurrence, when that changes the two above
+
+
+def _timing(event: Mapping[str, Any], now: datetime) -> _Timing:
+    """What the event's occurrences say as of `now`."""
     start, end = _moment(event.get("start")), _moment(event.get("end"))
     if start is None or end is None:
-        return None, False
+        return _Timing(None, False)
     if not event.get("recurrence"):
-        return (end, False) if end <= now else (None, True)
+        return _Timing(end, False) if end <= now else _Timing(None, True, end)
     try:
         return _series_timing(event, start, end - start, now)
     except (ValueError, TypeError, OverflowError):
-        return (end if end <= now else None), True
+        return _Timing(end if end <= now else None, True)
 
 
-def _series_timing(event: Mapping[str, Any], start: datetime, duration: timedelta,
-                   now: datetime) -> tuple[datetime | None, bool]:
+def _series_timing(event: Mapping[str, Any], start: datetime, duration: timedelta, now: datetime) -> _Timing:
     """`_timing` for a recurring series: its RRULE/RDATE/EXDATE lines evaluated in the event's time zone."""
     all_day = "date" in event["start"]
     if all_day:  # all-day rules carry floating dates (UNTIL=20240101): compare without a zone
@@ -364,10 +425,9 @@ def _series_timing(event: Mapping[str, Any], start: datetime, duration: timedelt
         dtstart, cutoff = start.astimezone(_zone(event["start"].get("timeZone"))), now - duration
     occurrences = rrulestr("\n".join(event["recurrence"]), dtstart=dtstart, forceset=True)
     last_start = occurrences.before(cutoff, inc=True)
-    upcoming = occurrences.after(cutoff) is not None
-    if last_start is None:
-        return None, upcoming
-    return _as_utc(last_start + duration), upcoming
+    upcoming = occurrences.after(cutoff)
+    return _Timing(None if last_start is None else _as_utc(last_start + duration), upcoming is not None,
+                   None if upcoming is None else _as_utc(upcoming + duration))
 
 
 def _zone(name: str | None) -> Any:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -92,36 +93,56 @@ def error_for_status(vendor: str, method: str, path: str, status: int) -> Vendor
 
 
 class RateLimiter:
-    """Sliding-window limiter: at most `calls` requests in any `period` seconds.
+    """Sliding window: at most `calls` requests in any `period` seconds, as the vendor counts them.
 
-    Thread-safe, so concurrent pulls of one vendor share its budget. Written
-    here rather than taken from a package because it is the whole algorithm
-    and the clock/sleep can be injected in tests.
+    A request holds its place in the window from before it is sent until its
+    response is in, and is then dated by its response. The vendor counts a
+    request when it arrives, which lies between the two, so the vendor's window
+    never holds more than `calls` whatever the latency, while a burst up to the
+    limit still goes at once: just under the limit, without a guessed safety
+    margin. Thread-safe, so concurrent users of one vendor share its budget.
+    Written here rather than taken from a package because it is the whole
+    algorithm and the clock can be injected in tests.
     """
 
-    def __init__(self, calls: int, period: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, calls: int, period: float, clock: Callable[[], float] = time.monotonic):
         if calls < 1 or period <= 0:
             raise ValueError("a rate limit needs at least one call per positive period")
         self.calls, self.period = calls, period
-        self._clock, self._sleep = clock, sleep
-        self._sent: deque[float] = deque()
-        self._lock = threading.Lock()
+        self._clock = clock
+        self._answered: deque[float] = deque()  # when the window's answered requests came back, oldest first
+        self._under_way = 0
+        self._room = threading.Condition()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one request's place in the window while the request is under way."""
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
 
     def acquire(self) -> float:
-        """Wait until one more request fits in the window; returns seconds waited."""
-        waited = 0.0
-        with self._lock:
+        """Wait until one more request fits in the window and claim its place; returns seconds waited."""
+        started = self._clock()
+        with self._room:
             while True:
                 now = self._clock()
-                while self._sent and now - self._sent[0] >= self.period:
-                    self._sent.popleft()
-                if len(self._sent) < self.calls:
-                    self._sent.append(now)
-                    return waited
-                pause = self.period - (now - self._sent[0])
-                self._sleep(pause)
-                waited += pause
+                while self._answered and now - self._answered[0] >= self.period:
+                    self._answered.popleft()
+                if len(self._answered) + self._under_way < self.calls:
+                    self._under_way += 1
+                    return now - started
+                # a place frees when the oldest answered request leaves the window, or when one under way is answered
+                self._room.wait(self.period - (now - self._answered[0]) if self._answered else None)
+
+    def release(self) -> None:
+        """The request claimed by `acquire` has its answer: date its place now."""
+        with self._room:
+            self._under_way -= 1
+            self._answered.append(self._clock())
+            self._room.notify()
 
 
 class _EpochAwareRetry(Retry):
@@ -149,9 +170,10 @@ class _LimitedAdapter(HTTPAdapter):
         super().__init__(**kwargs)
 
     def send(self, request, **kwargs):  # type: ignore[override]
-        if self.limiter is not None:
-            self.limiter.acquire()
-        return super().send(request, **kwargs)
+        if self.limiter is None:
+            return super().send(request, **kwargs)
+        with self.limiter.slot():
+            return super().send(request, **kwargs)
 
 
 class BearerAuth(requests.auth.AuthBase):

@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 
 import phonenumbers
 
-from connectors.base import ActionResult, Identifiers, Outcome, Record, RecordRef
+from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
 from connectors.http import (HeaderTokenAuth, OffsetPaginator, Page, RateLimiter, VendorBadResponse,
                              VendorNotFound, VendorSession)
 
@@ -46,10 +46,6 @@ CONTACT = "contact"
 RECORD_FIELDS: dict[str, frozenset[str]] = {CONTACT: frozenset({"email", "firstName", "lastName", "phone"})}
 #: 5 requests per second per account, shared by every key (developers.activecampaign.com/reference/rate-limits)
 DEFAULT_RATE = (5, 1.0)
-#: seconds added to the rate window: the vendor counts requests as they arrive, the limiter as they leave, and the
-#: first request of a connection arrives later than the ones after it (connect time); without slack that difference
-#: turns pacing at exactly the limit into 429s
-PACING_SLACK = 0.1
 PAGE_SIZE = 100  # the vendor's maximum `limit`
 ACTIVE = "1"  # contactList status: 1 active (subscribed), 2 unsubscribed, 0 unconfirmed, 3 bounced
 NAME_PLACEHOLDER = "anonymised"
@@ -96,7 +92,7 @@ class MailblueConnector:
     def __init__(self, *, base_url: str, token: str, rate: tuple[int, float] | None = DEFAULT_RATE,
                  retries: int = 5, backoff_factor: float = 0.5):
         self.http = VendorSession(SYSTEM, base_url, HeaderTokenAuth("Api-Token", token),
-                                  limiter=RateLimiter(rate[0], rate[1] + PACING_SLACK) if rate else None,
+                                  limiter=RateLimiter(*rate) if rate else None,
                                   retries=retries, backoff_factor=backoff_factor)
 
     # -- reading ----------------------------------------------------------------------
@@ -116,6 +112,16 @@ class MailblueConnector:
         for contact in self._contacts(filters):
             consent = _consent(contact["id"] in on_a_list, contact["id"] in subscribed)
             yield _record(contact, consent=consent, consent_changed_at=_date(contact.get("udate")) if consent else None)
+
+    def changes(self, cursor: Mapping[str, Any] | None, known: Known) -> Changes:
+        """A full read without a cursor; else `records` since the last read (the vendor's updated-after filter).
+
+        The vendor lists no deletions: a contact deleted in Mailblue itself stays in the cache until the next
+        full read (one vergeet deletes is forgotten at once).
+        """
+        started = datetime.now(timezone.utc)
+        since = datetime.fromisoformat(cursor["read_at"]) if cursor else None
+        return Changes(list(self.records(since)), cursor={"read_at": started.isoformat()}, full=since is None)
 
     def search(self, identifiers: Identifiers) -> Iterator[Record]:
         """Contacts matching any identifier: exact `email` filter, `search` for phones and names.

@@ -28,6 +28,8 @@ Vendor facts (checked):
   `description` and `metadata` (reference/v2/payments-api/update-payment).
 - Rate limits are dynamic, per endpoint, "measured in requests per second"
   with burst capacity; no number is published (reference/rate-limiting).
+- No list has a changed-since filter and customers carry no `updatedAt`, so
+  the incremental read (`changes`) reads the newest pages only (see there).
 
 Assumed (unverified, safe side chosen):
 - Whether 429 carries `Retry-After`: honoured when present, else backoff.
@@ -40,7 +42,7 @@ from __future__ import annotations
 import email.utils
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -54,7 +56,7 @@ from mollie.api.objects.customer import Customer
 from mollie.api.objects.list import PaginationList
 from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_result, stop_after_attempt, wait_exponential
 
-from connectors.base import ActionResult, Identifiers, Link, Outcome, Record, RecordRef
+from connectors.base import ActionResult, Changes, Identifiers, Known, Link, Listing, Outcome, Record, RecordRef
 from connectors.http import (
     RETRY_STATUSES, RateLimiter, VendorBadResponse, VendorNotFound, VendorRejected, VendorUnavailable,
     error_for_status,
@@ -90,6 +92,8 @@ RUNNING_SUBSCRIPTION = frozenset({"active", "pending", "suspended"})  # pending/
 RUNNING_MANDATE = frozenset({"valid", "pending"})
 OPEN_PAYMENT = frozenset({"open", "pending", "authorized"})
 MANDATE_SEQUENCE_TYPES = frozenset({"first", "recurring"})  # payments that create or use a mandate
+#: mandates are listed per customer only: one whose customer is gone cannot be read any more
+OWNED = {"mandate": "customer"}
 
 #: What a human must do where Mollie's API cannot erase (no personal data in these texts).
 RETAINED_BY_MOLLIE = {
@@ -179,9 +183,10 @@ class _PacedClient(Client):
         return urlsplit(url).path
 
     def _paced(self, send: Callable[[], requests.Response]) -> requests.Response:
-        if self.limiter is not None:
-            self.limiter.acquire()
-        return send()
+        if self.limiter is None:
+            return send()
+        with self.limiter.slot():
+            return send()
 
     def perform_http_call(self, http_method: str, path: str, data: dict[str, Any] | None = None,
                           params: dict[str, Any] | None = None, idempotency_key: str = "") -> requests.Response:
@@ -312,6 +317,17 @@ def _subscription_record(subscription: dict[str, Any]) -> Record:
                   links=_link("customer", "customer", _customer_id(subscription)))
 
 
+def _customers_with_new_mandates(records: Sequence[Record], known: Known) -> set[str]:
+    """Customers of payments or subscriptions that start a mandate or name one the cache does not know."""
+    customers = set()
+    for record in records:
+        mandate_id = record.fields.get("mandateId")
+        starts = record.fields.get("sequenceType") == "first"
+        if starts or (mandate_id and RecordRef(SYSTEM, "mandate", mandate_id) not in known):
+            customers.update(link.target.record_id for link in record.links if link.relation == "customer")
+    return customers
+
+
 def _normalised(text: str | None) -> str:
     """E-mail/name as compared: surrounding whitespace dropped, inner runs collapsed, case folded."""
     return " ".join((text or "").split()).casefold()
@@ -331,8 +347,8 @@ class MollieConnector:
 
     # -- reading -----------------------------------------------------------------------------------------------
 
-    def _each(self, first_page: Callable[[], PaginationList], where: str) -> Iterator[Any]:
-        """Every item of a cursor listing, following `_links.next.href` until it is null (loop-guarded)."""
+    def _pages(self, first_page: Callable[[], PaginationList], where: str) -> Iterator[tuple[list[Any], bool]]:
+        """The pages of a cursor listing with whether another follows, along `_links.next.href` (loop-guarded)."""
         fetch = first_page
         seen: set[str] = set()
         while True:
@@ -342,14 +358,19 @@ class MollieConnector:
             except (KeyError, TypeError, ValueError, AttributeError):
                 raise VendorBadResponse(SYSTEM, "GET", where, 200,
                                         "response does not have the expected shape") from None
-            yield from items
             href = _href(page, "next")
+            yield items, href is not None
             if href is None:
                 return
             if href in seen:
                 raise VendorBadResponse(SYSTEM, "GET", where, 200, "pagination returned the same page twice")
             seen.add(href)
             fetch = page.get_next
+
+    def _each(self, first_page: Callable[[], PaginationList], where: str) -> Iterator[Any]:
+        """Every item of a cursor listing."""
+        for items, _ in self._pages(first_page, where):
+            yield from items
 
     def _customers(self) -> Iterator[Customer]:
         return self._each(lambda: self.client.customers.list(limit=PAGE_LIMIT), "/v2/customers")
@@ -369,6 +390,9 @@ class MollieConnector:
         customer. A mandate created through the API for a customer with none
         of those is not seen here (`search` does fetch it).
         """
+        return self._read_all(evidence_on_customers=True)
+
+    def _read_all(self, *, evidence_on_customers: bool) -> Iterator[Record]:
         evidence: defaultdict[str, _Evidence] = defaultdict(_Evidence)
         subscriptions = list(self._each(lambda: self.client.subscriptions.list(limit=PAGE_LIMIT), "/v2/subscriptions"))
         for subscription in subscriptions:
@@ -384,8 +408,61 @@ class MollieConnector:
                 for mandate in self._mandates(customer):
                     found.mandate(mandate)
                     yield _mandate_record(mandate, customer.id)
-            yield _customer_record(customer, found)
+            yield _customer_record(customer, found if evidence_on_customers else _Evidence())
         yield from map(_subscription_record, subscriptions)
+
+    def changes(self, cursor: Mapping[str, Any] | None, known: Known) -> Changes:
+        """A full read without a cursor; else the newest pages of each list, as far as they hold changes.
+
+        Mollie's lists are newest first and have no changed-since filter, and customers carry no updatedAt:
+        the best Mollie offers is to read each list (subscriptions, payments, customers) until a page holds only
+        known, unchanged records. That finds every new record, and changes and deletions within the pages read.
+        It misses, until the next full read, changes to records older than those pages: a payment that turns
+        paid or a subscription cancelled long after its creation, a customer edited, a mandate revoked, and
+        deletions among them. Mandates are read for the customers whose new or changed payments or subscriptions
+        name a mandate the cache does not know, or start one (a `first` payment).
+
+        Here, in both reads, a customer carries only its own facts: its payments, mandates and subscriptions are
+        records linked to it, and the identity view takes the latest activity and any running contract across
+        them, so an unchanged customer stays unchanged when only its payments change.
+        """
+        if cursor is None:
+            return Changes(list(self._read_all(evidence_on_customers=False)), cursor={}, full=True, owned=OWNED)
+        records: list[Record] = []
+        listings = []
+        for record_type, first_page, where, to_record in self._lists():
+            changed, listing = self._newest_changes(record_type, first_page, where, to_record, known)
+            records += changed
+            listings.append(listing)
+        for customer_id in sorted(_customers_with_new_mandates(records, known)):
+            customer = Customer({"resource": "customer", "id": customer_id}, self.client)
+            records += [_mandate_record(mandate, customer_id) for mandate in self._mandates(customer)]
+        return Changes(records, cursor={}, listings=listings, owned=OWNED)
+
+    def _lists(self) -> tuple[tuple[str, Callable[[], PaginationList], str, Callable[[Any], Record]], ...]:
+        """The newest-first lists an incremental read pages through, with how their items become records."""
+        return (("subscription", lambda: self.client.subscriptions.list(limit=PAGE_LIMIT), "/v2/subscriptions",
+                 _subscription_record),
+                ("payment", lambda: self.client.payments.list(limit=PAGE_LIMIT), "/v2/payments", _payment_record),
+                ("customer", lambda: self.client.customers.list(limit=PAGE_LIMIT), "/v2/customers",
+                 lambda customer: _customer_record(customer, _Evidence())))
+
+    def _newest_changes(self, record_type: str, first_page: Callable[[], PaginationList], where: str,
+                        to_record: Callable[[Any], Record], known: Known) -> tuple[list[Record], Listing]:
+        """Pages until one holds only known, unchanged records: the changed records, and the ids the pages span."""
+        changed: list[Record] = []
+        seen: set[str] = set()
+        oldest: datetime | None = None
+        for items, more in self._pages(first_page, where):
+            records = [to_record(item) for item in items]
+            seen.update(record.record_id for record in records)
+            oldest = min((r.created_at for r in records if r.created_at), default=oldest)
+            fresh = known.changed(records)
+            changed += fresh
+            if not fresh:
+                break
+        # what the pages span: back to the oldest record read, or everything when the last page was read
+        return changed, Listing(record_type, frozenset(seen), created_after=oldest if more else None)
 
     def search(self, identifiers: Identifiers) -> Iterator[Record]:
         """Customers matching an e-mail or full name, with their payments, mandates and subscriptions.

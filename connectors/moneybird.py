@@ -10,6 +10,10 @@ Vendor facts this module relies on, with where they were confirmed:
   `include_archived`.
 - Sales invoices and estimates take `filter=key:value,...` with `period`, `state` and `contact_id`; the
   period defaults to `this_year`, so every list here passes an explicit all-covering period and `state:all`.
+- `GET {resource}/synchronization.json` lists every id with its version (contacts, sales invoices, estimates;
+  documents take the list's `filter`, changelog 2015-10-19); `POST {resource}/synchronization.json` with
+  `{"ids": [...]}` answers those records in full (dotnet SDK ContactListOptions, fixture
+  getSynchronizationContacts.json). At most 100 ids per POST is assumed (unverified; the safe size).
 - 150 requests per 5 minutes per token, not raisable (helpcenter.moneybird.nl article 208028). A 429 carries
   `Retry-After` as the epoch second the window resets (OpenAPI spec), which `connectors.http` honours.
 - `DELETE contacts/{id}` answers 204; since 2026-11-10 a 204 may carry `x-kept-as` when Moneybird kept the
@@ -25,22 +29,24 @@ is reported as "not deleted").
 """
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
 import phonenumbers
 
-from connectors.base import ActionResult, Identifiers, Link, Outcome, Record, RecordRef
-from connectors.http import (BearerAuth, PageNumberPaginator, RateLimiter, VendorNotFound, VendorRejected,
-                             VendorSession)
+from connectors.base import ActionResult, Changes, Identifiers, Known, Link, Listing, Outcome, Record, RecordRef
+from connectors.http import (BearerAuth, PageNumberPaginator, RateLimiter, VendorBadResponse, VendorNotFound,
+                             VendorRejected, VendorSession)
 
 SYSTEM = "moneybird"
 DEFAULT_BASE_URL = "https://moneybird.com/api/v2"
 DEFAULT_RATE = (150, 300.0)
 PAGE_SIZE = 100
+SYNC_BATCH = 100  # ids per synchronization POST
 ALL_PERIODS = "20000101..20991231"
 DEFAULT_PHONE_REGION = "NL"
 
@@ -91,6 +97,22 @@ REFUSALS = {"contact": "remove it by hand in Moneybird or anonymise its fields",
             **{kind.record_type: kind.refusal for kind in DOCUMENT_TYPES}}
 
 
+@dataclass(frozen=True)
+class Feed:
+    """One resource as its synchronization endpoints serve it."""
+
+    record_type: str
+    resource: str
+    record: Callable[[dict[str, Any]], Record]
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+def _document_filter(contact_id: str | None = None) -> dict[str, str]:
+    """Every document (the period defaults to this year), optionally of one contact."""
+    terms = {"period": ALL_PERIODS, "state": "all", "contact_id": contact_id}
+    return {"filter": ",".join(f"{key}:{value}" for key, value in terms.items() if value is not None)}
+
+
 class MoneybirdConnector:
     """Reads, finds, deletes and anonymises Moneybird contacts, sales invoices and estimates."""
 
@@ -107,8 +129,8 @@ class MoneybirdConnector:
     def records(self, since: datetime | None = None) -> Iterator[Record]:
         """Every contact (archived ones too), sales invoice and estimate, in bulk.
 
-        With `since`, only records updated after it are yielded; the pull itself stays a full read
-        until it moves to Moneybird's synchronization endpoints.
+        With `since`, only records updated after it are yielded, from a full read: `changes` is the
+        incremental read.
         """
         for record in self._all_records():
             if since is None or record.updated_at is None or record.updated_at > since:
@@ -120,6 +142,41 @@ class MoneybirdConnector:
         for kind in DOCUMENT_TYPES:
             for document in self._documents(kind):
                 yield document_record(kind, document)
+
+    def changes(self, cursor: Mapping[str, Any] | None, known: Known) -> Changes:
+        """A full read without a cursor; else through Moneybird's synchronization endpoints.
+
+        Per resource one GET lists every id with its version; the new and changed ones come whole in POSTs of
+        at most 100 ids. Requests: 3 + one per 100 changed records. The id lists show deletions too.
+        """
+        if cursor is None:
+            return Changes(list(self._all_records()), cursor={}, full=True)
+        records: list[Record] = []
+        listings = []
+        for feed in FEEDS:
+            versions = self._versions(feed)
+            stale = [record_id for record_id, version in versions.items()
+                     if known.version(RecordRef(SYSTEM, feed.record_type, record_id)) != version]
+            records += map(feed.record, self._synchronised(feed, stale))
+            listings.append(Listing(feed.record_type, frozenset(versions)))
+        return Changes(records, cursor={}, listings=listings)
+
+    def _versions(self, feed: Feed) -> dict[str, str]:
+        rows = self.http.json("GET", f"{feed.resource}/synchronization.json", params=feed.params)
+        try:
+            return {str(row["id"]): str(row["version"]) for row in rows}
+        except (KeyError, TypeError):
+            raise VendorBadResponse(SYSTEM, "GET", f"/{feed.resource}/synchronization.json", 200,
+                                    "response does not have the expected shape") from None
+
+    def _synchronised(self, feed: Feed, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+        for start in range(0, len(ids), SYNC_BATCH):
+            rows = self.http.json("POST", f"{feed.resource}/synchronization.json",
+                                  json={"ids": list(ids[start:start + SYNC_BATCH])})
+            if not isinstance(rows, list):
+                raise VendorBadResponse(SYSTEM, "POST", f"/{feed.resource}/synchronization.json", 200,
+                                        "response does not have the expected shape")
+            yield from rows
 
     def search(self, identifiers: Identifiers) -> Iterator[Record]:
         """Contacts matching an e-mail, phone or name, with their sales invoices and estimates.
@@ -146,9 +203,8 @@ class MoneybirdConnector:
             yield from page.items
 
     def _documents(self, kind: DocumentType, contact_id: str | None = None) -> Iterator[dict[str, Any]]:
-        terms = {"period": ALL_PERIODS, "state": "all", "contact_id": contact_id}
-        params = {"filter": ",".join(f"{key}:{value}" for key, value in terms.items() if value is not None)}
-        for page in self.http.paginate(f"{kind.resource}.json", self.paginator, items=_rows, params=params):
+        for page in self.http.paginate(f"{kind.resource}.json", self.paginator, items=_rows,
+                                       params=_document_filter(contact_id)):
             yield from page.items
 
     # -- acting -----------------------------------------------------------------------
@@ -200,7 +256,8 @@ def contact_record(contact: dict[str, Any]) -> Record:
     return Record(SYSTEM, "contact", str(contact["id"]), **_person(contact), fields=contact,
                   created_at=_timestamp(contact.get("created_at")), updated_at=_timestamp(contact.get("updated_at")),
                   last_activity_at=_timestamp(contact.get("sepa_mandate_date")),
-                  running_contract=bool(contact.get("sepa_active") or contact.get("moneybird_payments_mandate")))
+                  running_contract=bool(contact.get("sepa_active") or contact.get("moneybird_payments_mandate")),
+                  version=_version(contact))
 
 
 def document_record(kind: DocumentType, document: dict[str, Any]) -> Record:
@@ -212,7 +269,13 @@ def document_record(kind: DocumentType, document: dict[str, Any]) -> Record:
                   fields=document, created_at=_timestamp(document.get("created_at")),
                   updated_at=_timestamp(document.get("updated_at")), last_activity_at=max(moments, default=None),
                   document_date=_date(document.get(kind.date_field)),
-                  running_contract=document.get("state") in kind.running_states, links=links)
+                  running_contract=document.get("state") in kind.running_states, links=links,
+                  version=_version(document))
+
+
+FEEDS = (Feed("contact", "contacts", contact_record),
+         *(Feed(kind.record_type, kind.resource, functools.partial(document_record, kind), _document_filter())
+           for kind in DOCUMENT_TYPES))
 
 
 def _person(contact: dict[str, Any]) -> dict[str, Any]:
@@ -236,6 +299,10 @@ def _timestamp(value: Any) -> datetime | None:
 
 def _date(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10]) if value else None
+
+
+def _version(payload: dict[str, Any]) -> str | None:
+    return None if payload.get("version") is None else str(payload["version"])
 
 
 def _rows(body: Any) -> Any:

@@ -1,7 +1,8 @@
 """The nightly purge as a Prefect flow: thin wiring around `vergeet.pipeline`.
 
-Each system is pulled in its own task (with Prefect retries, concurrently),
-then the view is built, the plan made, stored and executed. A markdown
+Each system is synced in its own task (with Prefect retries, concurrently):
+what changed since the last run goes into the ledger's cache, hashed. Then
+the view is built, the plan made, stored and executed. A markdown
 artifact reports counts per system, rule and outcome; it never carries
 personal data. Task results are not persisted and not cached: they hold
 personal data and the actions have side effects.
@@ -15,26 +16,28 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from connectors.base import Connector, Record
+from connectors.base import Connector
 from vergeet import pipeline
-from vergeet.config import load_config
+from vergeet.config import SyncConfig, load_config
 from vergeet.connect import build_connectors, open_ledger
 from vergeet.decide import Plan
 from vergeet.identity import IdentityView
 from vergeet.ledger import Ledger
 from vergeet.rules import Rules, load_rules
+from vergeet.sync import Snapshot
 
 SIDE_EFFECT_FREE = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
 @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), **SIDE_EFFECT_FREE)
-def pull_system(connector: Connector) -> list[Record]:
-    """Read one system completely; retried by Prefect when the vendor stays unavailable."""
-    return pipeline.pull(connector)
+def sync_system(connector: Connector, ledger: Ledger, settings: SyncConfig) -> Snapshot:
+    """Read what changed in one system (all of it when a full read is due); retried by Prefect when the vendor
+    stays unavailable (the cache changes only once a read is complete)."""
+    return pipeline.sync(connector, ledger, settings)
 
 
 @task(**SIDE_EFFECT_FREE)
-def build_identity_view(records: dict[str, list[Record]], rules: Rules) -> IdentityView:
+def build_identity_view(records: dict[str, Snapshot], rules: Rules) -> IdentityView:
     return pipeline.identity_view(records, rules)
 
 
@@ -87,7 +90,8 @@ def nightly_purge(config_path: str | None = None, apply: bool = True, as_of: dat
         if apply:
             for resumed in resume_interrupted(ledger, connectors):
                 logger.info("finished interrupted run %s: %s failed", resumed.run_id, resumed.failed)
-        futures = {system: pull_system.submit(connector) for system, connector in connectors.items()}
+        futures = {system: sync_system.submit(connector, ledger, config.sync)
+                   for system, connector in connectors.items()}
         records = {system: future.result() for system, future in futures.items()}
         view = build_identity_view(records, rules)
         plan = plan_purge(view, rules, day, ledger)

@@ -174,7 +174,7 @@ def test_second_run_has_nothing_left_to_do(purged):
 def test_cli_output_masks_identifiers(purged, capsys):
     run_purge(purged["config"], RULES, apply=False, day=TODAY + relativedelta(years=3), show=None)
     shown = capsys.readouterr().out
-    assert re.search(r"\w\*\*\*@\w\*\*\*\.nl", shown)
+    assert re.search(r"\w\*\*\*@\w\*\*\*\.nl", shown)  # a dry run reads in full and shows masked identifiers
     for p in purged["sandbox"].population.people:
         assert p.email not in shown and (p.phone is None or p.phone not in shown)
 
@@ -219,7 +219,8 @@ def test_a_killed_run_resumes_without_repeating_or_losing_an_action(tmp_path):
             run_id = pipeline.store_plan(ledger, plan)
             with pytest.raises(Killed):
                 pipeline.execute(ledger, run_id, connectors, progress=kill_after_budget)
-            assert len(ledger.actions(run_id, ("done",))) == 15
+            # systems run in parallel: each of the others may finish the action it had under way
+            assert 15 <= len(ledger.actions(run_id, ("done",))) < 15 + len(connectors)
             assert ledger.get_run(run_id)["status"] == "running"
         assert run_purge(config, RULES, apply=True, day=TODAY, force=True, show=0) == 0
         with open_ledger(config) as ledger:

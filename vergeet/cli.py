@@ -77,7 +77,10 @@ def purge(ctx: typer.Context,
                                                        help="Decide as on this day (default: today).")] = None,
           force: Annotated[bool, typer.Option("--force", help="Apply even when the circuit breaker trips.")] = False,
           details: Annotated[bool, typer.Option("--details/--no-details", help="List every planned action.")]
-          = True):
+          = True,
+          full_read: Annotated[bool, typer.Option("--full-read", help="With --apply: read every system whole now, "
+                                                                      "not only what changed (a reconciliation; "
+                                                                      "a dry run always reads in full).")] = False):
     """The nightly purge: find what outlived its retention period, show it, and with --apply delete it."""
     from vergeet import pipeline
     from vergeet.connect import build_connectors, open_ledger
@@ -86,14 +89,16 @@ def purge(ctx: typer.Context,
     day = parse_day(as_of, "--as-of") if as_of else date.today()
     config = ctx.obj.config()
     raise typer.Exit(run_purge(config, ctx.obj.rules(config), apply=apply, day=day, force=force,
-                               show=None if details else 0))
+                               show=None if details else 0, full_read=full_read))
 
 
 def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bool = False,
-              show: int | None = None) -> int:
+              show: int | None = None, full_read: bool = False) -> int:
     """One purge from the command line; returns the exit code (0 done, 1 refused or failed actions).
 
-    `show` limits how many planned actions are listed (None: all, 0: none).
+    `show` limits how many planned actions are listed (None: all, 0: none). A dry run reads every system in
+    full, in memory only, so its plan can show whose records they are (masked); `--apply` reads incrementally
+    through the ledger's cache (in full when a reconciliation is due or `full_read`), as the nightly flow does.
     """
     from vergeet import pipeline
     from vergeet.connect import build_connectors, open_ledger
@@ -108,7 +113,8 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
                 out.print(summary_table(resumed.rows(), f"Run {resumed.run_id}, interrupted earlier, now finished"))
         try:
             with out.status("Reading " + ", ".join(connectors) + " ..."):
-                records = pipeline.pull_all(connectors)
+                records = (pipeline.sync_all(connectors, ledger, config.sync, full=full_read) if apply
+                           else pipeline.pull_all(connectors))
         except pipeline.PullFailed as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             return 1

@@ -87,11 +87,20 @@ class PurgeConfig(_Section):
     max_delete_share: float = Field(default=0.2, gt=0, le=1)
 
 
+class SyncConfig(_Section):
+    """Incremental nightly reading (`vergeet.sync`)."""
+
+    #: days between full reads of a system, which catch what an incremental read cannot see (deletions a vendor
+    #: does not report, Mollie's changes beyond its newest pages)
+    full_every_days: int = Field(default=7, ge=1, le=90)
+
+
 class Config(_Section):
     store: StoreConfig = StoreConfig()
     connectors: ConnectorsConfig = ConnectorsConfig()
     rules: RulesConfig = RulesConfig()
     purge: PurgeConfig = PurgeConfig()
+    sync: SyncConfig = SyncConfig()
     #: where the file was read from, for error messages and relative paths
     source: str = Field(default="", exclude=True)
 

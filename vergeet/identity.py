@@ -10,11 +10,15 @@ each attendee's person without joining them.
 
 Everything on the hot path is vectorised; `phonenumbers` is called once per
 distinct number that the fast path for common Dutch formats cannot read.
+Identifiers and names are normalised once per distinct spelling, and records,
+identifiers and names are handled as integer codes after one factorisation
+(benchmarks/identity_decide.py: a million records in about four seconds).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -72,8 +76,9 @@ def normalise_phones(values: pd.Series, region: str = DEFAULT_REGION) -> pd.Seri
     """
     raw = values.astype("string")
     compact = raw.str.replace(r"[\s\-\.\(\)/]", "", regex=True)
-    e164 = compact.str.replace(r"^(?:\+31|0031|0)([1-9]\d{8})$", r"+31\1", regex=True)
-    fast = e164.where(e164.str.fullmatch(r"\+31[1-9]\d{8}", na=False))
+    # +31, 0031 or 0 and nine digits, the first not 0: the last nine characters are the national number.
+    dutch = compact.str.fullmatch(r"(?:\+31|0031|0)[1-9]\d{8}", na=False)
+    fast = ("+31" + compact.str[-9:]).where(dutch)
     rest = raw[fast.isna() & raw.notna()]
     if not rest.empty:
         parsed = {value: _parse_phone(value, region) for value in rest.unique()}
@@ -105,12 +110,14 @@ class IdentityView:
     `mentions` has one row per (record, person): the record's columns, its
     `key`, and `person`. A record appears once, except a shared record, which
     appears once per person it concerns. `people` is indexed by person.
-    `identifiers` holds the distinct normalised identifiers with their person.
+    `identifiers` holds the distinct normalised identifiers with their person;
+    with `hashed` they (and full names) are keyed hashes of the normalised values.
     """
 
     mentions: pd.DataFrame
     people: pd.DataFrame
     identifiers: pd.DataFrame
+    hashed: bool = False
 
     def records_of(self, person: int) -> pd.DataFrame:
         return self.mentions[self.mentions["person"] == person]
@@ -128,64 +135,148 @@ class IdentityView:
 
 
 def build_view(inputs: Inputs, *, contact_systems: Iterable[str], document_types: Iterable[str],
-               region: str = DEFAULT_REGION) -> IdentityView:
+               region: str = DEFAULT_REGION, hashed: bool = False) -> IdentityView:
     """Link records into people and compute what the retention decisions need per person.
 
     `contact_systems` are the systems whose activity counts as contact with
     the person; `document_types` the "system/record_type" pairs whose
     `document_date` counts for fiscal retention (invoices and quotes).
+    `hashed`: identifiers are keyed hashes of normalised values and
+    `first_name` the hash of the normalised full name (the incremental-sync
+    cache, `vergeet.sync`); they are linked and compared as they are.
     """
     records = inputs.records.reset_index(drop=True).copy()
     n = len(records)
     for column in TIME_COLUMNS:
         records[column] = _utc(records[column])
-    records["key"] = records["system"] + "/" + records["record_type"] + "/" + records["record_id"].astype(str)
+    records["key"] = _keys(records)
     records["shared"] = records["shared"].fillna(False).astype(bool)
     records["running_contract"] = records["running_contract"].fillna(False).astype(bool)
 
+    # Identifiers normalised once per distinct spelling; `value` numbers the distinct normalised values.
     ids = inputs.identifiers
-    emails = ids["kind"] == "email"
-    value = pd.Series(pd.NA, index=ids.index, dtype="string")
-    value[emails] = normalise_emails(ids.loc[emails, "value"])
-    value[~emails] = normalise_phones(ids.loc[~emails, "value"], region)
-    ids = pd.DataFrame({"row": ids["row"].to_numpy(dtype=np.int64), "kind": ids["kind"].to_numpy(),
-                        "value": value.to_numpy()})
-    ids = ids[ids["value"].notna()].drop_duplicates(["row", "kind", "value"])
-    codes, uniques = pd.factorize(ids["kind"] + ":" + ids["value"])
-    id_nodes = n + codes.astype(np.int64)
+    emails = (ids["kind"] == "email").to_numpy(dtype=bool)
+    value = np.full(len(ids), -1, dtype=np.int64)
+    normalised = []
+    normalisers = (_as_hashed, _as_hashed) if hashed else (normalise_emails, partial(normalise_phones, region=region))
+    for part, normalise in zip((emails, ~emails), normalisers):
+        numbers, distinct = _normalised(normalise, ids["value"][part])
+        value[part] = np.where(numbers >= 0, numbers + sum(map(len, normalised)), -1)
+        normalised.append(distinct)
+    normalised = np.concatenate(normalised)
+    found = value >= 0
+    row = ids["row"].to_numpy(dtype=np.int64)[found]
+    kind = ids["kind"].to_numpy(dtype=object)[found]
+    value = value[found]
+    # One node per distinct (kind, value), numbered in order of first appearance.
+    kind_code, kinds = pd.factorize(kind, use_na_sentinel=False)
+    codes = pd.factorize(value * max(len(kinds), 1) + kind_code)[0].astype(np.int64)
+    once = ~_duplicated(row, codes)
+    row, kind, value, codes = row[once], kind[once], value[once], codes[once]
+    first = np.flatnonzero(~pd.Series(codes).duplicated().to_numpy())  # first row of each node, by node
+    id_nodes = n + codes
 
     # Edges: record <-> identifier (not through shared records), record <-> linked record.
-    own = ~records["shared"].to_numpy()[ids["row"].to_numpy()]
-    target_row = pd.Series(np.arange(n), index=records["key"])
-    target_row = target_row[~target_row.index.duplicated()]
-    linked = inputs.links.assign(target_row=inputs.links["target"].map(target_row)).dropna(subset=["target_row"])
-    sources = np.concatenate([ids["row"].to_numpy()[own], linked["row"].to_numpy(dtype=np.int64)])
-    targets = np.concatenate([id_nodes[own], linked["target_row"].to_numpy(dtype=np.int64)])
-    size = n + len(uniques)
+    shared = records["shared"].to_numpy()
+    own = ~shared[row]
+    key_codes, target_rows = _keys_and_targets(records["key"], inputs.links["target"])
+    linked = target_rows >= 0
+    sources = np.concatenate([row[own], inputs.links["row"].to_numpy(dtype=np.int64)[linked]])
+    targets = np.concatenate([id_nodes[own], target_rows[linked]])
+    size = n + len(first)
     graph = coo_matrix((np.ones(len(sources), dtype=np.int8), (sources, targets)), shape=(size, size))
     _, labels = connected_components(graph, directed=False)
 
     # A shared record belongs to each identifier's person; one without identifiers to its own component.
-    shared_ids = ids[~own]
-    solo = records.index[records["shared"] & ~records.index.isin(shared_ids["row"])]
-    plain = records.index[~records["shared"]].union(solo)
-    mentions = pd.concat([records.loc[plain].assign(person=labels[plain]),
-                          records.loc[shared_ids["row"]].assign(person=labels[id_nodes[~own]])])
-    mentions = mentions.drop_duplicates(["key", "person"]).reset_index(names="row")
+    shared_rows = row[~own]
+    with_identifiers = np.zeros(n, dtype=bool)
+    with_identifiers[shared_rows] = True
+    plain = np.flatnonzero(~shared | ~with_identifiers)
+    position = np.concatenate([plain, shared_rows])
+    person = np.concatenate([labels[plain], labels[id_nodes[~own]]])
+    once = ~_duplicated(key_codes[position], person)  # a record once per person
+    mentions = records.take(position[once])
+    mentions["person"] = person[once]
+    mentions = mentions.reset_index(names="row")
 
-    identifiers = pd.DataFrame({"kind": [u.split(":", 1)[0] for u in uniques],
-                                "value": [u.split(":", 1)[1] for u in uniques],
+    identifiers = pd.DataFrame({"kind": kind[first].tolist(), "value": normalised[value[first]].tolist(),
                                 "person": labels[n:]})
-    mentions["full_name"] = normalise_name(mentions["first_name"], mentions["last_name"])
-    people = _people(mentions, identifiers, set(contact_systems), set(document_types))
-    return IdentityView(mentions, people, identifiers)
+    mentions["full_name"], name_codes = _full_names(mentions["first_name"], mentions["last_name"])
+    people = _people(mentions, identifiers, set(contact_systems), set(document_types), name_codes)
+    return IdentityView(mentions, people, identifiers, hashed)
+
+
+def _as_hashed(values: pd.Series) -> pd.Series:
+    """Keyed hashes of normalised identifiers: nothing left to normalise."""
+    return values.astype("string")
+
+
+def _keys(records: pd.DataFrame) -> pd.Series:
+    """ "system/record_type/record_id" per record."""
+    columns = [records[c] for c in ("system", "record_type", "record_id")]
+    dtype = columns[0].dtype
+    if isinstance(dtype, pd.StringDtype) and all(c.dtype == dtype for c in columns):
+        try:  # the same strings, joined by numpy without pandas' per-operation checks
+            joined = columns[0].to_numpy(dtype=object) + "/" + columns[1].to_numpy(dtype=object) + "/" \
+                + columns[2].to_numpy(dtype=object)
+            return pd.Series(joined, index=records.index, dtype=dtype)
+        except TypeError:  # a missing or non-text value: let pandas spell it
+            pass
+    return records["system"] + "/" + records["record_type"] + "/" + records["record_id"].astype(str)
+
+
+def _normalised(normalise: Callable[[pd.Series], pd.Series], values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """`normalise(values)` computed once per distinct value, as a number per value (-1: none) and the values."""
+    codes, spellings = pd.factorize(values)
+    numbers, distinct = pd.factorize(normalise(pd.Series(spellings)))
+    return np.where(codes >= 0, numbers[codes], -1), np.asarray(distinct.to_numpy(dtype=object), dtype=object)
+
+
+def _duplicated(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Which (first, second) pairs of non-negative integers appeared before."""
+    if len(first) == 0:
+        return np.zeros(0, dtype=bool)
+    span = int(second.max()) + 1
+    if int(first.max()) < (1 << 62) // span:
+        return pd.Series(first.astype(np.int64) * span + second).duplicated().to_numpy()
+    return pd.DataFrame({"first": first, "second": second}).duplicated().to_numpy()
+
+
+def _keys_and_targets(keys: pd.Series, targets: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A code per record key (the same for the same key), and the first record of each link target (-1: none)."""
+    codes = pd.factorize(np.concatenate([keys.to_numpy(dtype=object), targets.to_numpy(dtype=object)]),
+                         use_na_sentinel=False)[0].astype(np.int64)
+    key_codes, target_codes = codes[:len(keys)], codes[len(keys):]
+    first = np.flatnonzero(~pd.Series(key_codes).duplicated().to_numpy())  # keys are numbered first
+    target_rows = np.full(len(target_codes), -1, dtype=np.int64)
+    known = target_codes < len(first)
+    target_rows[known] = first[target_codes[known]]
+    return key_codes, target_rows
+
+
+def _full_names(first: pd.Series, last: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """`normalise_name` once per distinct (first, last) pair, and a code per row for the name (-1: none)."""
+    first_code, first_names = pd.factorize(first)
+    last_code = pd.factorize(last)[0]
+    pair = pd.factorize((first_code.astype(np.int64) + 1)
+                        + (last_code.astype(np.int64) + 1) * (len(first_names) + 1))[0]
+    once = np.flatnonzero(~pd.Series(pair).duplicated().to_numpy())
+    names = normalise_name(first.iloc[once].reset_index(drop=True), last.iloc[once].reset_index(drop=True))
+    name_code = pd.factorize(names)[0]
+    return pd.Series(names.array.take(pair), index=first.index), name_code[pair]
 
 
 def _people(mentions: pd.DataFrame, identifiers: pd.DataFrame, contact_systems: set[str],
-            document_types: set[str]) -> pd.DataFrame:
-    counts_as_contact = mentions["system"].isin(contact_systems)
+            document_types: set[str], name_codes: np.ndarray | None = None) -> pd.DataFrame:
+    system_code, system_names = pd.factorize(mentions["system"], sort=True)
+    type_code, type_names = pd.factorize(mentions["record_type"])
+    counts_as_contact = np.isin(system_code, [c for c, s in enumerate(system_names) if s in contact_systems])
     contact_time = mentions[["created_at", "last_activity_at", "document_date"]].max(axis=1)
-    is_document = (mentions["system"] + "/" + mentions["record_type"]).isin(document_types)
+    is_document = np.zeros(len(mentions), dtype=bool)
+    for s_code, system in enumerate(system_names):  # system and record type pairs: a handful
+        for t_code, record_type in enumerate(type_names):
+            if f"{system}/{record_type}" in document_types:
+                is_document |= (system_code == s_code) & (type_code == t_code)
     grouped = pd.DataFrame({
         "person": mentions["person"],
         "contact_time": contact_time.where(counts_as_contact),
@@ -198,15 +289,35 @@ def _people(mentions: pd.DataFrame, identifiers: pd.DataFrame, contact_systems: 
         "running_contract": grouped["running_contract"].any(),
         "records": grouped.size(),
     })
-    systems = mentions.groupby(["person", "system"]).size().unstack(fill_value=0) > 0
-    people["systems"] = systems.dot(systems.columns + ",").str.rstrip(",") if len(systems) else ""
+    if len(mentions) and 0 < len(system_names) <= 16:
+        # The systems a person is in, as a bit set; spelled out once per combination, in sorted order.
+        where = people.index.get_indexer(mentions["person"])
+        bits = np.zeros(len(people), dtype=np.int64)
+        for s_code in range(len(system_names)):
+            present = np.zeros(len(people), dtype=bool)
+            present[where[system_code == s_code]] = True
+            bits |= present.astype(np.int64) << s_code
+        spelled = np.array([np.nan] + [",".join(s for s_code, s in enumerate(system_names) if combination >> s_code & 1)
+                                       for combination in range(1, 1 << len(system_names))], dtype=object)
+        people["systems"] = pd.Series(spelled[bits], index=people.index)
+    else:
+        systems = mentions.groupby(["person", "system"]).size().unstack(fill_value=0) > 0
+        people["systems"] = systems.dot(systems.columns + ",").str.rstrip(",") if len(systems) else ""
     id_count = identifiers.groupby("person").size()
     people["identifiers"] = id_count.reindex(people.index, fill_value=0)
     named = mentions["full_name"].notna().groupby(mentions["person"]).any()
     # Someone with an e-mail, a phone or a name: a record with none (a private calendar entry) is nobody's.
     people["identifiable"] = (people["identifiers"] > 0) | named.reindex(people.index, fill_value=False)
-    names = mentions.dropna(subset=["full_name"]).drop_duplicates(["person", "full_name"])
-    shared_names = names["full_name"].duplicated(keep=False)
     people["name_shared"] = False
-    people.loc[names.loc[shared_names, "person"].unique(), "name_shared"] = True
+    if name_codes is None:
+        names = mentions.dropna(subset=["full_name"]).drop_duplicates(["person", "full_name"])
+        shared_names = names["full_name"].duplicated(keep=False)
+        people.loc[names.loc[shared_names, "person"].unique(), "name_shared"] = True
+        return people
+    # A name shared by several people flags each of them.
+    named = name_codes >= 0
+    name, who = name_codes[named].astype(np.int64), mentions["person"].to_numpy()[named]
+    once = ~_duplicated(name, who.astype(np.int64))
+    name, who = name[once], who[once]
+    people.loc[np.unique(who[np.bincount(name)[name] > 1]), "name_shared"] = True
     return people

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -269,6 +270,30 @@ def redact_url(url: str | URL) -> str:
         return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", str(url))
 
 
+class _SharedConnectionPool(StaticPool):
+    """The one connection of an in-memory database, lent to one thread at a time (checkout to checkin).
+
+    Interleaved, two threads' statements would share, and end, each other's transactions. File databases and
+    PostgreSQL give each thread a connection of its own and need no such pool.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lent = threading.RLock()
+
+    def _do_get(self) -> Any:
+        self._lent.acquire()
+        try:
+            return super()._do_get()
+        except BaseException:
+            self._lent.release()
+            raise
+
+    def _do_return_conn(self, record: Any) -> None:
+        super()._do_return_conn(record)
+        self._lent.release()
+
+
 class Ledger:
     """vergeet's store; open with a SQLAlchemy URL and the secret pepper.
 
@@ -309,7 +334,7 @@ class Ledger:
             database = parsed.database or ""
             if database in ("", ":memory:"):
                 # One shared connection, so every thread sees the same in-memory database.
-                kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+                kwargs.update(poolclass=_SharedConnectionPool, connect_args={"check_same_thread": False})
             else:
                 if not database.startswith("file:"):
                     try:

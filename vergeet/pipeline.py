@@ -1,26 +1,42 @@
 """The nightly purge's steps, shared line for line by the CLI and the Prefect flow.
 
-pull -> identity view -> plan -> (circuit breaker) -> plan stored in the
-ledger -> execute, each action's intent written before the vendor call and its
-outcome after. A run killed halfway is finished by the next `--apply` run
+sync (or pull) -> identity view -> plan -> (circuit breaker) -> plan stored in
+the ledger -> execute, each action's intent written before the vendor call and
+its outcome after. A run killed halfway is finished by the next `--apply` run
 (`resume_unfinished`) without repeating what was done.
+
+The nightly run syncs: each system's changes since the last run go into the
+ledger's cache (`vergeet.sync`) and the view is built over the cache, with
+identifiers as keyed hashes. `pull` reads a system whole, in plaintext, for
+callers that need the vendors' own values. Systems are read, and plans
+executed, concurrently: each vendor has its own rate limit, so they do not
+compete.
 """
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import date
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import TypeVar
 
-from connectors.base import Connector, Record, RecordRef
+from connectors.base import Connector, Outcome, Record, RecordRef
 from connectors.http import VendorError
+from vergeet.config import SyncConfig
 from vergeet.decide import Context, Erasure, Plan, decide
 from vergeet.identity import IdentityView, build_view, frame_records
 from vergeet.ledger import Ledger
 from vergeet.rules import Rules
+from vergeet.sync import Snapshot, forget, sync_system
 
 Progress = Callable[[dict], None]
+T = TypeVar("T")
+V = TypeVar("V")
+#: outcomes after which a deleted record is gone from the vendor
+GONE = frozenset({Outcome.DONE.value, Outcome.ALREADY_GONE.value})
 
 
 class PullFailed(Exception):
@@ -31,31 +47,61 @@ class CircuitOpen(Exception):
     """The plan deletes more of a system than the configured share allows."""
 
 
-def pull(connector: Connector) -> list[Record]:
-    """Every record of one system; a vendor error becomes `PullFailed` naming the system."""
+@contextmanager
+def _reading(system: str) -> Iterator[None]:
+    """A vendor error while reading becomes `PullFailed` naming the system."""
     try:
-        return list(connector.records())
+        yield
     except VendorError as exc:
-        raise PullFailed(f"could not read {connector.system}: {exc}; nothing was changed") from None
+        raise PullFailed(f"could not read {system}: {exc}; nothing was changed") from None
 
 
-def pull_all(connectors: Mapping[str, Connector]) -> dict[str, list[Record]]:
-    """All systems, read concurrently: each vendor has its own rate limit, so they do not compete."""
-    if not connectors:
+def pull(connector: Connector) -> list[Record]:
+    """Every record of one system, as the vendor has it."""
+    with _reading(connector.system):
+        return list(connector.records())
+
+
+def sync(connector: Connector, ledger: Ledger, settings: SyncConfig = SyncConfig(), *,
+         full: bool = False) -> Snapshot:
+    """One system's cache brought up to date with what changed (all of it when a full read is due, or `full`)."""
+    with _reading(connector.system):
+        return sync_system(connector, ledger, full_every=timedelta(days=settings.full_every_days), full=full)
+
+
+def _per_system(items: Mapping[str, V], work: Callable[[V], T]) -> dict[str, T]:
+    """`work` on every system's item at once, one thread each; a failure is raised once all have ended."""
+    if not items:
         return {}
-    with ThreadPoolExecutor(max_workers=len(connectors), thread_name_prefix="pull") as pool:
-        futures = {system: pool.submit(pull, connector) for system, connector in connectors.items()}
+    with ThreadPoolExecutor(max_workers=len(items), thread_name_prefix="system") as pool:
+        futures = {system: pool.submit(work, item) for system, item in items.items()}
         return {system: future.result() for system, future in futures.items()}
 
 
-def identity_view(records: Mapping[str, list[Record]], rules: Rules) -> IdentityView:
-    """The identity view over every system's records, with the rules' notion of contact and documents."""
+def pull_all(connectors: Mapping[str, Connector]) -> dict[str, list[Record]]:
+    """All systems read whole, concurrently."""
+    return _per_system(connectors, pull)
+
+
+def sync_all(connectors: Mapping[str, Connector], ledger: Ledger, settings: SyncConfig = SyncConfig(), *,
+             full: bool = False) -> dict[str, Snapshot]:
+    """All systems synced into the ledger's cache, concurrently."""
+    return _per_system(connectors, lambda connector: sync(connector, ledger, settings, full=full))
+
+
+def identity_view(records: Mapping[str, list[Record]] | Mapping[str, Snapshot], rules: Rules) -> IdentityView:
+    """The identity view over every system's records (or synced snapshots: then linked on keyed hashes), with the
+    rules' notion of contact and documents."""
     documents = rules.exceptions.get("document_retention")
     document_types = {f"{r.system}/{r.record_type}" for r in rules.rules if r.clock == "document_date"
                       and r.action != "keep"} if documents else set()
-    everything = [record for system_records in records.values() for record in system_records]
+    hashed = {isinstance(value, Snapshot) for value in records.values()}
+    if len(hashed) > 1:
+        raise ValueError("give either every system's records or every system's snapshot, not a mix")
+    everything = [record for value in records.values()
+                  for record in (value.records() if isinstance(value, Snapshot) else value)]
     return build_view(frame_records(everything), contact_systems=rules.contact_systems(),
-                      document_types=document_types)
+                      document_types=document_types, hashed=hashed == {True})
 
 
 def ledger_context(ledger: Ledger, as_of: date) -> Context:
@@ -72,7 +118,15 @@ def ledger_context(ledger: Ledger, as_of: date) -> Context:
 
 def make_plan(view: IdentityView, rules: Rules, as_of: date, ledger: Ledger,
               erasure: Erasure | None = None) -> Plan:
-    return decide(view, rules, as_of, ledger_context(ledger, as_of), erasure)
+    context = ledger_context(ledger, as_of)
+    if view.hashed:
+        context = replace(context, hasher=_already_hashed)
+    return decide(view, rules, as_of, context, erasure)
+
+
+def _already_hashed(kind: str, value: str) -> str:
+    """A hashed view's identifiers are the ledger's keyed hashes already."""
+    return value
 
 
 def check_circuit_breaker(plan: Plan, max_share: float) -> None:
@@ -109,15 +163,40 @@ def store_plan(ledger: Ledger, plan: Plan, kind: str = "purge", apply: bool = Tr
 
 def execute(ledger: Ledger, run_id: int, connectors: Mapping[str, Connector],
             progress: Progress | None = None) -> Summary:
-    """Carry out a stored plan's pending actions; each intent is written before the call, the outcome after."""
+    """Carry out a stored plan's pending actions, each system in its own thread and in plan order within it.
+
+    Each intent is written before the call, the outcome after. When one system's thread fails (or `progress`
+    raises), the others stop before their next action and the failure is raised.
+    """
     summary = Summary(run_id)
     for done in ledger.actions(run_id, ("done",)):
         summary.counts[(done["system"], done["rule_id"], done["outcome"])] += 1
+    by_system: dict[str, list[dict]] = {}
     for action in ledger.pending_actions(run_id):
-        outcome, detail = _perform(ledger, action, connectors)
-        summary.counts[(action["system"], action["rule_id"], outcome)] += 1
-        if progress:
-            progress(action | {"outcome": outcome, "detail": detail})
+        by_system.setdefault(action["system"], []).append(action)
+    stop = threading.Event()
+    reporting = threading.Lock()  # counts and progress reports, one system at a time
+
+    def carry_out(actions: list[dict]) -> None:
+        gone = []
+        try:
+            for action in actions:
+                if stop.is_set():
+                    return
+                outcome, detail = _perform(ledger, action, connectors)
+                if action["action"] == "delete" and outcome in GONE:
+                    gone.append(str(RecordRef(action["system"], action["record_type"], action["record_id"])))
+                with reporting:
+                    summary.counts[(action["system"], action["rule_id"], outcome)] += 1
+                    if progress:
+                        progress(action | {"outcome": outcome, "detail": detail})
+        except BaseException:
+            stop.set()
+            raise
+        finally:  # what vergeet deleted leaves the cache (a vendor that lists no deletions would not tell)
+            forget(ledger, actions[0]["system"], gone)
+
+    _per_system(by_system, carry_out)
     ledger.finish_run(run_id, "failed" if summary.failed else "succeeded",
                       {"outcomes": summary.rows()})
     return summary

@@ -8,12 +8,17 @@ from vergeet.decide import Plan
 from vergeet.identity import IdentityView
 from vergeet.mask import mask
 
+HASHED = {"email": "e-mail (hashed)", "phone": "phone (hashed)"}
+
 
 def masked_people(view: IdentityView, people: pd.Series) -> dict[int, str]:
-    """Person -> their identifiers masked (`j***@g***.com, +316******78`)."""
+    """Person -> their identifiers masked (`j***@g***.com, +316******78`).
+
+    A hashed view (the nightly sync's) knows keyed hashes only: it names their kinds (`e-mail (hashed)`).
+    """
     ids = view.identifiers[view.identifiers["person"].isin(people.unique())]
-    shown = ids.assign(masked=[mask(k, v) for k, v in zip(ids["kind"], ids["value"])])
-    return shown.groupby("person")["masked"].agg(", ".join).to_dict()
+    masked = ids["kind"].map(HASHED) if view.hashed else [mask(k, v) for k, v in zip(ids["kind"], ids["value"])]
+    return ids.assign(masked=masked).groupby("person")["masked"].agg(", ".join).to_dict()
 
 
 def plan_overview(plan: Plan) -> Table:

@@ -3,7 +3,9 @@
 `Sandbox` starts Moneybird, Mailblue, Mollie and Google Calendar fakes on free
 127.0.0.1 ports and writes a vergeet config (plus a service-account key for
 the Calendar token exchange) that points the real connectors at them. The
-demo, the end-to-end tests and the benchmarks all run against it.
+demo, the end-to-end tests and the benchmarks all run against it. Each fake's
+`add_person`, `change` and `remove` make the changes a business makes between
+two nights, for the incremental-sync tests and benchmarks.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ on Google's documentation:
   `showDeleted`, `updatedMin` (deleted events always included), `timeMin`/`timeMax`, `q` (every term must occur,
   case-insensitive, in summary, description, location, attendee or organizer e-mail and displayName), and
   `syncToken` (only what changed since; combined with q/updatedMin/timeMin/timeMax/orderBy/iCalUID or with
-  `showDeleted=false` it is a 400; an unknown token is 410 fullSyncRequired).
+  `showDeleted=false` it is a 400; an unknown or expired token (`expire_sync_tokens`) is 410 fullSyncRequired).
 - delete leaves a `status: "cancelled"` tombstone with kind/etag/id only, as in the vendor fixture.
 - patch replaces the fields it names (nested objects merged one level); fields set to "" or [] disappear.
 - Errors use Google's JSON envelope {"error": {"code", "message", "errors": [{"domain", "reason", "message"}]}}.
@@ -24,6 +24,7 @@ Guests "mailed" by delete/patch with sendUpdates all/externalOnly are recorded i
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import secrets
@@ -147,15 +148,51 @@ class CalendarFake(FakeVendor):
         self.events: dict[str, _Stored] = {}
         self.notified: list[str] = []
         self._seq = 0
+        self._oldest_valid_sync = 0  # sync tokens from before this change number have expired
         self._keys: dict[str, tuple[str, str]] = {}  # private_key_id -> (client_email, public key PEM)
         self._issued: dict[str, float] = {}  # access token -> expiry (epoch seconds)
         super().__init__(token=token or secrets.token_urlsafe(24), rate_calls=rate_calls, rate_period=rate_period)
         for person in population.people:
             if person.calendar is not None:
-                for index, appointment in enumerate(person.calendar.appointments):
-                    self._store(self._seed_event(person, index, appointment), appointment.start - BOOKED_AHEAD)
+                self.add_person(person)
 
-    # -- seeding and state ---------------------------------------------------------------------------
+    # -- seeding, changing and state -----------------------------------------------------------------
+    def add_person(self, person: Person) -> list[str]:
+        """One event per appointment of a person with a Calendar presence."""
+        for index, appointment in enumerate(person.calendar.appointments):
+            self._store(self._seed_event(person, index, appointment), appointment.start - BOOKED_AHEAD)
+        return ["event"] * len(person.calendar.appointments)
+
+    def change(self, pick: int) -> str:
+        """The live event `pick` lands on moves a day later, or its guest's e-mail changes."""
+        live = sorted((s for s in self.events.values() if s.payload.get("status") != "cancelled"),
+                      key=lambda s: s.payload["id"])
+        event = copy.deepcopy(live[pick % len(live)].payload)
+        if pick % 2:
+            for attendee in event.get("attendees", []):
+                if not attendee.get("self"):
+                    attendee["email"] = f"changed{pick}@example.nl"
+        else:
+            for edge in ("start", "end"):
+                moved = datetime.fromisoformat(event[edge]["dateTime"]) + timedelta(days=1)
+                event[edge] = _local(moved)
+        now = datetime.now(timezone.utc)
+        event["updated"] = _stamp(now)
+        self._store(event, now)
+        return "event"
+
+    def remove(self, pick: int) -> str:
+        """The live event `pick` lands on is deleted (a tombstone, as `delete_event` leaves)."""
+        live = sorted(stored.payload["id"] for stored in self.events.values()
+                      if stored.payload.get("status") != "cancelled")
+        self._store({"kind": "calendar#event", "id": live[pick % len(live)], "status": "cancelled"},
+                    datetime.now(timezone.utc))
+        return "event"
+
+    def expire_sync_tokens(self) -> None:
+        """Every sync token issued so far answers 410 Gone from now on, as Google's do after a while."""
+        self._seq += 1  # tokens issued from now on carry this number or a later one
+        self._oldest_valid_sync = self._seq
     def _seed_event(self, person: Person, index: int, appointment: Appointment) -> dict[str, Any]:
         event_id = _event_id(person.key, str(index))
         created = _stamp(appointment.start - BOOKED_AHEAD)
@@ -293,7 +330,7 @@ class CalendarFake(FakeVendor):
             if any(p in params for p in SYNC_FORBIDS) or params.get("showDeleted", "").lower() == "false":
                 raise ValueError("syncToken cannot be combined with these parameters")
             since = _decode("sync", params["syncToken"])
-            if since is None or not since.isdigit():
+            if since is None or not since.isdigit() or int(since) < self._oldest_valid_sync:
                 raise LookupError(params["syncToken"])
             return [s for s in stored if s.seq > int(since)]
         if params.get("orderBy") == "startTime" and not _true(params.get("singleEvents")):

@@ -78,14 +78,31 @@ class MailblueFake(FakeVendor):
             if person.mailblue is not None:
                 self.add_person(person)
 
-    def add_person(self, person: Person) -> str:
-        """A (new) contact for a person with a Mailblue presence, as a sign-up form would make it; its id."""
+    def add_person(self, person: Person) -> list[str]:
+        """A (new) contact for a person with a Mailblue presence, as a sign-up form would make it."""
         self._last_id += 1  # ActiveCampaign never reuses a contact id
         contact_id = str(self._last_id)
         self.contact_ids[person.key] = contact_id
         self.contacts[contact_id] = _contact(contact_id, person)
         self.memberships[contact_id] = _memberships(contact_id, person)
-        return contact_id
+        return ["contact"]
+
+    def change(self, pick: int) -> str:
+        """The contact `pick` lands on flips its newsletter subscription, or changes its e-mail; both touch `udate`."""
+        contact = self.contacts[sorted(self.contacts, key=int)[pick % len(self.contacts)]]
+        now = _stamp(datetime.now(timezone.utc))
+        if pick % 2:
+            contact["email"] = f"changed{pick}@example.nl"
+        else:
+            for row in self.memberships[contact["id"]]:
+                if row["list"] == NEWSLETTER:
+                    row.update(status=UNSUBSCRIBED if row["status"] == ACTIVE else ACTIVE, udate=now)
+        contact["udate"] = now
+        return "contact"
+
+    def remove(self, pick: int) -> str:
+        self._archive(sorted(self.contacts, key=int)[pick % len(self.contacts)])
+        return "contact"
 
     # -- FakeVendor -----------------------------------------------------------------------
     def routes(self) -> list[Route]:
@@ -153,11 +170,9 @@ class MailblueFake(FakeVendor):
 
     async def delete_contact(self, request: Request) -> Response:
         contact_id = request.path_params["contact_id"]
-        contact = self.contacts.pop(contact_id, None)
-        if contact is None:
+        if contact_id not in self.contacts:
             return JSONResponse({"message": f"No result found for contact with id {contact_id}"}, status_code=404)
-        self.memberships.pop(contact_id)
-        self.archive[contact_id] = {**contact, "deleted_at": _stamp(datetime.now(timezone.utc))}
+        self._archive(contact_id)
         return JSONResponse({})
 
     async def purge_archived(self, request: Request) -> Response:
@@ -167,6 +182,11 @@ class MailblueFake(FakeVendor):
         return JSONResponse({})
 
     # -- helpers --------------------------------------------------------------------------
+    def _archive(self, contact_id: str) -> None:
+        """What deleting does on the platform: the contact leaves its lists and waits in the archive."""
+        self.memberships.pop(contact_id)
+        self.archive[contact_id] = {**self.contacts.pop(contact_id), "deleted_at": _stamp(datetime.now(timezone.utc))}
+
     def _matches(self, contact: dict[str, Any], query) -> bool:
         contact_id = int(contact["id"])
         if "email" in query and contact["email"].strip().casefold() != query["email"].strip().casefold():

@@ -96,15 +96,47 @@ class MollieFake(FakeVendor):
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.owner: dict[str, str] = {}  # mandate/subscription id -> customer id (Mollie shows it as a link only)
         self.customer_ids: dict[str, str] = {}  # person key -> customer id
+        self._recurring: set[str] = set()  # customers with a mandate (and maybe a subscription)
+        self._paying: set[str] = set()  # customers with payments
         for person in population.people:
             if person.mollie is not None:
-                self._seed(person)
-        self._recurring = set(self.owner.values())  # customers with a mandate (and maybe a subscription)
-        self._paying = {payment["customerId"] for payment in self.payments.values()}
+                self.add_person(person)
         super().__init__(token=api_key, rate_calls=rate_calls, rate_period=rate_period)
         self.app.add_exception_handler(HTTPException, self._routing_error)
 
-    # -- seeding -----------------------------------------------------------------------------------------------
+    # -- seeding and changing ----------------------------------------------------------------------------------
+
+    def add_person(self, person: Person) -> list[str]:
+        """A customer with its payments (and mandate, subscription) for a person with a Mollie presence."""
+        before = {kind: len(items) for kind, items in self._stores().items()}
+        self._seed(person)
+        return [kind for kind, items in self._stores().items() for _ in range(len(items) - before[kind])]
+
+    def change(self, pick: int) -> str:
+        """A customer's new e-mail, a payment turning paid (or open again), a subscription cancelled or resumed."""
+        items = [(kind, item) for kind, store in self._stores().items() if kind != "mandate"
+                 for item in store.values()]
+        kind, item = items[pick % len(items)]
+        if kind == "customer":
+            item["email"] = f"changed{pick}@example.nl"
+        elif kind == "payment":
+            paid = item["status"] == "paid"
+            item["status"] = "open" if paid else "paid"
+            item.pop("paidAt", None)
+            if not paid:
+                item["paidAt"] = _iso(datetime.now(timezone.utc))
+        else:
+            item["status"] = "canceled" if item["status"] == "active" else "active"
+        return kind
+
+    def remove(self, pick: int) -> str:
+        """Delete the customer `pick` lands on (its mandates and subscriptions end, its payments stay)."""
+        self._delete_customer(sorted(self.customers)[pick % len(self.customers)])
+        return "customer"
+
+    def _stores(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {"customer": self.customers, "payment": self.payments, "mandate": self.mandates,
+                "subscription": self.subscriptions}
 
     def _seed(self, person: Person) -> None:
         presence = person.mollie
@@ -136,6 +168,7 @@ class MollieFake(FakeVendor):
             if sequence != "oneoff":
                 record["mandateId"] = mandate_id
             self.payments[payment_id] = record
+            self._paying.add(customer_id)
         if mandate_id is None:
             return
         valid = presence.mandate_valid or presence.subscription_active
@@ -147,6 +180,7 @@ class MollieFake(FakeVendor):
             "mandateReference": None, "signatureDate": first.created_at.date().isoformat(),
             "createdAt": _iso(first.created_at)}
         self.owner[mandate_id] = customer_id
+        self._recurring.add(customer_id)
         if presence.subscription_active or not valid:
             subscription_id = _token("sub_", person.key)
             self.subscriptions[subscription_id] = {

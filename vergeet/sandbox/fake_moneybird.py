@@ -2,11 +2,11 @@
 
 Serves, under `/api/v2/{administration_id}/`: contacts (list with `query`, `include_archived` and paging;
 one; PATCH; DELETE; synchronization GET and POST), sales invoices and estimates (list with
-`filter=period:...,state:...,contact_id:...`; one; DELETE). Payloads follow the shapes of Moneybird's own
-examples (github.com/moneybird/openapi and the moneybird-dotnet fixtures): documents embed a copy of their
-contact, lists page with `page`/`per_page` (at most 100) and a `Link` header, errors are
-`{"error": ..., "symbolic": {...}}`, and a 429 answers "Retry later" with `Retry-After` and `RateLimit-Reset`
-as the epoch second the window resets.
+`filter=period:...,state:...,contact_id:...`; synchronization GET with the same filter, and POST; one;
+DELETE). Payloads follow the shapes of Moneybird's own examples (github.com/moneybird/openapi and the
+moneybird-dotnet fixtures): documents embed a copy of their contact, lists page with `page`/`per_page` (at
+most 100) and a `Link` header, errors are `{"error": ..., "symbolic": {...}}`, and a 429 answers "Retry
+later" with `Retry-After` and `RateLimit-Reset` as the epoch second the window resets.
 
 Behaviour beyond the documentation, chosen as the safe reading (see connectors/moneybird.py):
 `query` matches case-insensitive substrings per whitespace-separated term; deleting a contact that documents
@@ -48,10 +48,11 @@ class _DocumentKind:
     resource: str
     date_field: str
     number_field: str
+    record_type: str
 
 
-INVOICES = _DocumentKind("sales_invoices", "invoice_date", "invoice_id")
-ESTIMATES = _DocumentKind("estimates", "estimate_date", "estimate_id")
+INVOICES = _DocumentKind("sales_invoices", "invoice_date", "invoice_id", "sales_invoice")
+ESTIMATES = _DocumentKind("estimates", "estimate_date", "estimate_id", "estimate")
 
 
 class BadRequest(Exception):
@@ -78,19 +79,49 @@ class MoneybirdFake(FakeVendor):
         self.contact_ids: dict[str, str] = {}
         for person in population.people:
             if person.moneybird is not None:
-                self._seed(person)
+                self.add_person(person)
         super().__init__(token=token, rate_calls=rate_calls, rate_period=rate_period)
 
-    # -- seeding ----------------------------------------------------------------------
-    def _seed(self, person: Person) -> None:
+    # -- seeding and changing ------------------------------------------------------------
+    def add_person(self, person: Person) -> list[str]:
+        """A contact with its documents for a person with a Moneybird presence; the record types added."""
         contact = self._contact_payload(person, customer_id=str(len(self.contacts) + 1))
         self.contacts[contact["id"]] = contact
         self.contact_ids[person.key] = contact["id"]
+        added = ["contact"]
         for document in person.moneybird.documents:
             kind = INVOICES if document.kind == "invoice" else ESTIMATES
             build = self._invoice_payload if kind is INVOICES else self._estimate_payload
             payload = build(document, contact)
             self.documents[kind.resource][payload["id"]] = payload
+            added.append(kind.record_type)
+        return added
+
+    def change(self, pick: int) -> str:
+        """Change the record `pick` lands on (a contact's e-mail or phone, a document's state); its record type."""
+        records = [("contact", contact) for contact in self.contacts.values()]
+        records += [(kind.record_type, document) for kind in (INVOICES, ESTIMATES)
+                    for document in self.documents[kind.resource].values()]
+        record_type, record = records[pick % len(records)]
+        if record_type != "contact":
+            record["state"] = "paid" if record["state"] == "open" else "open"
+        elif pick % 2:
+            record["email"] = f"changed{pick}@example.nl"
+        else:
+            record["phone"] = f"06-{pick % 10**8:08d}"
+        _touch(record)
+        return record_type
+
+    def remove(self, pick: int) -> str:
+        """Delete the document or document-less contact `pick` lands on, as a user would; its record type."""
+        referred = {document["contact_id"] for documents in self.documents.values() for document in documents.values()}
+        candidates = [(kind.record_type, self.documents[kind.resource], document_id)
+                      for kind in (INVOICES, ESTIMATES) for document_id in self.documents[kind.resource]]
+        candidates += [("contact", self.contacts, contact_id) for contact_id in self.contacts
+                       if contact_id not in referred]
+        record_type, store, record_id = candidates[pick % len(candidates)]
+        del store[record_id]
+        return record_type
 
     def _next_id(self) -> str:
         return str(next(self._ids))
@@ -205,12 +236,15 @@ class MoneybirdFake(FakeVendor):
         return [
             self._route("/contacts.json", self._list_contacts, "GET"),
             self._route("/contacts/synchronization.json", self._contact_versions, "GET"),
-            self._route("/contacts/synchronization.json", self._contacts_by_ids, "POST"),
+            self._route("/contacts/synchronization.json", self._by_ids(lambda: self.contacts), "POST"),
             self._route("/contacts/{id}.json", self._get_contact, "GET"),
             self._route("/contacts/{id}.json", self._patch_contact, "PATCH"),
             self._route("/contacts/{id}.json", self._delete_contact, "DELETE"),
             *(route for kind in (INVOICES, ESTIMATES) for route in (
                 self._route(f"/{kind.resource}.json", self._document_lister(kind), "GET"),
+                self._route(f"/{kind.resource}/synchronization.json", self._document_versions(kind), "GET"),
+                self._route(f"/{kind.resource}/synchronization.json",
+                            self._by_ids(lambda kind=kind: self.documents[kind.resource]), "POST"),
                 self._route(f"/{kind.resource}/{{id}}.json", self._document_getter(kind), "GET"),
                 self._route(f"/{kind.resource}/{{id}}.json", self._document_deleter(kind), "DELETE"))),
         ]
@@ -251,16 +285,19 @@ class MoneybirdFake(FakeVendor):
         return _page(request, rows)
 
     async def _contact_versions(self, request: Request) -> Response:
-        versions = [{"id": contact["id"], "version": contact["version"]} for contact in self.contacts.values()]
-        return JSONResponse(versions)
+        return _versions(self.contacts.values())
 
-    async def _contacts_by_ids(self, request: Request) -> Response:
-        body = await _json_body(request)
-        ids = body.get("ids") if isinstance(body, dict) else None
-        if not isinstance(ids, list):
-            raise BadRequest("ids is required")
-        wanted = [str(contact_id) for contact_id in ids[:SYNC_BATCH]]
-        return JSONResponse([self.contacts[contact_id] for contact_id in wanted if contact_id in self.contacts])
+    def _by_ids(self, records):
+        """POST .../synchronization.json: the records with the given ids (at most 100), whole."""
+        async def by_ids(request: Request) -> Response:
+            body = await _json_body(request)
+            ids = body.get("ids") if isinstance(body, dict) else None
+            if not isinstance(ids, list):
+                raise BadRequest("ids is required")
+            stored = records()
+            return JSONResponse([stored[record_id] for record_id in map(str, ids[:SYNC_BATCH]) if record_id in stored])
+
+        return by_ids
 
     async def _get_contact(self, request: Request) -> Response:
         contact = self.contacts.get(request.path_params["id"])
@@ -282,12 +319,10 @@ class MoneybirdFake(FakeVendor):
             errors = {name: ["is required"] for name in NAME_FIELDS}
             return JSONResponse({"error": errors, "details": {name: [{"error": "is required"}] for name in errors}},
                                 status_code=422)
-        now = datetime.now(timezone.utc)
         diff = {name: [contact[name], value] for name, value in changes.items() if contact[name] != value}
         contact.update(changes)
-        contact["updated_at"] = _iso(now)
-        contact["version"] = max(contact["version"] + 1, int(now.timestamp()))
-        contact["events"].append(self._event("contact_changed", now, {"changes": diff}))
+        _touch(contact)
+        contact["events"].append(self._event("contact_changed", datetime.now(timezone.utc), {"changes": diff}))
         return JSONResponse(contact)
 
     async def _delete_contact(self, request: Request) -> Response:
@@ -304,18 +339,27 @@ class MoneybirdFake(FakeVendor):
         return Response(status_code=204)
 
     # -- sales invoices and estimates ----------------------------------------------------
+    def _filtered(self, kind: _DocumentKind, request: Request) -> list[dict[str, Any]]:
+        """The documents a `filter` selects (period, state, contact), as lists and synchronization GETs read it."""
+        terms = _filter_terms(request.query_params.get("filter", ""))
+        start, end = _period(terms.get("period", "this_year"), self.population.today)
+        states = terms.get("state", "all").split("|")
+        return [document for document in self.documents[kind.resource].values()
+                if start <= date.fromisoformat(document[kind.date_field]) <= end
+                and ("all" in states or document["state"] in states)
+                and terms.get("contact_id", document["contact_id"]) == document["contact_id"]]
+
     def _document_lister(self, kind: _DocumentKind):
         async def list_documents(request: Request) -> Response:
-            terms = _filter_terms(request.query_params.get("filter", ""))
-            start, end = _period(terms.get("period", "this_year"), self.population.today)
-            states = terms.get("state", "all").split("|")
-            rows = [document for document in self.documents[kind.resource].values()
-                    if start <= date.fromisoformat(document[kind.date_field]) <= end
-                    and ("all" in states or document["state"] in states)
-                    and terms.get("contact_id", document["contact_id"]) == document["contact_id"]]
-            return _page(request, rows)
+            return _page(request, self._filtered(kind, request))
 
         return list_documents
+
+    def _document_versions(self, kind: _DocumentKind):
+        async def document_versions(request: Request) -> Response:
+            return _versions(self._filtered(kind, request))
+
+        return document_versions
 
     def _document_getter(self, kind: _DocumentKind):
         async def get_document(request: Request) -> Response:
@@ -345,6 +389,17 @@ class MoneybirdFake(FakeVendor):
 
 
 # -- helpers ----------------------------------------------------------------------------
+def _versions(records) -> Response:
+    return JSONResponse([{"id": record["id"], "version": record["version"]} for record in records])
+
+
+def _touch(record: dict[str, Any]) -> None:
+    """What Moneybird does to a record that changes: a new `updated_at` and a higher `version`."""
+    now = datetime.now(timezone.utc)
+    record["updated_at"] = _iso(now)
+    record["version"] = max(record["version"] + 1, int(now.timestamp()))
+
+
 def _iso(moment: datetime) -> str:
     """Moneybird's timestamp form: UTC with milliseconds and a Z."""
     utc = moment.astimezone(timezone.utc)

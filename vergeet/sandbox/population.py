@@ -10,6 +10,7 @@ person appears consistently across all four systems.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -266,3 +267,30 @@ def generate(size: int = 60, *, seed: int = 7, today: date | None = None, namesa
         namesake_of = people[generator.rng.randrange(len(people))] if people and generator.rng.random() < namesake_share else None
         people.append(generator.person(index, namesake_of))
     return Population(seed, today, people)
+
+
+def newcomer(key: str, systems: Iterable[str], *, seed: int, today: date) -> Person:
+    """Someone who arrives today in `systems` (moneybird, mailblue, mollie, calendar).
+
+    Known since now everywhere: an open invoice dated today, a payment made now, a newsletter subscription, an
+    appointment next week. `key` makes the e-mail address unique.
+    """
+    rng = random.Random(seed)
+    first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+    email = f"{_ascii(first)}.{_ascii(last)}.{key.lower()}@{rng.choice(DOMAINS)}"
+    person = Person(key=key, first_name=first, last_name=last, email=email,
+                    phone=f"+316{rng.randint(10_000_000, 99_999_999)}", street=f"{rng.choice(STREETS)} 1",
+                    zipcode="1211 AB", city="Hilversum")
+    now = datetime.now(timezone.utc)
+    chosen = set(systems)
+    if "moneybird" in chosen:
+        person.moneybird = MoneybirdPresence(email, phone_formats(person.phone)[0], now, documents=[
+            Document(f"F{today.year}-{key}", "invoice", today, "open", "120.00")])
+    if "mailblue" in chosen:
+        person.mailblue = MailbluePresence(email, None, now, subscribed=True, status_changed_at=now)
+    if "mollie" in chosen:
+        person.mollie = MolliePresence(email, None, now, payments=[Payment(now, "paid", "120.00", "Coaching")])
+    if "calendar" in chosen:
+        start = datetime.combine(today + timedelta(days=7), time(10), tzinfo=timezone.utc)
+        person.calendar = CalendarPresence(email, None, now, appointments=[Appointment(start, 60, f"Intake {first}")])
+    return person

@@ -79,6 +79,19 @@ class FakeVendor:
     def authorised(self, request: Request) -> bool:
         raise NotImplementedError
 
+    # -- the changes a business makes between two nights (incremental-sync tests, benchmarks) --
+    def add_person(self, person: Any) -> list[str]:
+        """Records for a person with a presence in this system; the record types added."""
+        raise NotImplementedError
+
+    def change(self, pick: int) -> str:
+        """Change the record `pick` lands on (modulo the records there are); its record type."""
+        raise NotImplementedError
+
+    def remove(self, pick: int) -> str:
+        """Delete the record `pick` lands on, as a user of the vendor would; its record type."""
+        raise NotImplementedError
+
     def error(self, status: int, message: str) -> Response:
         """The vendor's error body for `status`."""
         return JSONResponse({"error": message}, status_code=status)

@@ -1,0 +1,233 @@
+"""API calls per nightly run (issue 9, item 3a): a cold run, then a night with 1 % of the records changed.
+
+Runs the nightly purge (applying) twice against the sandbox with 10,000 synthetic people: a cold run on an
+empty ledger, then, after changing the given share of every system's records (a third new, a third changed,
+a third deleted, as `add_person`/`change`/`remove` on the fakes), a second night. The fakes and the clients
+run at a high rate: this counts calls, not time. Prints, per system, the calls each night made (reads and
+actions) and, for the second night, the minimum needed and the ratio to it.
+
+The minimum is the night's changed pages plus its actions. Changed records: those new, changed or deleted
+since the last read, whoever changed them (the churn, and the previous night's own anonymisations); found
+by comparing the fakes' state. Changed pages: per change feed the vendor offers, the pages that hold them:
+- Moneybird: per resource (contacts, sales invoices, estimates) its id + version list and a POST per 100
+  changed records;
+- Mailblue: the lists, and the contacts updated since (filters[updated_after]) in four listings: all
+  contacts, and per list (two) its members and its active members (consent), 100 a page;
+- Mollie: the pages of subscriptions, payments and customers (newest first, 250 a page) that hold a new or
+  changed one, plus a mandates listing per customer with a new mandate;
+- Google Calendar: the sync-token pages (2,500 a page; deletions come as tombstones).
+Actions: the DELETE, PATCH and PUT calls the plan made. The Calendar's token exchange is not counted.
+After the incremental night it also counts the records in which its cache differs from a full read: what
+the vendors' feeds do not show (Mailblue's deletions, Mollie's changes beyond its newest pages) and the
+weekly reconciliation catches.
+
+    .venv/bin/python benchmarks/api_calls.py               # incremental nights (after issue 9)
+    .venv/bin/python benchmarks/api_calls.py --full        # every night a full read (before)
+    .venv/bin/python benchmarks/api_calls.py --people 2000 --share 0.05
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vergeet import pipeline  # noqa: E402
+from vergeet.config import load_config  # noqa: E402
+from vergeet.connect import build_connectors, open_ledger  # noqa: E402
+from vergeet.rules import load_rules  # noqa: E402
+from vergeet.sandbox import Sandbox  # noqa: E402
+from vergeet.sandbox.population import generate, newcomer  # noqa: E402
+
+SYSTEMS = ("moneybird", "mailblue", "mollie", "google_calendar")
+FAST = {system: (1_000_000, 1.0) for system in SYSTEMS}
+PRESENCE = {"moneybird": "moneybird", "mailblue": "mailblue", "mollie": "mollie", "google_calendar": "calendar"}
+ACTIONS = ("DELETE", "PATCH", "PUT")
+
+
+class Feed(NamedTuple):
+    """One change feed: the record types and kinds of change it carries on its pages, its page size, the calls
+    it costs besides those pages, whether it costs a page when nothing changed, and whether its pages are a
+    fixed list (Mollie's, newest first) rather than of the changed records alone."""
+
+    record_types: tuple[str, ...]
+    page: int
+    fixed: int = 0
+    empty_page: bool = True
+    kinds: tuple[str, ...] = ("new", "changed")
+    listed: bool = False
+
+
+FEEDS = {  # Moneybird shows deletions in its id lists, Calendar as tombstones; Mailblue and Mollie do not
+    "moneybird": [Feed((record_type,), 100, fixed=1, empty_page=False)
+                  for record_type in ("contact", "sales_invoice", "estimate")],
+    "mailblue": [Feed((), 100, fixed=1, empty_page=False)] + [Feed(("contact",), 100)] * 5,
+    "mollie": [Feed((record_type,), 250, listed=True) for record_type in ("subscription", "payment", "customer")],
+    "google_calendar": [Feed(("event",), 2500, kinds=("new", "changed", "removed"))],
+}
+
+
+def churn(sandbox: Sandbox, share: float, seed: int) -> None:
+    """Change `share` of every system's records: a third each new, changed and deleted."""
+    rng = random.Random(seed)
+    for system, fake in sandbox.fakes.items():
+        for number in range(max(1, round(share * sum(map(len, state(fake).values())) / 3))):
+            fake.add_person(newcomer(f"N{seed}x{number}", [PRESENCE[system]], seed=rng.random(),
+                                     today=sandbox.population.today))
+            fake.change(rng.randrange(10**9))
+            fake.remove(rng.randrange(10**9))
+
+
+def state(fake) -> dict[str, dict[str, str]]:
+    """Per record type, every live record's id with a fingerprint of its content."""
+    if fake.name == "moneybird":
+        return {"contact": {i: str(c["version"]) for i, c in fake.contacts.items()},
+                **{resource[:-1]: {i: str(d["version"]) for i, d in documents.items()}
+                   for resource, documents in fake.documents.items()}}
+    if fake.name == "mailblue":
+        return {"contact": {i: json.dumps([c, fake.memberships[i]], sort_keys=True) for i, c in fake.contacts.items()}}
+    if fake.name == "mollie":
+        return {kind: {i: json.dumps(item, sort_keys=True) for i, item in store.items()}
+                for kind, store in (("customer", fake.customers), ("payment", fake.payments),
+                                    ("subscription", fake.subscriptions), ("mandate", fake.mandates))}
+    return {"event": {i: str(s.seq) for i, s in fake.events.items() if s.payload.get("status") != "cancelled"}}
+
+
+def listed_order(fake) -> dict[str, dict[str, int]]:
+    """Mollie's lists: per record type, each record's position, newest first."""
+    stores = {"customer": fake.customers, "payment": fake.payments, "subscription": fake.subscriptions}
+    return {kind: {item["id"]: position for position, item in enumerate(fake._newest_first(store.values()))}
+            for kind, store in stores.items()}
+
+
+def differences(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> dict[tuple, set[str]]:
+    """(kind of change, record type) -> the ids."""
+    found: dict[tuple, set[str]] = {}
+    for record_type in before.keys() | after.keys():
+        old, new = before.get(record_type, {}), after.get(record_type, {})
+        found["new", record_type] = new.keys() - old.keys()
+        found["removed", record_type] = old.keys() - new.keys()
+        found["changed", record_type] = {i for i in new.keys() & old.keys() if new[i] != old[i]}
+    return {change: ids for change, ids in found.items() if ids}
+
+
+def minimum_reads(system: str, touched: dict[tuple, set[str]], order: dict[str, dict[str, int]],
+                  new_mandates: int) -> int:
+    """The changed pages of a night, per the module docstring."""
+    pages = new_mandates
+    for feed in FEEDS[system]:
+        items = [(record_type, i) for (kind, record_type), ids in touched.items()
+                 if record_type in feed.record_types and kind in feed.kinds for i in ids]
+        if feed.listed:
+            holding = len({order[record_type][i] // feed.page for record_type, i in items})
+        else:
+            holding = math.ceil(len(items) / feed.page)
+        pages += feed.fixed + (holding or int(feed.empty_page))
+    return pages
+
+
+def calls(sandbox: Sandbox) -> dict[str, Counter]:
+    """Per system, requests so far: reads and actions (the Calendar's token exchange left out)."""
+    return {system: Counter("actions" if r.method in ACTIONS else "reads" for r in fake.requests if r.path != "/token")
+            for system, fake in sandbox.fakes.items()}
+
+
+def read(config, full: bool) -> dict:
+    """A night's reading: every system whole (`full`), or synced into the ledger's cache."""
+    connectors = build_connectors(config)
+    if full:
+        return pipeline.pull_all(connectors)
+    with open_ledger(config) as ledger:
+        return pipeline.sync_all(connectors, ledger, config.sync)
+
+
+def act(config, rules, records: dict) -> int:
+    """A night's plan, applied; returns its number of actions."""
+    connectors = build_connectors(config)
+    with open_ledger(config) as ledger:
+        plan = pipeline.make_plan(pipeline.identity_view(records, rules), rules, date.today(), ledger)
+        pipeline.execute(ledger, pipeline.store_plan(ledger, plan), connectors)
+    return len(plan.actions)
+
+
+def stale_records(config, snapshots: dict) -> dict[str, int]:
+    """Per system, records the incremental cache holds differently from a full read of the same data."""
+    with open_ledger(config) as ledger:
+        full = pipeline.sync_all(build_connectors(config), ledger, config.sync, full=True)
+    return {system: sum(1 for key in snapshot.summaries.keys() | full[system].summaries.keys()
+                        if snapshot.summaries.get(key) != full[system].summaries.get(key))
+            for system, snapshot in snapshots.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--people", type=int, default=10_000)
+    parser.add_argument("--share", type=float, default=0.01, help="share of each system's records changed")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--full", action="store_true", help="read every system whole every night (before)")
+    args = parser.parse_args()
+
+    rules = load_rules()
+    population = generate(args.people, seed=args.seed, today=date.today())
+    mode = "full reads every night (before)" if args.full else "incremental nights (after)"
+    print(f"API calls: {args.people:,} people (seed {args.seed}), {args.share:.1%} of each system's records "
+          f"changed before night 2; {mode}")
+    with Sandbox(population, rates=FAST) as sandbox:
+        config = load_config(str(sandbox.write_config(Path(tempfile.mkdtemp(prefix="vergeet-calls-")),
+                                                      client_rates=FAST)))
+        started = time.monotonic()
+        seen = {system: state(fake) for system, fake in sandbox.fakes.items()}
+        cold_actions = act(config, rules, read(config, args.full))
+        cold = calls(sandbox)
+        cold_time = time.monotonic() - started
+        churn(sandbox, args.share, args.seed)
+        touched = {system: differences(seen[system], state(fake)) for system, fake in sandbox.fakes.items()}
+        mollie = sandbox.fakes["mollie"]
+        new_mandates = len({mollie.owner[mandate] for mandate in mollie.mandates.keys() - seen["mollie"]["mandate"]})
+        order = listed_order(mollie)
+        started = time.monotonic()
+        records = read(config, args.full)
+        night_read = time.monotonic() - started
+        night_reads = calls(sandbox)
+        stale = None if args.full else stale_records(config, records)  # its calls are not the night's
+        checked = calls(sandbox)
+        started = time.monotonic()
+        night_actions = act(config, rules, records)
+        night_time = night_read + time.monotonic() - started
+        total = calls(sandbox)
+    print(f"cold run: {cold_actions} actions in {cold_time:.1f} s; night 2: {night_actions} actions in "
+          f"{night_time:.1f} s")
+    print(f"{'system':<16}{'cold reads':>11}{'actions':>9}  {'night reads':>12}{'actions':>9}{'made':>7}"
+          f"{'minimum':>9}{'ratio':>9}")
+    made_total = minimum_total = 0
+    for system in SYSTEMS:
+        reads = night_reads[system]["reads"] - cold[system]["reads"]
+        actions = total[system]["actions"] - checked[system]["actions"]
+        minimum = minimum_reads(system, touched[system], order, new_mandates if system == "mollie" else 0) + actions
+        made_total += reads + actions
+        minimum_total += minimum
+        print(f"{system:<16}{cold[system]['reads']:>11}{cold[system]['actions']:>9}  {reads:>12}{actions:>9}"
+              f"{reads + actions:>7}{minimum:>9}{(reads + actions) / minimum:>8.2f}x")
+    print(f"{'total':<16}{sum(c['reads'] for c in cold.values()):>11}{sum(c['actions'] for c in cold.values()):>9}"
+          f"  {'':>12}{'':>9}{made_total:>7}{minimum_total:>9}{made_total / minimum_total:>8.2f}x")
+    print("changed since the cold run read (the churn and the cold run's own actions): " + "; ".join(
+        f"{system} " + ", ".join(f"{len(ids)} {kind} {record_type}"
+                                 for (kind, record_type), ids in sorted(changes.items()))
+        for system, changes in touched.items()))
+    if stale is not None:
+        print("records the incremental cache has differently from a full read, left to the weekly reconciliation: "
+              + ", ".join(f"{system} {n}" for system, n in stale.items()))
+
+
+if __name__ == "__main__":
+    main()
