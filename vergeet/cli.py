@@ -288,14 +288,23 @@ def parse_day(value: str, option: str) -> date:
         raise BadInput(f"{option}: {value!r} is not a date in the form YYYY-MM-DD") from None
 
 
+# -- what the request commands share -------------------------------------------------------
+
+PersonIdentifiers = Annotated[list[str], typer.Argument(
+    metavar="IDENTIFIER...", help="The person's e-mail addresses and phone numbers, in any common notation.")]
+VerifiedBy = Annotated[str, typer.Option(
+    "--verified-by", help="How identity was verified (free text; never a copy of the ID).")]
+Received = Annotated[Optional[str], typer.Option(
+    "--received", metavar="YYYY-MM-DD", help="When the request came in (default: today).")]
+
+
 # -- find: access requests -----------------------------------------------------------------
 
 
 @app.command()
 @guarded
 def find(ctx: typer.Context,
-         identifiers: Annotated[list[str], typer.Argument(
-             metavar="IDENTIFIER", help="The person's e-mail addresses and phone numbers, in any common notation.")],
+         identifiers: PersonIdentifiers,
          name: Annotated[Optional[list[str]], typer.Option(
              "--name", metavar="NAME", help="The person's name, searched too; a record found by name alone is "
                                             "listed as a possible match, never included. Repeatable.")] = None,
@@ -304,10 +313,8 @@ def find(ctx: typer.Context,
              "--out", metavar="PATH", help="Write the report here (default: JSON to stdout, "
                                            "HTML to access-request-ID.html).")] = None,
          lang: Annotated[str, typer.Option(help="nl or en")] = "nl",
-         verified_by: Annotated[str, typer.Option(
-             "--verified-by", help="How identity was verified (free text; never a copy of the ID).")] = "",
-         received: Annotated[Optional[str], typer.Option(
-             "--received", metavar="YYYY-MM-DD", help="When the request came in (default: today).")] = None):
+         verified_by: VerifiedBy = "",
+         received: Received = None):
     """Find everything about a person: the access report, which is also the portability export.
 
     Registers the access request (hashed identifiers, deadline) in the ledger, or answers the open one that
@@ -407,8 +414,7 @@ def requests_close(ctx: typer.Context,
 @app.command()
 @guarded
 def erase(ctx: typer.Context,
-          identifiers: Annotated[list[str], typer.Argument(
-              metavar="IDENTIFIER...", help="The person's e-mail addresses and phone numbers, in any common notation.")],
+          identifiers: PersonIdentifiers,
           name: Annotated[Optional[list[str]], typer.Option(
               "--name", metavar="NAME", help="The person's name, searched too (never erases on its own).")] = None,
           scope: Annotated[Optional[list[str]], typer.Option(
@@ -416,13 +422,11 @@ def erase(ctx: typer.Context,
               help="What to erase: all (default), newsletter (withdrawn consent), or a system. Repeatable.")] = None,
           approve: Annotated[bool, typer.Option("--approve", help="Approve the plan without asking "
                                                                   "(for non-interactive runs).")] = False,
-          verified_by: Annotated[str, typer.Option(
-              "--verified-by", help="How identity was verified (free text; never a copy of the ID).")] = "",
+          verified_by: VerifiedBy = "",
           lang: Annotated[str, typer.Option(help="Language of the certificate: nl or en")] = "nl",
           out_dir: Annotated[str, typer.Option("--out", metavar="DIR",
                                                help="Where the certificate (HTML and JSON) goes.")] = ".",
-          received: Annotated[Optional[str], typer.Option(
-              "--received", metavar="YYYY-MM-DD", help="When the request came in (default: today).")] = None):
+          received: Received = None):
     """Carry out an erasure request: show the plan, ask for approval, erase, verify, and write a certificate."""
     from vergeet import access, erasure
     from vergeet.connect import build_connectors, open_ledger

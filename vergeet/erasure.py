@@ -21,6 +21,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from connectors.base import Connector, Identifiers
 from vergeet import pipeline
 from vergeet.access import (decision_context, find_person, html_environment, identifier_hashes, period_text,
@@ -155,7 +157,7 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
         kept.append({"system": row.system, "system_name": _system_name(rules, row.system),
                      "record_type": row.record_type, "record_label": getattr(rule, lang),
                      "record_id": str(row.record_id),
-                     "until": row.retained_until.isoformat() if _is_date(row.retained_until) else None,
+                     "until": row.retained_until.isoformat() if pd.notna(row.retained_until) else None,
                      "why": [getattr(rules.exceptions[e], lang) for e in row.exceptions.split(",") if e]
                      or [period_text(rule.period, rule.clock, lang)],
                      "retained_by": row.retained_by or None,
@@ -195,7 +197,3 @@ def _system_name(rules: Rules, system: str) -> str:
 
 def _label(rules: Rules, rule_id: str, lang: str) -> str:
     return next((getattr(r, lang) for r in rules.rules if r.id == rule_id), rule_id)
-
-
-def _is_date(value: Any) -> bool:
-    return isinstance(value, date) and value == value  # NaT is not equal to itself

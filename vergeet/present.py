@@ -74,7 +74,7 @@ def erasure_tables(plan: Plan) -> list[Table]:
     for column in ("system", "record", "until", "why"):
         kept.add_column(column)
     for row in plan.kept.drop_duplicates("key").itertuples(index=False):
-        until = str(row.retained_until) if row.retained_until == row.retained_until and row.retained_until else "-"
+        until = str(row.retained_until) if pd.notna(row.retained_until) else "-"
         kept.add_row(row.system, f"{row.record_type} {row.record_id}", until,
                      (row.exceptions or row.rule_id).replace(",", ", ") + (f" ({row.retained_by})" if row.retained_by
                                                                           else ""))
