@@ -349,3 +349,12 @@ def test_the_flow_writes_the_report_and_keeps_identifiers_out_of_prefect(prefect
     assert "access-request" in stored  # the artifact and the runs are there ...
     for secret in (person.email, person.name.lower(), *phone_formats(person.phone)):
         assert secret.lower() not in stored  # ... the person is not
+
+
+def test_someone_in_no_system_gets_a_report_saying_so(config_path, tmp_path):
+    result = run("--config", config_path, "find", "nobody.here@example.org", "+31 6 9999 0000")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["records"] == [] and all(s["records"] == 0 for s in report["systems"])
+    assert run("--config", config_path, "find", "nobody.here@example.org", "--format", "html",
+               "--out", tmp_path / "none.html").exit_code == 0

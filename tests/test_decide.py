@@ -304,3 +304,8 @@ def test_plan_is_pure():
     first = decide(view, RULES, AS_OF)
     second = decide(view, RULES, AS_OF)
     assert first.actions.equals(second.actions) and first.kept.equals(second.kept)
+
+
+def test_nothing_found_plans_nothing():
+    plan = plan_for([])
+    assert plan.actions.empty and plan.kept.empty and plan.reappeared.empty and plan.delete_share() == {}

@@ -110,6 +110,9 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
            erasure: Erasure | None = None) -> Plan:
     """The plan for `as_of`: actions, kept records with their reasons, and reappearing erased people."""
     m = view.mentions
+    if m.empty:  # nothing found (a search without hits): nothing to decide
+        return Plan(as_of, pd.DataFrame(columns=ACTION_COLUMNS), pd.DataFrame(columns=KEPT_COLUMNS),
+                    pd.DataFrame(columns=["key", "system", "record_type", "record_id", "person"]), {}, 0)
     people = view.people
     hashed = None
     if context.hasher and (context.held_hashes or context.open_request_hashes or context.suppressed_since):
