@@ -49,7 +49,9 @@ def test_paced_at_the_vendors_limit_the_client_is_never_refused_and_never_idles(
     calls = fake.count()
     bound = (calls - 1) // 5 * 0.5  # the earliest the last request may leave under 5 per half second
     assert fake.count(status=429) == 0
-    assert calls > 15 and bound <= elapsed <= 1.15 * bound + 0.5
+    # Catches a limiter that idles (one window per request would take 5x the bound), with slack for a loaded
+    # CI machine; how close pacing comes to the bound is measured by benchmarks/rate_limited.py, not here.
+    assert calls > 15 and bound <= elapsed <= 2 * bound + 1.0
 
 
 class Barrier:
