@@ -21,6 +21,7 @@ from prefect.input import RunInput
 from pydantic import SecretStr
 
 from flows.identifiers import as_secrets, person_from_parameters
+from flows.subject_access import search_as_tasks
 from vergeet import erasure
 from vergeet.config import load_config
 from vergeet.connect import build_connectors, open_ledger
@@ -37,9 +38,10 @@ class ErasureDecision(RunInput):
     note: str = ""
 
 
-@task(**SIDE_EFFECTS)
 def plan_request(connectors, identifiers, rules, ledger, request, as_of, systems) -> erasure.ErasurePlan:
-    return erasure.plan_erasure(connectors, identifiers, rules, ledger, request, as_of=as_of, systems=systems)
+    """Find and plan; each system's search runs as its own task, retried by Prefect."""
+    return erasure.plan_erasure(connectors, identifiers, rules, ledger, request, as_of=as_of, systems=systems,
+                                search_systems=search_as_tasks)
 
 
 @task(**SIDE_EFFECTS)
@@ -47,9 +49,9 @@ def execute_request(ledger, plan, connectors):
     return erasure.execute(ledger, plan, connectors)
 
 
-@task(retries=2, retry_delay_seconds=30, **SIDE_EFFECTS)
 def verify_request(connectors, plan, rules):
-    return erasure.verify(connectors, plan, rules)
+    """Search every system again, each as its own task."""
+    return erasure.verify(connectors, plan, rules, search_systems=search_as_tasks)
 
 
 def plan_markdown(plan: erasure.ErasurePlan) -> str:

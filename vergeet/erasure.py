@@ -25,8 +25,8 @@ import pandas as pd
 
 from connectors.base import Connector, Identifiers
 from vergeet import pipeline
-from vergeet.access import (decision_context, find_person, html_environment, identifier_hashes, period_text,
-                            register_request)
+from vergeet.access import (SearchSystems, decision_context, find_person, html_environment, identifier_hashes,
+                            period_text, register_request, search_all)
 from vergeet.decide import Erasure, Plan, decide
 from vergeet.errors import BadInput
 from vergeet.ledger import Ledger
@@ -74,9 +74,13 @@ class ErasurePlan:
 
 
 def plan_erasure(connectors: Mapping[str, Connector], identifiers: Identifiers, rules: Rules, ledger: Ledger,
-                 request: dict, *, as_of: date, systems: frozenset[str] | None) -> ErasurePlan:
-    """Find the person everywhere and plan what erasure may remove; the request itself does not block it."""
-    found = find_person(connectors, identifiers, rules)
+                 request: dict, *, as_of: date, systems: frozenset[str] | None,
+                 search_systems: SearchSystems = search_all) -> ErasurePlan:
+    """Find the person everywhere and plan what erasure may remove; the request itself does not block it.
+
+    `search_systems` runs one round of searches (see `find_person`); the Prefect flow runs each as a task.
+    """
+    found = find_person(connectors, identifiers, rules, search_systems=search_systems)
     plan = decide(found.view, rules, as_of, decision_context(ledger, as_of), Erasure(found.people, systems))
     return ErasurePlan(request, found.searched, systems, plan)
 
@@ -96,9 +100,10 @@ def execute(ledger: Ledger, erasure: ErasurePlan, connectors: Mapping[str, Conne
     return pipeline.execute(ledger, run_id, connectors, progress)
 
 
-def verify(connectors: Mapping[str, Connector], erasure: ErasurePlan, rules: Rules) -> list[dict[str, str]]:
+def verify(connectors: Mapping[str, Connector], erasure: ErasurePlan, rules: Rules,
+           search_systems: SearchSystems = search_all) -> list[dict[str, str]]:
     """Search every system again: the erased records still found by the person's identifiers (record refs)."""
-    found = find_person(connectors, erasure.identifiers, rules)
+    found = find_person(connectors, erasure.identifiers, rules, search_systems=search_systems)
     erased = set(erasure.plan.actions["key"])
     if erasure.systems is not None:
         erased = {key for key in erased if key.split("/", 1)[0] in erasure.systems}
