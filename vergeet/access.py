@@ -343,9 +343,8 @@ def _system_purposes(rules: Rules, system: str) -> list[str]:
 def _deciding_rule(record: Record, rules: Rules, kept: pd.DataFrame, actions: pd.DataFrame) -> Rule | None:
     """The rule the decision names for this record, else the first rule for its kind."""
     named = list(kept["rule_id"]) + list(actions["rule_id"])
-    by_id = {rule.id: rule for rule in rules.rules}
     if named:
-        return by_id[named[0]]
+        return rules.rule(named[0])
     candidates = rules.rules_for(record.system, record.record_type)
     return candidates[0] if candidates else None
 
@@ -388,7 +387,7 @@ def _kept_reason(kept: pd.Series, rules: Rules, lang: str) -> dict[str, Any]:
 
 def _system_entry(system: str, records: list[dict], rules: Rules) -> dict[str, Any]:
     processors = rules.processors_of(system)
-    own = next((p.name for p in processors if p.system == system), system)
+    own = rules.system_name(system)
     return {"system": system, "name": own, "records": sum(r["system"] == system for r in records),
             "may_leave_eea": any(p.outside_eea for p in processors),
             "processors": [{"name": p.name, "role": p.role, "service": p.service, "outside_eea": p.outside_eea}

@@ -143,8 +143,8 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
     erased = []
     for row in erasure.plan.actions.itertuples(index=False):
         action = done.get((row.system, row.record_type, str(row.record_id)), {})
-        erased.append({"system": row.system, "system_name": _system_name(rules, row.system),
-                       "record_type": row.record_type, "record_label": _label(rules, row.rule_id, lang),
+        erased.append({"system": row.system, "system_name": rules.system_name(row.system),
+                       "record_type": row.record_type, "record_label": getattr(rules.rule(row.rule_id), lang),
                        "record_id": str(row.record_id),
                        "action": row.action, "fields": list(row.fields), "rule": row.rule_id,
                        "outcome": action.get("outcome") or "not carried out",
@@ -156,17 +156,17 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
     for row in erasure.plan.kept.drop_duplicates("key").itertuples(index=False):
         if row.key in deleted:
             continue
-        rule = next(r for r in rules.rules if r.id == row.rule_id)
+        rule = rules.rule(row.rule_id)
         basis = rules.exceptions["document_retention"].legal_basis if "document_retention" in row.exceptions \
             else rules.purposes[rule.purposes[0]].legal_basis
-        kept.append({"system": row.system, "system_name": _system_name(rules, row.system),
+        kept.append({"system": row.system, "system_name": rules.system_name(row.system),
                      "record_type": row.record_type, "record_label": getattr(rule, lang),
                      "record_id": str(row.record_id),
                      "until": row.retained_until.isoformat() if pd.notna(row.retained_until) else None,
                      "why": [getattr(rules.exceptions[e], lang) for e in row.exceptions.split(",") if e]
                      or [period_text(rule.period, rule.clock, lang)],
                      "retained_by": row.retained_by or None,
-                     "retained_by_name": _system_name(rules, row.retained_by) if row.retained_by else None,
+                     "retained_by_name": rules.system_name(row.retained_by) if row.retained_by else None,
                      "legal_basis": getattr(rules.legal_bases[basis], lang),
                      "legal_basis_gdpr": rules.legal_bases[basis].gdpr})
     return {
@@ -194,11 +194,3 @@ def write_certificate(certificate: dict[str, Any], directory: Path) -> list[Path
     paths[0].write_text(json.dumps(certificate, ensure_ascii=False, indent=2), encoding="utf-8")
     paths[1].write_text(html, encoding="utf-8")
     return paths
-
-
-def _system_name(rules: Rules, system: str) -> str:
-    return next((p.name for p in rules.processors.values() if p.system == system), system)
-
-
-def _label(rules: Rules, rule_id: str, lang: str) -> str:
-    return next((getattr(r, lang) for r in rules.rules if r.id == rule_id), rule_id)

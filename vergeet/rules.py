@@ -158,6 +158,13 @@ class Rules(_Model):
     rules: list[Rule] = Field(min_length=1)
     source: str = Field(default="", exclude=True)
 
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+    def system_name(self, system: str) -> str:
+        """How people know a system: its processor's name (`Google Calendar`), else the system's own name."""
+        return next((p.name for p in self.processors.values() if p.system == system), system)
+
     def rules_for(self, system: str, record_type: str) -> list[Rule]:
         return [r for r in self.rules if r.system == system and r.record_type == record_type]
 
