@@ -118,3 +118,12 @@ def test_prefect_secret_reference(prefect_harness):
     with pytest.raises(BadInput, match=r"^v\.toml: connectors\.moneybird\.token: Prefect Secret block 'missing' "
                                        r"could not be loaded"):
         resolve_secret("prefect-secret:missing", where="v.toml: connectors.moneybird.token")
+
+
+@pytest.mark.parametrize("command", [["purge"], ["find", "jan@example.nl"], ["erase", "jan@example.nl", "--approve"]])
+def test_a_config_that_connects_no_system_is_refused(tmp_path, command):
+    path = tmp_path / "vergeet.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/ledger.db"\npepper = "p"\n')
+    result = CliRunner().invoke(app, ["--config", str(path), *command])
+    assert result.exit_code == 2
+    assert "connectors: no system is connected" in result.output

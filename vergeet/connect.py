@@ -20,7 +20,10 @@ def _tuning(section: Any) -> dict[str, Any]:
 
 
 def build_connectors(config: Config) -> dict[str, Connector]:
-    """One connector per system that has a table under [connectors]; secrets resolved now."""
+    """One connector per system that has a table under [connectors]; secrets resolved now.
+
+    A config that connects no system is `BadInput`: every job would run on nothing and report success.
+    """
     built: dict[str, Connector] = {}
     section = config.connectors
     if section.moneybird:
@@ -55,6 +58,8 @@ def build_connectors(config: Config) -> dict[str, Connector]:
         built["google_calendar"] = GoogleCalendarConnector(
             api_endpoint=gc.api_endpoint, calendar_ids=(gc.calendar_id,), credentials_file=str(credentials),
             own_emails=tuple(gc.own_emails), subject=gc.subject, **_tuning(gc))
+    if not built:
+        raise BadInput(f"{config.source}: connectors: no system is connected; add a [connectors.NAME] table")
     return built
 
 
