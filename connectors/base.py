@@ -52,6 +52,12 @@ class Record:
     `version` is the vendor's own version of the record, where it keeps one.
     `valid_until` is when time alone changes `last_activity_at` or
     `running_contract` (an appointment yet to end); None if it never does.
+    `left_alone` says why no retention rule may act on this record (no
+    personal data in it): what the connector cannot date (a recurrence it
+    cannot evaluate: for a human to review) or what is not the business's
+    record of a person (a birthday event). Such a record is kept and listed
+    with this reason; it dates nobody and is no running contract, so the
+    connector leaves `last_activity_at` and `running_contract` unset.
     """
 
     system: str
@@ -73,6 +79,7 @@ class Record:
     shared: bool = False
     version: str | None = None
     valid_until: datetime | None = None
+    left_alone: str | None = None
 
     @property
     def ref(self) -> RecordRef:
