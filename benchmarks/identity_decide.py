@@ -376,6 +376,10 @@ def generate(n: int, seed: int, as_of: date) -> tuple[Inputs, dict]:
     # Strings as `frame_records` gives them (pandas' default string dtype); flags as plain booleans.
     for c in ("system", "record_type", "record_id", "first_name", "last_name", "consent"):
         records[c] = pd.Series(columns[c]).astype(STRINGS)
+    # Every record decided on and dating its person (no unreadable series, no unpaid payments), so the plan
+    # digests stay comparable with earlier versions; the columns are there as `frame_records` gives them.
+    records["left_alone"] = np.full(len(records), None, dtype=object)
+    records["counts_as_contact"] = True
     identifiers_frame = pd.DataFrame({
         "row": np.concatenate([r for r, _, _ in ids]).astype(np.int64),
         "kind": np.concatenate([np.full(len(r), kind, dtype=object) for r, kind, _ in ids]),

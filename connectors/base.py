@@ -58,6 +58,10 @@ class Record:
     record of a person (a birthday event). Such a record is kept and listed
     with this reason; it dates nobody and is no running contract, so the
     connector leaves `last_activity_at` and `running_contract` unset.
+    `counts_as_contact` is False for a record whose dates are no contact
+    with the person although its system's are (a payment the person never
+    made: expired, failed, cancelled): the record is decided on as usual,
+    but it does not date its person.
     """
 
     system: str
@@ -80,6 +84,7 @@ class Record:
     version: str | None = None
     valid_until: datetime | None = None
     left_alone: str | None = None
+    counts_as_contact: bool = True
 
     @property
     def ref(self) -> RecordRef:

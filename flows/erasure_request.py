@@ -60,10 +60,11 @@ def plan_markdown(plan: erasure.ErasurePlan) -> str:
              f"deadline {plan.request['deadline']}.", "", "| system | record | action | rule |", "|---|---|---|---|"]
     lines += [f"| {r.system} | {r.record_type} {r.record_id} | {r.action} {' '.join(r.fields)} | {r.rule_id} |"
               for r in plan.plan.actions.itertuples(index=False)]
-    kept = plan.plan.kept.drop_duplicates("key")
-    lines += ["", "Kept by law:", "", "| system | record | until | why |", "|---|---|---|---|"]
-    lines += [f"| {r.system} | {r.record_type} {r.record_id} | {r.retained_until} | {r.exceptions or r.rule_id} |"
-              for r in kept.itertuples(index=False)]
+    kept = plan.plan.kept.assign(why=plan.plan.kept_reasons(otherwise=plan.plan.kept["rule_id"]))
+    lines += ["", "Kept (by law, or left for the owner to check):", "", "| system | record | until | why |",
+              "|---|---|---|---|"]
+    lines += [f"| {r.system} | {r.record_type} {r.record_id} | {r.retained_until} | {r.why} |"
+              for r in kept.drop_duplicates("key").itertuples(index=False)]
     return "\n".join(lines)
 
 

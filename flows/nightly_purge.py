@@ -68,7 +68,7 @@ def report_markdown(plan: Plan, summary: pipeline.Summary | None) -> str:
     else:
         counts = plan.actions.groupby(["system", "rule_id", "action"]).size()
         lines += [f"| {s} | {r} | planned {a} (dry run) | {n} |" for (s, r, a), n in counts.items()]
-    kept = plan.kept.assign(why=plan.kept["exceptions"].replace("", "period not over"))
+    kept = plan.kept.assign(why=plan.kept_reasons())
     lines += ["", "| system | kept because | records |", "|---|---|---|"]
     lines += [f"| {s} | {w} | {n} |" for (s, w), n in kept.groupby(["system", "why"]).size().items()]
     if len(plan.reappeared):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dateutil.relativedelta import relativedelta
 
@@ -309,3 +310,45 @@ def test_plan_is_pure():
 def test_nothing_found_plans_nothing():
     plan = plan_for([])
     assert plan.actions.empty and plan.kept.empty and plan.reappeared.empty and plan.delete_share() == {}
+
+
+def unreadable_series(rid="s1", email="jan@example.nl", created=AS_OF - timedelta(days=30)):
+    return Record("google_calendar", "event", rid, emails=(email,), created_at=at(created),
+                  left_alone="recurrence could not be evaluated")
+
+
+def test_a_record_left_alone_is_kept_with_its_reason_and_no_rule_acts_on_it():
+    plan = plan_for([unreadable_series(created=SEVEN_YEARS_AGO)])
+    assert plan.actions.empty
+    kept = plan.kept.set_index("key").loc["google_calendar/event/s1"]
+    assert kept["left_alone"] == "recurrence could not be evaluated"
+    assert kept["rule_id"] == "calendar-event-1y" and pd.isna(kept["retained_until"])
+
+
+def test_a_record_left_alone_dates_nobody_so_the_persons_other_records_go():
+    # Created a month ago: were its dates contact, the contact would stay another eleven months.
+    plan = plan_for([contact(created=YEAR_AGO - DAY), unreadable_series()])
+    assert outcome(plan, "moneybird/contact/c1")[0] == "delete"
+    assert outcome(plan, "google_calendar/event/s1") == ("kept", "")
+
+
+def test_a_record_left_alone_is_no_running_contract():
+    series = unreadable_series()
+    series.running_contract = True
+    plan = plan_for([contact(created=YEAR_AGO - DAY), series])
+    assert outcome(plan, "moneybird/contact/c1")[0] == "delete"
+
+
+def test_an_erasure_leaves_a_record_left_alone_to_a_human_and_says_so():
+    plan = plan_for([contact(created=AS_OF), unreadable_series()], erasure_of="jan@example.nl")
+    assert outcome(plan, "moneybird/contact/c1")[0] == "delete"
+    assert plan.kept.set_index("key").loc["google_calendar/event/s1", "left_alone"] is not None
+
+
+def test_a_payment_the_person_never_made_dates_nobody():
+    never_made = payment(day=AS_OF - timedelta(days=10))
+    never_made.counts_as_contact = False
+    plan = plan_for([customer(created=YEAR_AGO - DAY), never_made])
+    assert outcome(plan, "mollie/customer/cst_1")[0] == "delete"
+    made = payment(day=AS_OF - timedelta(days=10))
+    assert outcome(plan_for([customer(created=YEAR_AGO - DAY), made]), "mollie/customer/cst_1")[0] == "kept"

@@ -221,6 +221,7 @@ _TEXT = {
         "after": "{period} na {clock}", "at_once": "direct na {clock}",
         "due": "de bewaartermijn ({period}) is voorbij",
         "open_ended": "zolang dit geldt: {why}",
+        "left_alone": "niet automatisch beoordeeld: de verwerkingsverantwoordelijke beoordeelt dit gegeven zelf",
         "no_rule": "geen bewaarregel voor dit soort gegevens; vraag het na bij de verwerkingsverantwoordelijke",
         "retained_by": "bewaard door {name} onder diens eigen wettelijke plicht",
         "rights": {"access": "inzage", "rectification": "correctie", "erasure": "verwijdering",
@@ -237,6 +238,7 @@ _TEXT = {
         "after": "{period} after {clock}", "at_once": "immediately after {clock}",
         "due": "the retention period ({period}) is over",
         "open_ended": "as long as this holds: {why}",
+        "left_alone": "not decided automatically: the controller reviews this record by hand",
         "no_rule": "no retention rule for this kind of data; ask the controller",
         "retained_by": "kept by {name} under its own legal duty",
         "rights": {"access": "access", "rectification": "rectification", "erasure": "erasure",
@@ -252,6 +254,11 @@ def duration_text(period: Period, lang: str) -> str:
     units = _TEXT[lang]["units"]
     return " ".join(f"{n} {units[unit][n != 1]}" for unit in ("years", "months", "weeks", "days")
                     if (n := getattr(period, unit)))
+
+
+def left_alone_text(lang: str) -> str:
+    """What a person reads about a record vergeet does not decide on (`Record.left_alone`)."""
+    return _TEXT[lang]["left_alone"]
 
 
 def period_text(period: Period, clock: str, lang: str) -> str:
@@ -377,6 +384,8 @@ def _kept_reason(kept: pd.Series, rules: Rules, lang: str) -> dict[str, Any]:
     exceptions = [e for e in kept["exceptions"].split(",") if e]
     until = kept["retained_until"]
     reason: dict[str, Any] = {"until": None if pd.isna(until) else until.isoformat(), "exceptions": exceptions}
+    if pd.notna(kept["left_alone"]):
+        return reason | {"why": left_alone_text(lang)}
     if exceptions:
         first = rules.exceptions[exceptions[0]]
         why = "; ".join(getattr(rules.exceptions[e], lang) for e in exceptions)

@@ -154,6 +154,9 @@ def _print_notices(plan) -> None:
                   highlight=False)
     if plan.unidentified:
         out.print(f"{plan.unidentified} records identify nobody (no e-mail, phone or name) and are left alone.")
+    for (system, reason), rows in plan.left_alone().groupby(["system", "left_alone"]):
+        out.print(f"[bold yellow]Left alone, check by hand:[/] {system}: {reason}: " +
+                  ", ".join(f"{r.record_type} {r.record_id}" for r in rows.itertuples()), highlight=False)
 
 
 def _with_progress(total: int, title: str, work):

@@ -6,7 +6,8 @@ its clock) and that no exception blocks acts. A record no rule acts on is
 kept, with the exceptions that keep it and, where known, the date it may go.
 A person is only acted on when an e-mail, a phone or a name identifies them:
 records nobody can be identified in (a private calendar entry, an appointment
-already scrubbed) are left alone.
+already scrubbed) are left alone, and so are those their connector says no
+rule may act on (`Record.left_alone`: kept, with the connector's reason).
 
 The same code serves erasure requests: there the person's request replaces
 the clock (every period counts as over, except the legal period that runs from
@@ -34,7 +35,7 @@ from vergeet.rules import Rule, Rules
 
 ACTION_COLUMNS = ["key", "system", "record_type", "record_id", "person", "action", "fields", "rule_id", "reason"]
 KEPT_COLUMNS = ["key", "system", "record_type", "record_id", "person", "rule_id", "exceptions", "retained_until",
-                "retained_by"]
+                "retained_by", "left_alone"]
 #: exceptions that still hold when the person asks for erasure: the law, and a dispute
 ERASURE_EXCEPTIONS = frozenset({"document_retention", "legal_hold"})
 
@@ -77,6 +78,16 @@ class Plan:
                               action=row.action, fields=tuple(row.fields), rule_id=row.rule_id, reason=row.reason,
                               person=str(row.person))
                 for row in self.actions.itertuples(index=False)]
+
+    def kept_reasons(self, otherwise: pd.Series | str = "period not over") -> pd.Series:
+        """Per kept row, for the owner: the exceptions that hold it, else why it is left alone, else `otherwise`
+        (by default: its period is not over)."""
+        exceptions = self.kept["exceptions"].str.replace(",", ", ")
+        return exceptions.where(exceptions != "", self.kept["left_alone"].fillna(otherwise))
+
+    def left_alone(self) -> pd.DataFrame:
+        """The kept records no rule may act on, one row per record, with their connector's reason."""
+        return self.kept[self.kept["left_alone"].notna()].drop_duplicates("key")
 
     def delete_share(self) -> dict[str, float]:
         """Per system, the share of its records this plan deletes."""
@@ -141,7 +152,8 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
     systems, record_types = _Codes(m["system"]), _Codes(m["record_type"])
     what: dict[tuple[str, tuple[str, ...]], int] = {}  # (action, fields) -> a number, to find repeated actions
 
-    undecided = in_scope & identified
+    left_alone = m["left_alone"].notna().to_numpy()
+    undecided = in_scope & identified & ~left_alone
     action_parts, kept_parts = [], []
     acted = np.zeros(len(m), dtype=bool)
     for rule in rules.rules:
@@ -169,6 +181,8 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
         kept_parts.append(_kept(m, selected & ~acts, rule, rules, clock, due, blocking, people))
         acted |= acts
         undecided &= ~acts
+
+    kept_parts.append(_left_alone(m, in_scope & identified & left_alone, rules))
 
     # Internal columns ride along until the end: _row (the mention's position in m), _what, _until.
     actions = pd.concat(action_parts, ignore_index=True) if action_parts else pd.DataFrame(
@@ -308,8 +322,26 @@ def _kept(m: pd.DataFrame, rows: np.ndarray, rule: Rule, rules: Rules, clock: pd
     until = until.where(~open_ended)
     picked["retained_until"] = until.dt.date
     picked["retained_by"] = rule.retained_by or ""
+    picked["left_alone"] = None
     picked["_row"] = np.flatnonzero(rows)
     picked["_until"] = until.dt.normalize() if len(until) else until  # retained_until, sortable
+    return picked[KEPT_COLUMNS + ["_row", "_until"]]
+
+
+def _left_alone(m: pd.DataFrame, rows: np.ndarray, rules: Rules) -> pd.DataFrame:
+    """Records no rule may act on, kept with their connector's reason and the first rule for their kind (what
+    would decide them); a kind no rule covers stays out of the plan, as it does when no record is left alone."""
+    first_rule = {(r.system, r.record_type): r for r in reversed(rules.rules)}
+    picked = m.loc[rows, ["key", "system", "record_type", "record_id", "person", "left_alone"]].copy()
+    picked["_row"] = np.flatnonzero(rows)
+    rule = [first_rule.get(kind) for kind in zip(picked["system"], picked["record_type"])]  # the few left alone
+    covered = np.array([r is not None for r in rule], dtype=bool)
+    picked = picked[covered]
+    picked["rule_id"] = [r.id for r in rule if r is not None]
+    picked["retained_by"] = [r.retained_by or "" for r in rule if r is not None]
+    picked["exceptions"] = ""
+    picked["retained_until"] = pd.NaT
+    picked["_until"] = pd.Series(pd.NaT, index=picked.index, dtype="datetime64[ns, UTC]")
     return picked[KEPT_COLUMNS + ["_row", "_until"]]
 
 

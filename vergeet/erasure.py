@@ -26,7 +26,7 @@ import pandas as pd
 from connectors.base import Connector, Identifiers
 from vergeet import pipeline
 from vergeet.access import (SearchSystems, decision_context, find_person, html_environment, identifier_hashes,
-                            period_text, register_request, search_all)
+                            left_alone_text, period_text, register_request, search_all)
 from vergeet.decide import Erasure, Plan, decide
 from vergeet.errors import BadInput
 from vergeet.ledger import Ledger
@@ -163,7 +163,8 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
                      "record_type": row.record_type, "record_label": getattr(rule, lang),
                      "record_id": str(row.record_id),
                      "until": row.retained_until.isoformat() if pd.notna(row.retained_until) else None,
-                     "why": [getattr(rules.exceptions[e], lang) for e in row.exceptions.split(",") if e]
+                     "why": [left_alone_text(lang)] if pd.notna(row.left_alone)
+                     else [getattr(rules.exceptions[e], lang) for e in row.exceptions.split(",") if e]
                      or [period_text(rule.period, rule.clock, lang)],
                      "retained_by": row.retained_by or None,
                      "retained_by_name": rules.system_name(row.retained_by) if row.retained_by else None,

@@ -36,7 +36,8 @@ TIME_COLUMNS = ("created_at", "updated_at", "last_activity_at", "document_date",
 class Inputs:
     """Records in columnar form: one row per record, plus its identifiers and links."""
 
-    records: pd.DataFrame  # system, record_type, record_id, first_name, last_name, times..., running_contract, consent, shared
+    records: pd.DataFrame  # system, record_type, record_id, first_name, last_name, times..., running_contract,
+    # consent, shared, left_alone (a reason or None), counts_as_contact
     identifiers: pd.DataFrame  # row (into records), kind ("email" | "phone"), value (as the vendor has it)
     links: pd.DataFrame  # row, target (record key "system/record_type/record_id")
 
@@ -51,12 +52,14 @@ def frame_records(records: Iterable[Record]) -> Inputs:
     for row, record in enumerate(records):
         rows.append((record.system, record.record_type, record.record_id, record.first_name, record.last_name,
                      record.created_at, record.updated_at, record.last_activity_at, record.document_date,
-                     record.consent_changed_at, record.running_contract, record.consent, record.shared))
+                     record.consent_changed_at, record.running_contract, record.consent, record.shared,
+                     record.left_alone, record.counts_as_contact))
         identifiers += [(row, "email", e) for e in record.emails] + [(row, "phone", p) for p in record.phones]
         links += [(row, str(link.target)) for link in record.links]
     frame = pd.DataFrame(rows, columns=["system", "record_type", "record_id", "first_name", "last_name",
                                         "created_at", "updated_at", "last_activity_at", "document_date",
-                                        "consent_changed_at", "running_contract", "consent", "shared"])
+                                        "consent_changed_at", "running_contract", "consent", "shared",
+                                        "left_alone", "counts_as_contact"])
     return Inputs(frame, pd.DataFrame(identifiers, columns=["row", "kind", "value"]),
                   pd.DataFrame(links, columns=["row", "target"]))
 
@@ -152,6 +155,7 @@ def build_view(inputs: Inputs, *, contact_systems: Iterable[str], document_types
     records["key"] = _keys(records)
     records["shared"] = records["shared"].fillna(False).astype(bool)
     records["running_contract"] = records["running_contract"].fillna(False).astype(bool)
+    records["counts_as_contact"] = records["counts_as_contact"].fillna(True).astype(bool)
 
     # Identifiers normalised once per distinct spelling; `value` numbers the distinct normalised values.
     ids = inputs.identifiers
@@ -277,11 +281,13 @@ def _people(mentions: pd.DataFrame, identifiers: pd.DataFrame, contact_systems: 
         for t_code, record_type in enumerate(type_names):
             if f"{system}/{record_type}" in document_types:
                 is_document |= (system_code == s_code) & (type_code == t_code)
+    # A record left alone (one its connector cannot date) dates nobody and is no running contract.
+    decided = mentions["left_alone"].isna().to_numpy()
     grouped = pd.DataFrame({
         "person": mentions["person"],
-        "contact_time": contact_time.where(counts_as_contact),
+        "contact_time": contact_time.where(counts_as_contact & decided & mentions["counts_as_contact"].to_numpy()),
         "document_date": mentions["document_date"].where(is_document),
-        "running_contract": mentions["running_contract"],
+        "running_contract": mentions["running_contract"] & decided,
     }).groupby("person")
     people = pd.DataFrame({
         "last_contact": grouped["contact_time"].max(),

@@ -29,9 +29,9 @@ def plan_overview(plan: Plan) -> Table:
     counts = plan.actions.groupby(["system", "rule_id", "action"]).size()
     for (system, rule, action), count in counts.items():
         table.add_row(system, rule, action, str(count))
-    kept = plan.kept.assign(why=plan.kept["exceptions"].replace("", "period not over"))
+    kept = plan.kept.assign(why=plan.kept_reasons())
     for (system, why), count in kept.groupby(["system", "why"]).size().items():
-        table.add_row(system, "[dim]kept[/]", f"[dim]{why.replace(',', ', ')}[/]", str(count))
+        table.add_row(system, "[dim]kept[/]", f"[dim]{why}[/]", str(count))
     return table
 
 
@@ -70,12 +70,12 @@ def erasure_tables(plan: Plan) -> list[Table]:
     for row in plan.actions.itertuples(index=False):
         action = row.action if row.action != "anonymise" else f"anonymise {', '.join(row.fields)}"
         erased.add_row(row.system, f"{row.record_type} {row.record_id}", action, row.rule_id)
-    kept = Table(title="Kept by law")
+    kept = Table(title="Kept (by law, or left for you to check)")
     for column in ("system", "record", "until", "why"):
         kept.add_column(column)
-    for row in plan.kept.drop_duplicates("key").itertuples(index=False):
+    rows = plan.kept.assign(why=plan.kept_reasons(otherwise=plan.kept["rule_id"])).drop_duplicates("key")
+    for row in rows.itertuples(index=False):
         until = str(row.retained_until) if pd.notna(row.retained_until) else "-"
         kept.add_row(row.system, f"{row.record_type} {row.record_id}", until,
-                     (row.exceptions or row.rule_id).replace(",", ", ") + (f" ({row.retained_by})" if row.retained_by
-                                                                          else ""))
+                     row.why + (f" ({row.retained_by})" if row.retained_by else ""))
     return [erased, kept]

@@ -163,7 +163,8 @@ def _summary(record: Record, emails: list[str], phones: list[str], name: str | N
         "activity": _iso(record.last_activity_at), "document": _iso(record.document_date),
         "running": record.running_contract, "consent": record.consent,
         "consent_at": _iso(record.consent_changed_at), "shared": record.shared,
-        "valid_until": _iso(record.valid_until),
+        "valid_until": _iso(record.valid_until), "left_alone": record.left_alone,
+        "no_contact": not record.counts_as_contact,
         "links": [[link.relation, str(link.target)] for link in record.links],
         "emails": emails, "phones": phones, "name": name,
     }
@@ -181,7 +182,8 @@ def _restored(key: str, summary: Summary) -> Record:
                   links=tuple(Link(relation, RecordRef(*target.split("/", 2)))
                               for relation, target in summary.get("links", ())),
                   shared=summary.get("shared", False), version=summary.get("version"),
-                  valid_until=_time(summary.get("valid_until")))
+                  valid_until=_time(summary.get("valid_until")), left_alone=summary.get("left_alone"),
+                  counts_as_contact=not summary.get("no_contact", False))
 
 
 def _type(key: str) -> str:
