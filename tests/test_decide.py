@@ -352,3 +352,32 @@ def test_a_payment_the_person_never_made_dates_nobody():
     assert outcome(plan, "mollie/customer/cst_1")[0] == "delete"
     made = payment(day=AS_OF - timedelta(days=10))
     assert outcome(plan_for([customer(created=YEAR_AGO - DAY), made]), "mollie/customer/cst_1")[0] == "kept"
+
+
+def test_an_action_handed_to_a_human_is_not_planned_again_while_the_record_is_unchanged():
+    handed = {("moneybird/contact/c1", "delete"): (at(AS_OF - DAY), "delete it in Moneybird: documents refer to it")}
+    plan = plan_for([contact(created=YEAR_AGO - DAY)], Context(handed_over=handed))
+    assert plan.actions.empty
+    waiting = plan.awaiting_owner.iloc[0]
+    assert (waiting["key"], waiting["action"], waiting["detail"]) == (
+        "moneybird/contact/c1", "delete", "delete it in Moneybird: documents refer to it")
+
+
+def test_a_record_changed_since_it_was_handed_over_is_decided_afresh():
+    handed = {("moneybird/contact/c1", "delete"): (at(AS_OF - timedelta(days=5)), "")}
+    changed = contact(created=YEAR_AGO - DAY)
+    changed.updated_at = at(AS_OF - DAY)
+    plan = plan_for([changed], Context(handed_over=handed))
+    assert outcome(plan, "moneybird/contact/c1") == ("delete", ()) and plan.awaiting_owner.empty
+
+
+def test_another_action_on_a_handed_over_record_is_still_planned():
+    handed = {("moneybird/contact/c1", "anonymise"): (at(AS_OF - DAY), "")}
+    plan = plan_for([contact(created=YEAR_AGO - DAY)], Context(handed_over=handed))
+    assert outcome(plan, "moneybird/contact/c1") == ("delete", ())
+
+
+def test_an_erasure_tries_again_what_was_handed_over():
+    handed = {("moneybird/contact/c1", "delete"): (at(AS_OF - DAY), "")}
+    plan = plan_for([contact(created=AS_OF)], Context(handed_over=handed), erasure_of="jan@example.nl")
+    assert outcome(plan, "moneybird/contact/c1") == ("delete", ())

@@ -275,6 +275,23 @@ def test_done_action_is_not_started_again(ledger):
     assert ledger.actions(run_id)[0]["attempts"] == 1
 
 
+def test_handed_over_gives_the_latest_not_supported_outcome_per_record_and_action(ledger):
+    first = ledger.start_run("purge", as_of=date(2025, 3, 1), apply=True)
+    refused, done = ledger.store_plan(first, [_action("1"), _action("2")])
+    for aid, outcome, detail in ((refused, "not_supported", "archive it in Moneybird"), (done, "done", "")):
+        ledger.mark_started(aid)
+        ledger.mark_outcome(aid, outcome, detail)
+    second = ledger.start_run("purge", as_of=date(2025, 3, 2), apply=True)
+    (again,) = ledger.store_plan(second, [_action("1")])
+    ledger.mark_started(again)
+    ledger.mark_outcome(again, "not_supported", "documents refer to it")
+    handed = ledger.handed_over()
+    assert list(handed) == [("moneybird/contact/1", "delete")]
+    since, detail = handed["moneybird/contact/1", "delete"]
+    assert detail == "documents refer to it"
+    assert since == ledger.actions(second)[0]["finished_at"]
+
+
 def test_call_outcome_requires_intent_first(ledger):
     run_id = ledger.start_run("purge", as_of=date(2025, 3, 1), apply=True)
     a, b = ledger.store_plan(run_id, [_action("1"), _action("2")])

@@ -154,6 +154,9 @@ def _print_notices(plan) -> None:
                   highlight=False)
     if plan.unidentified:
         out.print(f"{plan.unidentified} records identify nobody (no e-mail, phone or name) and are left alone.")
+    for row in plan.awaiting_owner.itertuples(index=False):
+        out.print(f"[bold yellow]Waiting for you[/] since {row.since:%Y-%m-%d}: {row.action} {row.system} "
+                  f"{row.record_type} {row.record_id}: {row.detail}", highlight=False)
     for (system, reason), rows in plan.left_alone().groupby(["system", "left_alone"]):
         out.print(f"[bold yellow]Left alone, check by hand:[/] {system}: {reason}: " +
                   ", ".join(f"{r.record_type} {r.record_id}" for r in rows.itertuples()), highlight=False)

@@ -36,6 +36,7 @@ from vergeet.rules import Rule, Rules
 ACTION_COLUMNS = ["key", "system", "record_type", "record_id", "person", "action", "fields", "rule_id", "reason"]
 KEPT_COLUMNS = ["key", "system", "record_type", "record_id", "person", "rule_id", "exceptions", "retained_until",
                 "retained_by", "left_alone"]
+AWAITING_COLUMNS = ["key", "system", "record_type", "record_id", "action", "since", "detail"]
 #: exceptions that still hold when the person asks for erasure: the law, and a dispute
 ERASURE_EXCEPTIONS = frozenset({"document_retention", "legal_hold"})
 
@@ -52,6 +53,9 @@ class Context:
     suppressed_since: Mapping[str, datetime] = field(default_factory=dict)
     #: record key -> when it was last anonymised, so an anonymised record is not anonymised again every night
     anonymised_at: Mapping[str, datetime] = field(default_factory=dict)
+    #: (record key, action) -> when that action last ended "not_supported" and the connector's note: a task handed
+    #: to a human, not planned again every night while the record is unchanged (`Ledger.handed_over`)
+    handed_over: Mapping[tuple[str, str], tuple[datetime, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class Plan:
     reappeared: pd.DataFrame  # records of people on the suppression list
     records_per_system: dict[str, int]
     unidentified: int  # records in which no person can be identified; left alone
+    #: actions an earlier run handed to a human (the vendor's API cannot do them), on records unchanged since:
+    #: not planned again; key, system, record_type, record_id, action, since, detail
+    awaiting_owner: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=AWAITING_COLUMNS))
 
     def planned_actions(self) -> list[PlannedAction]:
         return [PlannedAction(system=row.system, record_type=row.record_type, record_id=str(row.record_id),
@@ -192,14 +199,20 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
     # A mention is one (record, person) pair: the reasons to keep a pair that is acted on do not count.
     kept = _best_reason(kept, ~acted[_rows(kept)])
     actions = _settle_shared(actions, kept, records)
-    actions = _skip_already_anonymised(actions, m, context.anonymised_at, records)
+    # An erasure tries again what was handed over: the person asked, and the certificate must say what happened.
+    handed_over = context.handed_over if erasure is None else {}
+    settled = {(key, "anonymise"): moment for key, moment in context.anonymised_at.items()}
+    for what, (moment, _) in handed_over.items():
+        settled[what] = max(moment, settled.get(what, moment))
+    actions, skipped = _skip_settled(actions, m, settled, records)
+    awaiting = _awaiting(skipped, handed_over)
 
     reappeared = m.loc[_reappeared(view, context, hashed), ["key", "system", "record_type", "record_id", "person"]]
     one_per_record = m["system"].iloc[records.first]
     records_per_system = one_per_record.groupby(one_per_record).size().to_dict()
     return Plan(as_of, _ordered(actions, m, records)[ACTION_COLUMNS], kept[KEPT_COLUMNS].reset_index(drop=True),
                 reappeared.reset_index(drop=True), {k: int(v) for k, v in records_per_system.items()},
-                int((~identified).sum()))
+                int((~identified).sum()), awaiting)
 
 
 def _hash_identifiers(identifiers: pd.DataFrame, hasher: Callable[[str, str], str]) -> pd.Series:
@@ -389,18 +402,32 @@ def _any(masks: Iterable[np.ndarray], size: int) -> np.ndarray:
     return np.logical_or.reduce(masks) if masks else np.zeros(size, dtype=bool)
 
 
-def _skip_already_anonymised(actions: pd.DataFrame, m: pd.DataFrame, anonymised_at: Mapping[str, datetime],
-                             records: _Records) -> pd.DataFrame:
-    if not anonymised_at or actions.empty:
-        return actions
-    anonymise = (actions["action"] == "anonymise").to_numpy(dtype=bool)
-    candidates = actions[anonymise]
-    done = candidates["key"].map(pd.Series(anonymised_at, dtype="datetime64[ns, UTC]"))
-    updated = pd.Series(m["updated_at"].iloc[records.first_of(_rows(candidates))].array, index=candidates.index)
+def _skip_settled(actions: pd.DataFrame, m: pd.DataFrame, settled: Mapping[tuple[str, str], datetime],
+                  records: _Records) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The actions left once those settled on a record unchanged since are dropped, and the dropped ones.
+
+    Settled: an anonymisation done, or an action handed to a human; a record the vendor changed since (its
+    `updated_at` later) is decided afresh.
+    """
+    if not settled or actions.empty:
+        return actions, actions.iloc[:0]
+    when = pd.Series(list(settled.values()), index=pd.MultiIndex.from_tuples(list(settled)),
+                     dtype="datetime64[ns, UTC]")
+    done = pd.Series(when.reindex(pd.MultiIndex.from_arrays([actions["key"], actions["action"]])).array,
+                     index=actions.index)
+    updated = pd.Series(m["updated_at"].iloc[records.first_of(_rows(actions))].array, index=actions.index)
     unchanged = (done.notna() & (updated.isna() | (updated <= done))).to_numpy(dtype=bool)
-    skip = np.zeros(len(actions), dtype=bool)
-    skip[np.flatnonzero(anonymise)[unchanged]] = True
-    return actions[~skip]
+    return actions[~unchanged], actions[unchanged]
+
+
+def _awaiting(skipped: pd.DataFrame, handed_over: Mapping[tuple[str, str], tuple[datetime, str]]) -> pd.DataFrame:
+    """The skipped actions that wait for a human, with since when and the connector's note."""
+    if not handed_over or skipped.empty:
+        return pd.DataFrame(columns=AWAITING_COLUMNS)
+    rows = [(*row, *handed_over[row[0], row[4]])
+            for row in skipped[["key", "system", "record_type", "record_id", "action"]].itertuples(index=False)
+            if (row[0], row[4]) in handed_over]
+    return pd.DataFrame(rows, columns=AWAITING_COLUMNS).drop_duplicates(["key", "action"])
 
 
 _ORDER = ["_doc", "system", "rule_id", "record_type", "record_id"]

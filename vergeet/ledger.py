@@ -574,6 +574,20 @@ class Ledger:
         return {f"{system}/{record_type}/{record_id}": finished
                 for system, record_type, record_id, finished in rows}
 
+    def handed_over(self) -> dict[tuple[str, str], tuple[datetime, str]]:
+        """(record key, action) -> when that action last ended "not_supported" (the vendor's API cannot do it: a
+        task for a human) and the connector's note of what to do where; no personal data."""
+        a = actions_table.c
+        latest = (sa.select(a.system, a.record_type, a.record_id, a.action, sa.func.max(a.id).label("id"))
+                  .where(a.outcome == "not_supported")
+                  .group_by(a.system, a.record_type, a.record_id, a.action).subquery())
+        query = (sa.select(a.system, a.record_type, a.record_id, a.action, a.finished_at, a.detail)
+                 .join(latest, a.id == latest.c.id))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {(f"{system}/{record_type}/{record_id}", action): (finished, detail or "")
+                for system, record_type, record_id, action, finished, detail in rows}
+
     def pending_actions(self, run_id: int) -> list[dict]:
         """Return the actions still to do on resume: planned, in progress or failed.
 

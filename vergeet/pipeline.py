@@ -113,7 +113,8 @@ def ledger_context(ledger: Ledger, as_of: date) -> Context:
         held_records=frozenset("/".join(h["record"]) for h in holds if h["record"]),
         open_request_hashes=frozenset(ledger.open_request_hashes()),
         suppressed_since=ledger.suppressed_since(),
-        anonymised_at=ledger.last_anonymised())
+        anonymised_at=ledger.last_anonymised(),
+        handed_over=ledger.handed_over())
 
 
 def make_plan(view: IdentityView, rules: Rules, as_of: date, ledger: Ledger,
