@@ -71,6 +71,9 @@ def report_markdown(plan: Plan, summary: pipeline.Summary | None) -> str:
     kept = plan.kept.assign(why=plan.kept_reasons())
     lines += ["", "| system | kept because | records |", "|---|---|---|"]
     lines += [f"| {s} | {w} | {n} |" for (s, w), n in kept.groupby(["system", "why"]).size().items()]
+    if waiting := len(plan.awaiting_owner):
+        lines += ["", f"**{waiting} {'action waits' if waiting == 1 else 'actions wait'} for the owner**: the "
+                      "vendor's API cannot do this (see `vergeet purge` for what to do where)."]
     if len(plan.reappeared):
         lines += ["", f"**{len(plan.reappeared)} records of previously erased people reappeared** "
                       "(see `vergeet purge` for their record ids)."]
