@@ -36,6 +36,10 @@ class Link:
     target: RecordRef
 
 
+#: The newsletter consent states a connector may report in `Record.consent`, and a rule may select on.
+CONSENT_STATES = ("subscribed", "unsubscribed", "unconfirmed", "bounced")
+
+
 @dataclass
 class Record:
     """One vendor record, normalised enough to decide on it.
@@ -46,7 +50,7 @@ class Record:
     whose legal retention runs from that date. `running_contract` is the
     vendor's own evidence of an ongoing agreement (active subscription, valid
     mandate, unpaid invoice). `consent` is the newsletter consent state where
-    a vendor keeps one ("subscribed", "unsubscribed"). `shared` marks a record
+    a vendor keeps one (one of `CONSENT_STATES`). `shared` marks a record
     that concerns several people at once (a meeting with several attendees):
     its identifiers belong to it, but do not make those people one person.
     `version` is the vendor's own version of the record, where it keeps one.

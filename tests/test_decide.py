@@ -16,7 +16,7 @@ from connectors.base import Link, Record, RecordRef
 from vergeet.decide import Context, Erasure, decide
 from vergeet.identity import build_view, frame_records
 from vergeet.pipeline import identity_view
-from vergeet.rules import load_rules
+from vergeet.rules import load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = load_rules(ROOT / "retention_rules.toml")
@@ -381,3 +381,27 @@ def test_an_erasure_tries_again_what_was_handed_over():
     handed = {("moneybird/contact/c1", "delete"): (at(AS_OF - DAY), "")}
     plan = plan_for([contact(created=AS_OF)], Context(handed_over=handed), erasure_of="jan@example.nl")
     assert outcome(plan, "moneybird/contact/c1") == ("delete", ())
+
+
+def test_a_rule_for_some_consent_states_acts_on_those_records_only():
+    text = (ROOT / "retention_rules.toml").read_text() + """
+[[rules]]
+id = "mailblue-unconfirmed-test"
+system = "mailblue"
+record_type = "contact"
+purposes = ["newsletter"]
+consent = ["unconfirmed"]
+clock = "created"
+period = "P30D"
+action = "delete"
+nl = "Onbevestigde aanmelding"
+en = "Unconfirmed sign-up"
+"""
+    rules = parse_rules(text, "rules.toml")
+    month_ago = AS_OF - timedelta(days=31)
+    records = [subscriber("m1", "a@example.nl", consent="unconfirmed", created=month_ago),
+               subscriber("m2", "b@example.nl", consent="subscribed", created=month_ago),
+               subscriber("m3", "c@example.nl", consent="unconfirmed", created=AS_OF - timedelta(days=29))]
+    plan = decide(identity_view({"all": records}, rules), rules, AS_OF)
+    assert list(plan.actions["key"]) == ["mailblue/contact/m1"]
+    assert set(plan.actions["rule_id"]) == {"mailblue-unconfirmed-test"}

@@ -144,3 +144,12 @@ def test_cli_rules_show_prints_periods_and_legal_bases(monkeypatch):
     assert result.exit_code == 0
     for expected in ("moneybird-contact-1y", "calendar-event-1y", "P7Y", "legal", "Mailblue", "EEA"):
         assert expected in result.output
+
+
+def test_a_rule_may_select_on_consent_states_and_an_unknown_state_names_the_line():
+    selecting = broken('clock = "consent_withdrawn"', 'consent = ["unsubscribed"]\nclock = "consent_withdrawn"')
+    (rule,) = [r for r in parse_rules(selecting, "rules.toml").rules if r.id == "mailblue-unsubscribed"]
+    assert rule.consent == ["unsubscribed"]
+    with pytest.raises(BadInput, match=r"rules.toml: line \d+: rules\[\d+\]\.consent\[0\]: unknown value 'maybe'"):
+        parse_rules(broken('clock = "consent_withdrawn"', 'consent = ["maybe"]\nclock = "consent_withdrawn"'),
+                    "rules.toml")

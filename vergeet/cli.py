@@ -231,6 +231,8 @@ def print_rules(rules: Rules, lang: str = "en") -> None:
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
+        if rule.consent:
+            grid.add_row("applies to", "newsletter consent " + " or ".join(rule.consent))
         grid.add_row("kept for", f"{rule.period} after {rule.clock.replace('_', ' ')}, then {then}")
         if rule.exceptions:
             grid.add_row("unless", "; ".join(_text(rules.exceptions[e], lang) for e in rule.exceptions))

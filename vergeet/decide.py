@@ -165,6 +165,8 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
     acted = np.zeros(len(m), dtype=bool)
     for rule in rules.rules:
         selected = systems.equal(rule.system) & record_types.equal(rule.record_type) & undecided
+        if rule.consent is not None:
+            selected &= m["consent"].isin(rule.consent).to_numpy(dtype=bool)
         if not selected.any():
             continue
         clock = clock_days[rule.clock]

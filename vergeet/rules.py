@@ -18,6 +18,7 @@ from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 import connectors
+from connectors.base import CONSENT_STATES
 from vergeet.errors import BadInput
 
 RULES_FILE = "retention_rules.toml"
@@ -25,6 +26,7 @@ SHIPPED_RULES = Path(__file__).parent / "data" / RULES_FILE
 
 Clock = Literal["last_contact", "last_activity", "created", "document_date", "consent_withdrawn"]
 Action = Literal["delete", "anonymise", "keep"]
+ConsentState = Literal[CONSENT_STATES]
 ExceptionName = Literal["document_retention", "running_contract", "legal_hold", "open_request", "active_consent"]
 Right = Literal["access", "rectification", "erasure", "withdraw_consent", "objection", "portability"]
 
@@ -139,6 +141,8 @@ class Rule(_Model):
     period: PeriodField
     action: Action
     fields: list[str] = []
+    #: the rule concerns only records in one of these newsletter consent states (none: every record of the type)
+    consent: list[ConsentState] | None = Field(default=None, min_length=1)
     exceptions: list[ExceptionName] = []
     while_retained: PartialAction | None = None
     retained_by: str | None = None
