@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+import phonenumbers
 import requests
 from dateutil.parser import isoparse
 from mollie.api.client import Client
@@ -58,7 +59,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_resu
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Link, Listing, Outcome, Record, RecordRef
 from connectors.http import (
-    RETRY_STATUSES, RateLimiter, VendorBadResponse, VendorNotFound, VendorRejected, VendorUnavailable,
+    RETRY_STATUSES, RateLimiter, VendorBadResponse, VendorError, VendorNotFound, VendorRejected, VendorUnavailable,
     error_for_status,
 )
 
@@ -88,9 +89,13 @@ PLACEHOLDERS: dict[str, Any] = {
 }
 
 ID_PREFIXES = {"customer": "cst_", "payment": "tr_", "mandate": "mdt_", "subscription": "sub_"}
-RUNNING_SUBSCRIPTION = frozenset({"active", "pending", "suspended"})  # pending/suspended: agreement not ended
-RUNNING_MANDATE = frozenset({"valid", "pending"})
+#: subscription-status values of an agreement that has not ended (pending: not started; suspended: its mandate failed)
+RUNNING_SUBSCRIPTION = frozenset({"active", "pending", "suspended"})
+#: payment-status values of a payment that can still be paid
 OPEN_PAYMENT = frozenset({"open", "pending", "authorized"})
+#: when the person made a payment (entity-payment-response: each is omitted until it happens)
+MADE_AT = ("paidAt", "authorizedAt")
+DEFAULT_PHONE_REGION = "NL"
 MANDATE_SEQUENCE_TYPES = frozenset({"first", "recurring"})  # payments that create or use a mandate
 #: mandates are listed per customer only: one whose customer is gone cannot be read any more
 OWNED = {"mandate": "customer"}
@@ -246,22 +251,38 @@ def _customer_id(obj: dict[str, Any]) -> str | None:
     return obj.get("customerId") or (urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1] if href else None)
 
 
+def _made_at(payment: dict[str, Any]) -> datetime | None:
+    """When the person made the payment: paid, else authorized; None for one never made (open, pending,
+    canceled, expired, failed): such a payment is no contact with the person."""
+    for stamp in MADE_AT:
+        if moment := _timestamp(payment.get(stamp)):
+            return moment
+    return None
+
+
+def _is_gone(error: VendorError) -> bool:
+    """A customer that no longer exists: 404, or 410, which Mollie answers for other deleted entities (get-profile)
+    and may answer for a deleted customer (undocumented)."""
+    return isinstance(error, VendorNotFound) or (isinstance(error, VendorRejected) and error.status == 410)
+
+
 def _link(relation: str, record_type: str, record_id: str | None) -> tuple[Link, ...]:
     return (Link(relation, RecordRef(SYSTEM, record_type, record_id)),) if record_id else ()
 
 
 @dataclass
 class _Evidence:
-    """What a customer's payments, mandates and subscriptions say about it."""
+    """What a customer's payments and subscriptions say about it (its mandates say nothing: see `_mandate_record`)."""
 
     last_payment_at: datetime | None = None
     running: bool = False
     may_have_mandate: bool = False
 
     def payment(self, payment: dict[str, Any]) -> None:
-        created = _timestamp(payment.get("createdAt"))
-        if created and (self.last_payment_at is None or created > self.last_payment_at):
-            self.last_payment_at = created
+        made = _made_at(payment)
+        if made and (self.last_payment_at is None or made > self.last_payment_at):
+            self.last_payment_at = made
+        self.running |= payment.get("status") in OPEN_PAYMENT
         if payment.get("sequenceType") in MANDATE_SEQUENCE_TYPES or payment.get("mandateId"):
             self.may_have_mandate = True
 
@@ -269,45 +290,60 @@ class _Evidence:
         self.may_have_mandate = True
         self.running |= subscription.get("status") in RUNNING_SUBSCRIPTION
 
-    def mandate(self, mandate: dict[str, Any]) -> None:
-        self.running |= mandate.get("status") in RUNNING_MANDATE
-
 
 def _customer_record(customer: dict[str, Any], evidence: _Evidence) -> Record:
-    """last_activity_at = its latest payment; running_contract = a running subscription or valid mandate."""
+    """last_activity_at = the latest payment it made; running_contract = a running subscription or an open
+    payment."""
     first, last = _split_name(customer.get("name"))
     return Record(SYSTEM, "customer", customer["id"], emails=_present(customer.get("email")), first_name=first,
                   last_name=last, fields=_fields(customer), created_at=_timestamp(customer.get("createdAt")),
                   last_activity_at=evidence.last_payment_at, running_contract=evidence.running)
 
 
+def _payer_name(payment: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The payer's first and last name: the billing address's, else the account or card holder's."""
+    billing = payment.get("billingAddress") or {}
+    if billing.get("givenName") or billing.get("familyName"):
+        return billing.get("givenName"), billing.get("familyName")
+    details = payment.get("details") or {}
+    return _split_name(details.get("consumerName") or details.get("cardHolder"))
+
+
 def _payment_record(payment: dict[str, Any]) -> Record:
-    """A financial record: document_date = paid date (else created date); open payments count as running."""
+    """A financial record, dated by when the person made it (paid or authorized).
+
+    last_activity_at = paidAt (else authorizedAt); a payment never made (canceled, expired, failed, or still
+    open/pending) has none and does not count as contact. document_date = the date it was made, else its
+    created date (the payment's own date for the 7-year rule). Open, pending and authorized payments run.
+    """
     billing = payment.get("billingAddress") or {}
     shipping = payment.get("shippingAddress") or {}
-    consumer_first, consumer_last = _split_name((payment.get("details") or {}).get("consumerName"))
+    first, last = _payer_name(payment)
     created = _timestamp(payment.get("createdAt"))
-    dated = _timestamp(payment.get("paidAt")) or created
+    made = _made_at(payment)
+    dated = made or created
     return Record(
         SYSTEM, "payment", payment["id"],
         emails=_present(billing.get("email"), shipping.get("email")),
         phones=_present(billing.get("phone"), shipping.get("phone")),
-        first_name=billing.get("givenName") or consumer_first, last_name=billing.get("familyName") or consumer_last,
-        fields=_fields(payment), created_at=created, last_activity_at=created,
+        first_name=first, last_name=last,
+        fields=_fields(payment), created_at=created, last_activity_at=made,
         document_date=dated.date() if dated else None,
-        running_contract=payment.get("status") in OPEN_PAYMENT,
+        running_contract=payment.get("status") in OPEN_PAYMENT, counts_as_contact=made is not None,
         links=(_link("customer", "customer", _customer_id(payment))
                + _link("mandate", "mandate", payment.get("mandateId"))
                + _link("subscription", "subscription", payment.get("subscriptionId"))))
 
 
 def _mandate_record(mandate: dict[str, Any], customer_id: str) -> Record:
-    first, last = _split_name((mandate.get("details") or {}).get("consumerName"))
+    """A mandate is a permission to charge, no contract: it stays valid after its subscription is cancelled
+    (cancel-subscription) and card/PayPal mandates come from any first payment (create-mandate)."""
+    details = mandate.get("details") or {}
+    first, last = _split_name(details.get("consumerName") or details.get("cardHolder"))
     created = _timestamp(mandate.get("createdAt"))
     return Record(SYSTEM, "mandate", mandate["id"], first_name=first, last_name=last, fields=_fields(mandate),
                   created_at=created, last_activity_at=created,
-                  running_contract=mandate.get("status") in RUNNING_MANDATE,
-                  links=_link("customer", "customer", customer_id))
+                  links=_link("customer", "customer", mandate.get("customerId") or customer_id))
 
 
 def _subscription_record(subscription: dict[str, Any]) -> Record:
@@ -330,7 +366,51 @@ def _customers_with_new_mandates(records: Sequence[Record], known: Known) -> set
 
 def _normalised(text: str | None) -> str:
     """E-mail/name as compared: surrounding whitespace dropped, inner runs collapsed, case folded."""
-    return " ".join((text or "").split()).casefold()
+    return " ".join((text or "").split()).casefold() if isinstance(text, str) else ""
+
+
+def _phone(text: Any) -> str | None:
+    """A phone number in E.164 for comparison (default region NL); None when it is none."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        number = phonenumbers.parse(text, DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """The searched identifiers, normalised as payments' payer details are compared with them."""
+
+    emails: frozenset[str]
+    names: frozenset[str]
+    phones: frozenset[str]
+
+    @classmethod
+    def of(cls, identifiers: Identifiers) -> _Wanted:
+        return cls(frozenset(map(_normalised, identifiers.emails)) - {""},
+                   frozenset(map(_normalised, identifiers.names)) - {""},
+                   frozenset(filter(None, map(_phone, identifiers.phones))))
+
+    def __bool__(self) -> bool:
+        return bool(self.emails or self.names or self.phones)
+
+    def customer(self, customer: dict[str, Any]) -> bool:
+        return _normalised(customer.get("email")) in self.emails or _normalised(customer.get("name")) in self.names
+
+    def payer(self, payment: dict[str, Any]) -> bool:
+        """The payer of a payment: billing/shipping e-mail, phone or full name, the account or card holder."""
+        addresses = [payment.get("billingAddress") or {}, payment.get("shippingAddress") or {}]
+        details = payment.get("details") or {}
+        if any(_normalised(a.get("email")) in self.emails for a in addresses):
+            return True
+        names = [" ".join(filter(None, (a.get("givenName"), a.get("familyName")))) for a in addresses]
+        names += [details.get("consumerName"), details.get("cardHolder")]
+        if any(_normalised(name) in self.names for name in names):
+            return True
+        return bool(self.phones) and any(_phone(a.get("phone")) in self.phones for a in addresses if a.get("phone"))
 
 
 # -- the connector --------------------------------------------------------------------------------------------------
@@ -378,6 +458,23 @@ class MollieConnector:
     def _mandates(self, customer: Customer) -> Iterator[Any]:
         return self._each(lambda: customer.mandates.list(limit=PAGE_LIMIT), f"/v2/customers/{customer.id}/mandates")
 
+    def _mandates_if_there(self, customer: Customer) -> list[Any]:
+        """A customer's mandates; none when the customer is gone (404/410: deleted since it was listed, or a
+        payment names a customer deleted earlier, by vergeet itself for one)."""
+        try:
+            return list(self._mandates(customer))
+        except (VendorNotFound, VendorRejected) as exc:
+            if _is_gone(exc):
+                return []
+            raise
+
+    def _subscriptions(self) -> list[Any]:
+        """Every subscription (/v2/subscriptions: no sort parameter and no documented order, so always whole)."""
+        return list(self._each(lambda: self.client.subscriptions.list(limit=PAGE_LIMIT), "/v2/subscriptions"))
+
+    def _payments(self) -> Iterator[Any]:
+        return self._each(lambda: self.client.payments.list(limit=PAGE_LIMIT), "/v2/payments")
+
     def records(self, since: datetime | None = None) -> Iterator[Record]:
         """All customers, payments, mandates and subscriptions.
 
@@ -388,39 +485,43 @@ class MollieConnector:
         per customer that can have a mandate (a first/recurring payment, a
         payment with a mandate, or a subscription); mandates exist only per
         customer. A mandate created through the API for a customer with none
-        of those is not seen here (`search` does fetch it).
+        of those is not seen here (`search` does fetch it). A customer gone
+        between its listing and its mandates call has no mandates.
         """
         return self._read_all(evidence_on_customers=True)
 
     def _read_all(self, *, evidence_on_customers: bool) -> Iterator[Record]:
         evidence: defaultdict[str, _Evidence] = defaultdict(_Evidence)
-        subscriptions = list(self._each(lambda: self.client.subscriptions.list(limit=PAGE_LIMIT), "/v2/subscriptions"))
+        subscriptions = self._subscriptions()
         for subscription in subscriptions:
             if customer_id := _customer_id(subscription):
                 evidence[customer_id].subscription(subscription)
-        for payment in self._each(lambda: self.client.payments.list(limit=PAGE_LIMIT), "/v2/payments"):
+        for payment in self._payments():
             if customer_id := _customer_id(payment):
                 evidence[customer_id].payment(payment)
             yield _payment_record(payment)
         for customer in self._customers():
             found = evidence[customer.id]
             if found.may_have_mandate:
-                for mandate in self._mandates(customer):
-                    found.mandate(mandate)
+                for mandate in self._mandates_if_there(customer):
                     yield _mandate_record(mandate, customer.id)
             yield _customer_record(customer, found if evidence_on_customers else _Evidence())
         yield from map(_subscription_record, subscriptions)
 
     def changes(self, cursor: Mapping[str, Any] | None, known: Known) -> Changes:
-        """A full read without a cursor; else the newest pages of each list, as far as they hold changes.
+        """A full read without a cursor; else all subscriptions and the newest pages of payments and customers.
 
-        Mollie's lists are newest first and have no changed-since filter, and customers carry no updatedAt:
-        the best Mollie offers is to read each list (subscriptions, payments, customers) until a page holds only
-        known, unchanged records. That finds every new record, and changes and deletions within the pages read.
-        It misses, until the next full read, changes to records older than those pages: a payment that turns
-        paid or a subscription cancelled long after its creation, a customer edited, a mandate revoked, and
-        deletions among them. Mandates are read for the customers whose new or changed payments or subscriptions
-        name a mandate the cache does not know, or start one (a `first` payment).
+        No Mollie list has a changed-since filter, and customers carry no updatedAt. /v2/payments and
+        /v2/customers are newest first (their `sort` defaults to descending), so they are read until a page
+        holds only known, unchanged records: that finds every new record, and changes and deletions within the
+        pages read. It misses, until the next full read, changes to records older than those pages: a payment
+        that turns paid long after its creation, a customer edited, a mandate revoked, and deletions among them.
+        /v2/subscriptions has no `sort` and no documented order (list-all-subscriptions), so no page of it can
+        be taken to hold the newest: it is read whole every night (a small business has few subscriptions; 250
+        a page), which sees every new, changed and missing subscription. Mandates are read for the customers
+        whose new or changed payments or subscriptions name a mandate the cache does not know, or start one (a
+        `first` payment); a customer that is gone (404/410, e.g. erased while a direct debit was pending) has
+        none, and the night goes on.
 
         Here, in both reads, a customer carries only its own facts: its payments, mandates and subscriptions are
         records linked to it, and the identity view takes the latest activity and any running contract across
@@ -428,22 +529,21 @@ class MollieConnector:
         """
         if cursor is None:
             return Changes(list(self._read_all(evidence_on_customers=False)), cursor={}, full=True, owned=OWNED)
-        records: list[Record] = []
-        listings = []
+        subscriptions = [_subscription_record(item) for item in self._subscriptions()]
+        records: list[Record] = known.changed(subscriptions)
+        listings = [Listing("subscription", frozenset(record.record_id for record in subscriptions))]
         for record_type, first_page, where, to_record in self._lists():
             changed, listing = self._newest_changes(record_type, first_page, where, to_record, known)
             records += changed
             listings.append(listing)
         for customer_id in sorted(_customers_with_new_mandates(records, known)):
             customer = Customer({"resource": "customer", "id": customer_id}, self.client)
-            records += [_mandate_record(mandate, customer_id) for mandate in self._mandates(customer)]
+            records += [_mandate_record(mandate, customer_id) for mandate in self._mandates_if_there(customer)]
         return Changes(records, cursor={}, listings=listings, owned=OWNED)
 
     def _lists(self) -> tuple[tuple[str, Callable[[], PaginationList], str, Callable[[Any], Record]], ...]:
         """The newest-first lists an incremental read pages through, with how their items become records."""
-        return (("subscription", lambda: self.client.subscriptions.list(limit=PAGE_LIMIT), "/v2/subscriptions",
-                 _subscription_record),
-                ("payment", lambda: self.client.payments.list(limit=PAGE_LIMIT), "/v2/payments", _payment_record),
+        return (("payment", lambda: self.client.payments.list(limit=PAGE_LIMIT), "/v2/payments", _payment_record),
                 ("customer", lambda: self.client.customers.list(limit=PAGE_LIMIT), "/v2/customers",
                  lambda customer: _customer_record(customer, _Evidence())))
 
@@ -465,23 +565,29 @@ class MollieConnector:
         return changed, Listing(record_type, frozenset(seen), created_after=oldest if more else None)
 
     def search(self, identifiers: Identifiers) -> Iterator[Record]:
-        """Customers matching an e-mail or full name, with their payments, mandates and subscriptions.
+        """Customers matching an e-mail or full name, with their payments, mandates and subscriptions; and
+        payments of no matched customer whose payer matches.
 
-        Mollie's customer list has no e-mail or name filter, so one paged
-        listing of all customers (250 a page), shared by all identifiers, is
-        matched here on normalised e-mail and name. Then three listings per
-        matched customer (payments, mandates, subscriptions). Phone numbers
-        are not searchable: Mollie customers have none, and finding a
-        payment's billing phone would need a scan of every payment.
+        No Mollie list has an e-mail, name or phone filter, so one paged
+        listing of all customers and one of all payments (250 a page), both
+        shared by all identifiers, are matched here. Customers on normalised
+        e-mail and full name (they have no phone); payments on the payer:
+        `billingAddress`/`shippingAddress` e-mail, phone (E.164) and given +
+        family name, `details.consumerName` and `details.cardHolder`. That
+        finds payments made without a customer (payment links, payments the
+        invoicing system created) and those of a customer deleted since.
+        Then three listings per matched customer (payments, mandates,
+        subscriptions).
         """
-        emails = {_normalised(e) for e in identifiers.emails} - {""}
-        names = {_normalised(n) for n in identifiers.names} - {""}
-        if not emails and not names:
+        wanted = _Wanted.of(identifiers)
+        if not wanted:
             return
-        matched = [c for c in self._customers()
-                   if _normalised(c.get("email")) in emails or _normalised(c.get("name")) in names]
+        matched = [c for c in self._customers() if wanted.customer(c)]
+        ids = {customer.id for customer in matched}
+        payers = [p for p in self._payments() if _customer_id(p) not in ids and wanted.payer(p)]
         for customer in matched:
             yield from self._customer_with_relations(customer)
+        yield from map(_payment_record, payers)
 
     def _customer_with_relations(self, customer: Customer) -> Iterator[Record]:
         evidence = _Evidence()
@@ -493,7 +599,6 @@ class MollieConnector:
             evidence.subscription(subscription)
             yield _subscription_record(subscription)
         for mandate in self._mandates(customer):
-            evidence.mandate(mandate)
             yield _mandate_record(mandate, customer.id)
         yield _customer_record(customer, evidence)
 
@@ -517,8 +622,10 @@ class MollieConnector:
             return ActionResult(Outcome.NOT_SUPPORTED, RETAINED_BY_MOLLIE[ref.record_type])
         try:
             self.client.customers.delete(ref.record_id)
-        except VendorNotFound:
-            return ActionResult(Outcome.ALREADY_GONE, "customer not found at Mollie")
+        except (VendorNotFound, VendorRejected) as exc:
+            if not _is_gone(exc):
+                raise
+            return ActionResult(Outcome.ALREADY_GONE, f"customer not at Mollie (HTTP {exc.status})")
         return ActionResult(Outcome.DONE, "customer deleted; Mollie cancelled its mandates and subscriptions and "
                                           "keeps its payments")
 
@@ -536,6 +643,8 @@ class MollieConnector:
             except VendorNotFound:
                 return ActionResult(Outcome.ALREADY_GONE, f"{record_type} not found at Mollie")
             except VendorRejected as exc:
+                if _is_gone(exc):
+                    return ActionResult(Outcome.ALREADY_GONE, f"{record_type} deleted at Mollie (HTTP 410)")
                 if record_type != "payment" or exc.status != 422:
                     raise
                 return ActionResult(Outcome.NOT_SUPPORTED, f"Mollie refused to update payment {ref.record_id} "

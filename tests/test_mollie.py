@@ -86,13 +86,14 @@ def test_records_requests_bulk_lists_with_limit_250_and_the_bearer_key():
     assert all(c.request.headers["Authorization"] == f"Bearer {KEY}" for c in responses.calls)
     anna = records["cst_anna"]
     assert (anna.emails, anna.first_name, anna.last_name) == ((EMAIL,), "Anna", "de Jong")
-    assert anna.last_activity_at == datetime(2025, 3, 2, 10, tzinfo=timezone.utc)
+    assert anna.last_activity_at == datetime(2025, 3, 3, 9, tzinfo=timezone.utc)  # when she paid
     assert anna.running_contract is False and "_links" not in anna.fields
     new = records["tr_new"]
     assert new.document_date == date(2025, 3, 3)  # paid date
     assert [(link.relation, link.target) for link in new.links] == [
         ("customer", RecordRef("mollie", "customer", "cst_anna"))]
     assert records["tr_old"].document_date == date(2024, 5, 1)  # never paid: created date
+    assert records["tr_old"].last_activity_at is None and not records["tr_old"].counts_as_contact
     assert records["tr_anon"].links == ()
 
 
@@ -111,12 +112,14 @@ def test_listing_follows_next_hrefs_over_several_pages():
     for matched in ("cst_a1", "cst_c1"):
         for relation in ("payments", "subscriptions", "mandates"):
             listing(responses, f"customers/{matched}/{relation}", relation, [])
+    listing(responses, "payments", "payments", [payment("tr_c1", "cst_c1", "2025-01-01T10:00:00+00:00")])
 
     found = list(connector().search(Identifiers(names=("anna  DE jong",), emails=(" NOBODY@example.nl",))))
 
-    assert [c.request.url for c in responses.calls[:3]] == [f"{API}/customers?limit=250", *hrefs]
-    assert [r.record_id for r in found] == ["cst_a1", "cst_c1"]
-    assert len(responses.calls) == 3 + 2 * 3  # one shared listing, then three lists per matched customer
+    assert [c.request.url for c in responses.calls[:4]] == [f"{API}/customers?limit=250", *hrefs,
+                                                             f"{API}/payments?limit=250"]
+    assert [r.record_id for r in found] == ["cst_a1", "cst_c1"]  # tr_c1 is a matched customer's: listed there
+    assert len(responses.calls) == 4 + 2 * 3  # two shared listings, then three lists per matched customer
 
 
 @responses.activate
@@ -136,6 +139,7 @@ def test_429_is_retried_after_the_retry_after_the_vendor_asked_for(monkeypatch):
     responses.get(f"{API}/customers", status=429, headers={"Retry-After": "3"},
                   json={"status": 429, "title": "Too Many Requests", "detail": "slow down", "_links": {}})
     responses.get(f"{API}/customers", json=page("customers", [customer("cst_anna")]))
+    listing(responses, "payments", "payments", [])
     listing(responses, "customers/cst_anna/payments", "payments", [])
     listing(responses, "customers/cst_anna/subscriptions", "subscriptions", [])
     listing(responses, "customers/cst_anna/mandates", "mandates", [])
@@ -182,23 +186,26 @@ def test_a_key_the_sdk_rejects_is_not_echoed():
 # -- running contracts ---------------------------------------------------------------------------------------------
 
 @responses.activate
-def test_active_subscription_or_valid_mandate_makes_a_running_contract():
-    listing(responses, "subscriptions", "subscriptions", [subscription("sub_1", "cst_sub", "active")])
+def test_a_running_subscription_or_an_open_payment_is_a_running_contract_a_valid_mandate_is_not():
+    listing(responses, "subscriptions", "subscriptions", [subscription("sub_1", "cst_sub", "active"),
+                                                          subscription("sub_2", "cst_mdt", "canceled")])
     listing(responses, "payments", "payments", [
-        payment("tr_1", "cst_mdt", "2025-02-01T10:00:00+00:00", sequence="first"),
-        payment("tr_2", "cst_old", "2025-02-01T10:00:00+00:00", sequence="first"),
-        payment("tr_3", "cst_none", "2025-02-01T10:00:00+00:00")])
-    listing(responses, "customers", "customers",
-            [customer("cst_sub"), customer("cst_mdt"), customer("cst_old"), customer("cst_none")])
+        payment("tr_1", "cst_mdt", "2025-02-01T10:00:00+00:00", sequence="first", paid="2025-02-01T10:01:00+00:00"),
+        payment("tr_2", "cst_old", "2025-02-01T10:00:00+00:00", sequence="first", paid="2025-02-01T10:01:00+00:00"),
+        payment("tr_3", "cst_none", "2025-02-01T10:00:00+00:00"),
+        payment("tr_4", "cst_open", "2025-02-01T10:00:00+00:00", status="open")])
+    listing(responses, "customers", "customers", [customer(c) for c in ("cst_sub", "cst_mdt", "cst_old", "cst_none",
+                                                                        "cst_open")])
     listing(responses, "customers/cst_sub/mandates", "mandates", [])
     listing(responses, "customers/cst_mdt/mandates", "mandates", [mandate("mdt_1", "valid")])
     listing(responses, "customers/cst_old/mandates", "mandates", [mandate("mdt_2", "invalid")])
 
     records = {r.record_id: r for r in connector().records()}
 
-    assert {cid: records[cid].running_contract for cid in ("cst_sub", "cst_mdt", "cst_old", "cst_none")} == {
-        "cst_sub": True, "cst_mdt": True, "cst_old": False, "cst_none": False}
-    assert records["mdt_1"].running_contract and records["mdt_1"].last_name == "de Jong"
+    assert {cid: records[cid].running_contract for cid in ("cst_sub", "cst_mdt", "cst_old", "cst_none", "cst_open")} \
+        == {"cst_sub": True, "cst_mdt": False, "cst_old": False, "cst_none": False, "cst_open": True}
+    assert not records["mdt_1"].running_contract and records["mdt_1"].last_name == "de Jong"
+    assert records["tr_4"].running_contract and not records["sub_2"].running_contract
     assert records["sub_1"].links[0].target.record_id == "cst_sub"
     assert not any("cst_none/mandates" in c.request.url for c in responses.calls)  # oneoff payer: no mandates call
 
@@ -279,13 +286,18 @@ def test_full_read_matches_the_population_in_a_bounded_number_of_requests(popula
     assert len(customers) > 250  # more than one page
     assert set(customers) == {fake.customer_ids[p.key] for p in people}
     for person in people:
-        record = customers[fake.customer_ids[person.key]]
+        customer_id = fake.customer_ids[person.key]
+        record = customers[customer_id]
         assert record.emails == (person.mollie.email,)
-        assert record.running_contract == (person.mollie.mandate_valid or person.mollie.subscription_active)
-        assert record.last_activity_at == max(p.created_at for p in person.mollie.payments)
+        assert record.running_contract == person.mollie.subscription_active  # a valid mandate alone is no contract
+        paid = [datetime.fromisoformat(p["paidAt"]) for p in fake.payments.values()
+                if p.get("customerId") == customer_id and p["status"] == "paid"]
+        assert record.last_activity_at == max(paid, default=None)
     payments = [r for r in records if r.record_type == "payment"]
     assert len(payments) == sum(len(p.mollie.payments) for p in people)
-    assert all(r.document_date and r.links[0].relation == "customer" for r in payments)
+    assert all(r.document_date for r in payments)
+    assert all(r.links[0].relation == "customer" for r in payments if "customerId" in r.fields)
+    assert any(r.emails and not r.links for r in payments)  # paid without a customer: the billing address
     assert {r.record_id for r in records if r.record_type == "mandate"} == set(fake.mandates)
     pages = sum(math.ceil(len(items) / 250) for items in (fake.customers, fake.payments, fake.subscriptions))
     assert fake.count() == pages + len(fake.mandates)  # one mandates call per customer that has one
@@ -301,10 +313,10 @@ def test_search_by_email_finds_the_customer_and_its_relations(population, sandbo
 
     by_type = {t: {r.record_id for r in found if r.record_type == t} for t in ("customer", "payment", "mandate")}
     assert by_type["customer"] == {customer_id}
-    assert by_type["payment"] == {k for k, v in fake.payments.items() if v["customerId"] == customer_id}
+    assert by_type["payment"] == {k for k, v in fake.payments.items() if v.get("customerId") == customer_id}
     assert len(by_type["mandate"]) == 1
     assert any(r.record_type == "subscription" and r.running_contract for r in found)
-    assert fake.count() == math.ceil(len(fake.customers) / 250) + 3
+    assert fake.count() == math.ceil(len(fake.customers) / 250) + math.ceil(len(fake.payments) / 250) + 3
 
 
 def test_deleted_customer_is_gone_but_its_payments_stay(population, sandbox):
@@ -318,7 +330,7 @@ def test_deleted_customer_is_gone_but_its_payments_stay(population, sandbox):
 
     records = list(mollie.records())
     assert ref.record_id not in {r.record_id for r in records if r.record_type == "customer"}
-    kept = [r for r in records if r.record_type == "payment" and r.links[0].target == ref]
+    kept = [r for r in records if r.record_type == "payment" and r.links and r.links[0].target == ref]
     assert len(kept) == len(person.mollie.payments)
     subscriptions = [r for r in records if r.record_type == "subscription" and r.links[0].target == ref]
     assert subscriptions and not any(r.running_contract for r in subscriptions)
@@ -332,7 +344,9 @@ def test_anonymised_customer_reads_back_with_placeholders(population, sandbox):
     ref = RecordRef("mollie", "customer", fake.customer_ids[person.key])
     assert mollie.anonymise(ref, ["name", "email", "metadata"]).outcome is Outcome.DONE
     assert fake.customers[ref.record_id]["email"] == PLACEHOLDERS["email"]
-    assert not list(mollie.search(Identifiers(emails=(person.email,))))
+    found = list(mollie.search(Identifiers(emails=(person.email,))))
+    assert not [r for r in found if r.record_type == "customer"]
+    assert all(r.record_type == "payment" and not r.links for r in found)  # only payments made without a customer
 
 
 def test_wrong_key_is_an_auth_error(sandbox):
