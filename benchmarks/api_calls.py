@@ -13,8 +13,9 @@ by comparing the fakes' state. Changed pages: per change feed the vendor offers,
   changed records;
 - Mailblue: the lists, and the contacts updated since (filters[updated_after]) in four listings: all
   contacts, and per list (two) its members and its active members (consent), 100 a page;
-- Mollie: the pages of subscriptions, payments and customers (newest first, 250 a page) that hold a new or
-  changed one, plus a mandates listing per customer with a new mandate;
+- Mollie: the pages of payments and customers (newest first, 250 a page) that hold a new or changed one, all
+  pages of subscriptions (/v2/subscriptions has no sort parameter and no documented order, so no cheaper read
+  is correct), plus a mandates listing per customer with a new mandate;
 - Google Calendar: the sync-token pages (2,500 a page; deletions come as tombstones).
 Actions: the DELETE, PATCH and PUT calls the plan made. The Calendar's token exchange is not counted.
 After the incremental night it also counts the records in which its cache differs from a full read: what
@@ -57,8 +58,9 @@ ACTIONS = ("DELETE", "PATCH", "PUT")
 
 class Feed(NamedTuple):
     """One change feed: the record types and kinds of change it carries on its pages, its page size, the calls
-    it costs besides those pages, whether it costs a page when nothing changed, and whether its pages are a
-    fixed list (Mollie's, newest first) rather than of the changed records alone."""
+    it costs besides those pages, whether it costs a page when nothing changed, whether its pages are a
+    fixed list (Mollie's, newest first) rather than of the changed records alone, and whether it must be read
+    whole (a list in no documented order)."""
 
     record_types: tuple[str, ...]
     page: int
@@ -66,13 +68,17 @@ class Feed(NamedTuple):
     empty_page: bool = True
     kinds: tuple[str, ...] = ("new", "changed")
     listed: bool = False
+    whole: bool = False
 
 
 FEEDS = {  # Moneybird shows deletions in its id lists, Calendar as tombstones; Mailblue and Mollie do not
     "moneybird": [Feed((record_type,), 100, fixed=1, empty_page=False)
                   for record_type in ("contact", "sales_invoice", "estimate")],
     "mailblue": [Feed((), 100, fixed=1, empty_page=False)] + [Feed(("contact",), 100)] * 5,
-    "mollie": [Feed((record_type,), 250, listed=True) for record_type in ("subscription", "payment", "customer")],
+    # Mollie's /v2/subscriptions (list-all-subscriptions) has no `sort` and no documented order: a page of it
+    # says nothing about where the newest are, so the cheapest correct read of its changes is the whole list.
+    "mollie": [Feed(("subscription",), 250, whole=True)]
+              + [Feed((record_type,), 250, listed=True) for record_type in ("payment", "customer")],
     "google_calendar": [Feed(("event",), 2500, kinds=("new", "changed", "removed"))],
 }
 
@@ -104,10 +110,13 @@ def state(fake) -> dict[str, dict[str, str]]:
 
 
 def listed_order(fake) -> dict[str, dict[str, int]]:
-    """Mollie's lists: per record type, each record's position, newest first."""
-    stores = {"customer": fake.customers, "payment": fake.payments, "subscription": fake.subscriptions}
-    return {kind: {item["id"]: position for position, item in enumerate(fake._newest_first(store.values()))}
-            for kind, store in stores.items()}
+    """Mollie's lists: per record type, each record's position (customers and payments newest first; the
+    subscriptions in the order the fake serves them, which only their number matters for)."""
+    stores = {"customer": fake.customers, "payment": fake.payments}
+    order = {kind: {item["id"]: position for position, item in enumerate(fake._newest_first(store.values()))}
+             for kind, store in stores.items()}
+    return order | {"subscription": {item["id"]: position
+                                     for position, item in enumerate(fake._by_id(fake.subscriptions.values()))}}
 
 
 def differences(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> dict[tuple, set[str]]:
@@ -128,7 +137,9 @@ def minimum_reads(system: str, touched: dict[tuple, set[str]], order: dict[str, 
     for feed in FEEDS[system]:
         items = [(record_type, i) for (kind, record_type), ids in touched.items()
                  if record_type in feed.record_types and kind in feed.kinds for i in ids]
-        if feed.listed:
+        if feed.whole:
+            holding = sum(math.ceil(len(order[record_type]) / feed.page) for record_type in feed.record_types)
+        elif feed.listed:
             holding = len({order[record_type][i] // feed.page for record_type, i in items})
         else:
             holding = math.ceil(len(items) / feed.page)

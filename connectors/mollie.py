@@ -12,30 +12,57 @@ https:// only (mollie/api/client.py `_setup_retry`), so it is switched off.
 SDK exceptions never leave this module: their messages can quote response
 bodies, which hold personal data.
 
-Vendor facts (checked):
+Vendor facts (checked against mollie-api-python 4.0.0 and Mollie's OpenAPI
+spec, github mollie/openapi `specs.yaml`, cited by operationId/component):
 - Lists are cursor-paginated HAL (`_embedded`, `count`, `_links.next.href`),
-  at most 250 a page, newest first (docs.mollie.com/overview/pagination,
-  reference/list-customers). The SDK follows `next.href` verbatim.
-- `GET /v2/customers` takes `from`, `limit`, `sort` (and `testmode`) only:
-  there is no e-mail or name filter (reference/list-customers.md).
+  at most 250 a page (docs.mollie.com/overview/pagination). The SDK follows
+  `next.href` verbatim. list-customers, list-payments, list-mandates and
+  list-customer-subscriptions take `sort`, default descending (newest first).
+  list-all-subscriptions (`GET /v2/subscriptions`) takes no `sort` and
+  documents no order: nothing here relies on its order.
+- `GET /v2/customers` takes `from`, `limit`, `sort` (and `testmode`) only, and
+  `GET /v2/payments` no filter either: there is no e-mail, name or phone
+  search, so `search` scans both lists.
 - `GET /v2/payments` and `GET /v2/subscriptions` list across all customers;
-  mandates exist only per customer (`/v2/customers/{id}/mandates`,
-  reference/v2/mandates-api/list-mandates).
+  mandates exist only per customer (list-mandates,
+  `/v2/customers/{id}/mandates`). Mandates and subscriptions carry
+  `customerId` (mandate-response, entity-subscription).
+- Payments need no customer (payment links, payments an invoicing system
+  creates): the payer is then in `billingAddress` (payment-address:
+  givenName, familyName, email, phone) and `details` (payment-details:
+  consumerName, consumerAccount, cardHolder).
+- Payment timestamps (entity-payment-response): `paidAt`, `authorizedAt`,
+  `canceledAt`, `expiredAt`, `failedAt`, each omitted until it happens.
+  Status (payment-status): open, pending, authorized, paid, canceled,
+  expired, failed. Only a paid or authorized payment was made by the person.
+- A mandate is no contract: cancelling a subscription leaves the customer's
+  mandates as they are (cancel-subscription), and card mandates come from any
+  first payment (create-mandate). Running = a subscription pending, active or
+  suspended (subscription-status), or a payment open, pending or authorized.
 - `DELETE /v2/customers/{id}` answers 204 and cancels the customer's mandates
-  and subscriptions (reference/v2/customers-api/delete-customer).
+  and subscriptions (delete-customer); its payments stay and keep changing
+  status (a pending direct debit still settles).
 - There is no way to delete a payment: `DELETE /v2/payments/{id}` *cancels*
   one (SDK resources/payments.py). `PATCH /v2/payments/{id}` may change
-  `description` and `metadata` (reference/v2/payments-api/update-payment).
+  `description` and `metadata` (update-payment).
 - Rate limits are dynamic, per endpoint, "measured in requests per second"
   with burst capacity; no number is published (reference/rate-limiting).
 - No list has a changed-since filter and customers carry no `updatedAt`, so
-  the incremental read (`changes`) reads the newest pages only (see there).
+  the incremental read (`changes`) reads the newest pages of payments and
+  customers, and all subscriptions (see there).
 
 Assumed (unverified, safe side chosen):
-- Whether 429 carries `Retry-After`: honoured when present, else backoff.
+- Whether a deleted customer answers 404 or 410: undocumented (delete-customer
+  and get-customer list 404; get-profile answers 410 for a deleted profile).
+  Both are "gone": a delete or anonymisation is ALREADY_GONE, and a customer
+  whose mandates cannot be listed for that reason has none.
+- Whether 429 carries `Retry-After` (the spec's 429 response names no
+  header): honoured when present, else backoff.
 - Whether a *paid* payment's description/metadata may still be patched: a 422
   is reported as NOT_SUPPORTED rather than raised.
 - That Mollie accepts the anonymisation placeholders in `PLACEHOLDERS`.
+- That customers and payments of one API key belong to one website profile
+  (list-customers takes no profileId, payments do; audit M19).
 """
 from __future__ import annotations
 

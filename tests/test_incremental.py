@@ -5,6 +5,7 @@ plans. The fakes change between nights the way a business changes them (`add_per
 """
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -152,6 +153,7 @@ def test_a_moneybird_night_costs_three_version_lists_and_a_post_per_changed_reso
 
 
 def test_mollie_reads_its_newest_pages_until_one_holds_nothing_new_and_misses_older_changes(tmp_path, monkeypatch):
+    """Payments and customers (newest first): the newest pages. Subscriptions (no documented order): all."""
     monkeypatch.setattr(mollie_connector, "PAGE_LIMIT", 5)
     with Sandbox(generate(60, seed=6, today=TODAY), rates=FAST) as sandbox:
         connector = connectors_at(sandbox, tmp_path)["mollie"]
@@ -167,6 +169,8 @@ def test_mollie_reads_its_newest_pages_until_one_holds_nothing_new_and_misses_ol
 
         paths = [r.path for r in mollie.requests[before:]]
         assert paths.count("/v2/payments") == 2 and paths.count("/v2/customers") == 2  # a new page, a known one
+        # /v2/subscriptions has no documented order: read whole every night
+        assert paths.count("/v2/subscriptions") == math.ceil(len(mollie.subscriptions) / 5)
         new_customer = f"mollie/customer/{mollie.customer_ids['N1']}"
         assert new_customer in snapshot.summaries
         assert not snapshot.summaries[f"mollie/payment/{oldest['id']}"].get("running")
