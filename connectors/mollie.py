@@ -604,12 +604,12 @@ class MollieConnector:
         finds payments made without a customer (payment links, payments the
         invoicing system created) and those of a customer deleted since.
         Then three listings per matched customer (payments, mandates,
-        subscriptions).
+        subscriptions). A search by phone alone lists no customers.
         """
         wanted = _Wanted.of(identifiers)
         if not wanted:
             return
-        matched = [c for c in self._customers() if wanted.customer(c)]
+        matched = [c for c in self._customers() if wanted.customer(c)] if wanted.emails or wanted.names else []
         ids = {customer.id for customer in matched}
         payers = [p for p in self._payments() if _customer_id(p) not in ids and wanted.payer(p)]
         for customer in matched:

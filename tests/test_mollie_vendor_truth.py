@@ -296,18 +296,18 @@ def test_search_finds_payments_without_a_customer_by_billing_email_and_payer_nam
     assert len(fake.requests) == pages + 3  # the two scans once, shared; then three lists for the one customer
 
 
-def test_search_by_a_billing_phone_scans_the_payments_once():
+def test_search_by_a_billing_phone_scans_only_the_payments_once():
     with responses.RequestsMock() as rsps:
         api = "https://api.mollie.com/v2"
         payment = {"resource": "payment", "id": "tr_phone", "status": "paid", "createdAt": "2025-03-01T10:00:00Z",
                    "paidAt": "2025-03-01T10:02:00Z", "billingAddress": {"phone": "+31612345678"}, "_links": {}}
-        for path, name, items in (("customers", "customers", []), ("payments", "payments", [payment])):
-            rsps.get(f"{api}/{path}", match=[matchers.query_param_matcher({"limit": "250"})],
-                     json={"count": len(items), "_embedded": {name: items}, "_links": {"next": None}})
+        other = {**payment, "id": "tr_other", "billingAddress": {"phone": "+31687654321"}}
+        rsps.get(f"{api}/payments", match=[matchers.query_param_matcher({"limit": "250"})],
+                 json={"count": 2, "_embedded": {"payments": [payment, other]}, "_links": {"next": None}})
         found = list(MollieConnector(api_key="test_x", base_url=api, rate=None).search(
             Identifiers(phones=("06-12345678", "+31 6 1234 5678"))))
-        assert [r.record_id for r in found] == ["tr_phone"]
-        assert len(rsps.calls) == 2
+        assert [r.record_id for r in found] == ["tr_phone"] and found[0].phones == ("+31612345678",)
+        assert len(rsps.calls) == 1  # customers have no phone: only the payments are scanned
 
 
 def test_the_access_report_lists_the_customer_less_payments_of_the_person(sandbox, people):

@@ -48,7 +48,16 @@ hashes of the person key (never from the population's random generator):
   payment link or the invoicing system: payments without `customerId`, the
   payer in `billingAddress` (payment-address).
 `add_payment`, `settle`, `add_subscription` and `add_customer_less_payment`
-make the situations tests need on top of that.
+make the situations tests need on top of that; `change` makes only the changes
+Mollie allows (a paid payment is never open again, a cancelled subscription
+never active again).
+
+Not modelled: `sort` and `testmode` (ignored; every list keeps its order),
+organisation access tokens and several website profiles (one API key, one
+profile; audit M19), PATCH of a finalized payment never answers 422, and
+`billingAddress`/`shippingAddress`/`billingEmail` in an update-payment body
+are ignored (audit F-M5), 429 always carries Retry-After (F-M6), mandates
+revoked at the bank, refunds beyond `amountRefunded`, chargebacks.
 """
 from __future__ import annotations
 
