@@ -18,7 +18,7 @@ from responses import matchers
 from connectors import mollie as mollie_connector
 from connectors.base import Identifiers, Outcome, Record, RecordRef
 from connectors.mollie import MollieConnector
-from vergeet import access, pipeline
+from vergeet import access, erasure, pipeline
 from vergeet.decide import decide
 from vergeet.ledger import Ledger
 from vergeet.rules import load_rules
@@ -321,6 +321,22 @@ def test_the_access_report_lists_the_customer_less_payments_of_the_person(sandbo
 
     listed = {(r["record_type"], r["record_id"]) for r in report["records"]}
     assert ("payment", link) in listed and ("customer", fake.customer_ids["lapsed"]) in listed
+
+
+def test_an_erasure_plan_deletes_the_customer_and_reports_its_customer_less_payment_as_kept_by_mollie(sandbox, people):
+    fake, mollie = sandbox
+    henk = people[3]
+    link = fake.add_customer_less_payment(given_name="Henk", family_name="Vos", email=henk.email,
+                                          created_at=ago(days=9))
+    ledger = Ledger("sqlite://", SANDBOX_PEPPER.encode())
+    asked = Identifiers(emails=(henk.email,))
+    request = erasure.register(ledger, asked, RULES, received=TODAY, verified_by="ID gezien", scope=["all"])
+
+    plan = erasure.plan_erasure({"mollie": mollie}, asked, RULES, ledger, request, as_of=TODAY, systems=None).plan
+
+    assert acted_on(plan) == {f"mollie/customer/{fake.customer_ids['lapsed']}": "delete"}
+    kept = plan.kept.set_index("key")
+    assert kept.loc[f"mollie/payment/{link}", "retained_by"] == "mollie"
 
 
 # -- 7. the fake models what the spec says --------------------------------------------------------------------
