@@ -1,7 +1,7 @@
 """Google Calendar connector: appointments as `event` records, through google-api-python-client.
 
 Facts checked in google-api-python-client 2.202.0 (discovery.py, http.py, model.py, errors.py), google-auth
-2.63 (oauth2/service_account.py, oauth2/_client.py) and the bundled discovery document calendar.v3.json:
+2.63 (oauth2/service_account.py, oauth2/_client.py) and the bundled discovery document calendar.v3.json ("DISC"):
 - `build(..., client_options={"api_endpoint": X}, static_discovery=True)` uses X as the whole base URL
   (root URL + service path), so X ends in `/calendar/v3/`; the static document means no network at build time.
 - `HttpRequest.execute(num_retries=N)` retries connection errors, 5xx, 429 and 403 with reason
@@ -11,6 +11,7 @@ Facts checked in google-api-python-client 2.202.0 (discovery.py, http.py, model.
 - A 2xx body that is not JSON comes back from `execute()` as a plain string, not an exception.
 - The service-account flow signs a JWT (aud = Google's token endpoint, whatever `token_uri` says) and posts it to
   `token_uri` as `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`; a refused exchange raises `RefreshError`.
+  With `subject` (domain-wide delegation) the JWT carries `sub` and the token acts as that user.
 - Quota (developers.google.com/workspace/calendar/api/guides/quota): 600 requests per minute per user per
   project and 10,000 per minute per project, sliding window; over it Google answers 403 or 429 usageLimits.
   The client-side default below is that per-user figure; the per-project budget is shared by every process
@@ -19,40 +20,71 @@ Facts checked in google-api-python-client 2.202.0 (discovery.py, http.py, model.
   carries `nextSyncToken`; a list with `syncToken` returns what changed since, deleted events as `cancelled`
   tombstones, and may not set `showDeleted=false`; an expired token answers 410 Gone, and Google asks for a
   full sync then.
+- Access (DISC `calendarId`, `Events.accessRole`, Google's errors guide): `primary` is the calendar of whoever the
+  token acts for: without `subject` the service account's own, empty calendar, so it is refused. The owner's
+  calendar is addressed by its id (usually the owner's address) and must be shared with the service account's
+  e-mail at "Make changes to events" (role writer). Every events.list page says the role the token has; the first
+  page of every read is checked: a purge needs writer or owner, a search reader or more, and free/busy
+  (freeBusyReader: no details; what a Workspace admin's cap on external sharing gives) never passes as an empty
+  calendar. A calendar that answers 404 is unreachable (not shared, wrong id): an error, never "nothing held".
+  calendars.get would need a calendar-metadata scope this connector does not ask for (DISC scopes), so the
+  role comes from the list it reads anyway: no extra call.
+- 404 on patch/delete also means "calendar not accessible" (errors guide), so it is "already gone" only when
+  events.get confirms the event is absent (404/410, or a cancelled tombstone) and the calendar still answers
+  with a role that may write; a share revoked since the read fails the action. 410 is "deleted before".
+- DISC `Event.status`: on the organizer's calendar a deleted event keeps its details (title, notes, guests) so
+  it can be restored, until Google purges it. `delete` therefore first patches away what holds personal data
+  (title, notes, place, guests, attachments; `supportsAttachments=true` as DISC requires for attachments) and
+  then deletes. A copy of another organizer's event refuses that patch (403 forbiddenForNonOrganizer) and is
+  deleted as it is: the detail says Google may keep it in this calendar's trash.
+- Recurring events (DISC `recurrence`, `events.instances`): a master's start/end are its FIRST instance; the
+  RRULE/RDATE/EXDATE lines and the exceptions (moved or cancelled instances, events of their own with
+  `recurringEventId`) are Google's to expand, so a series is dated from `events.instances`, one call per master
+  (plus pages), never from a local parse of the rule.
+- DISC `eventType`: birthday, fromGmail, focusTime, outOfOffice and workingLocation events are not appointments
+  with a client; they are left alone (`Record.left_alone`) and never expanded.
 
 Choices (no vendor fact decides them):
 - `record_id` is `"<calendarId>/<eventId>"`: event ids are unique per calendar only, and they never contain "/".
 - `singleEvents=False`: a recurring coaching series is ONE record (its master event, with the attendees of the
-  whole series), so deleting or scrubbing it reaches every instance. Expanded instances would each be a separate
-  record whose deletion only cancels that instance and leaves the series, and the person on it, in place. The
-  series' dates come from evaluating its RRULE (python-dateutil). Modified instances are records of their own.
+  whole series), so deleting or scrubbing it reaches every instance. Modified instances (exceptions) are records
+  of their own, dated by their own time.
 - `last_activity_at` is the end of the latest occurrence that has ended: an appointment is contact with the
   person once it has happened. An appointment that has not ended yet dates from its booking (`created`), and it
-  sets `running_contract`; a future date is never reported as activity. A recurrence rule that cannot be
-  evaluated counts as still running (the safe side: nothing is purged on a guess).
-- The persons on an event are its attendees and a foreign organizer, without the calendar's owner (`self`),
-  the configured calendar ids and `own_emails`, rooms/resources and Google's group calendars. With a service
-  account that reads a shared calendar, Google marks the service account as `self`, not the owner: list the
-  owner's addresses in `own_emails` (or use domain-wide delegation via `subject`). An event with more than one
-  such person is `shared` (a group session: its addresses do not make its guests one person).
+  sets `running_contract`; a future date is never reported as activity. `valid_until` is the end of the next
+  occurrence. A series whose instances cannot be read (the vendor refuses, or answers without times) is left
+  alone for review: no activity, no running contract, never "running for ever".
+- Incremental reads expand only the series whose instances may have changed: masters in the sync feed, masters
+  of exceptions in it, and masters with an instance that ended since the last read (found with one
+  `singleEvents=true` list over the window since the earliest passed `valid_until`).
+- All-day dates are midnight in the event's (else the calendar's) time zone, as Google compares them.
+- The persons on an event are its attendees and a foreign organizer, without this calendar (`self` marks "the
+  calendar on which this copy of the event appears", DISC), the configured calendar ids and `own_emails`,
+  rooms/resources and Google's group calendars. An event with more than one such person is `shared` (a group
+  session: its addresses do not make its guests one person).
 - Search hits carry `fields["_match"]`: "email" when an attendee's address equals a searched one (ignoring case
   and surrounding whitespace), "text" when Google's free-text search found the event by a name, or by the
   address somewhere else (title, notes), but no attendee has the address: a hit for a human to review, never
   evidence on its own.
+
+ASSUMED (no source settles it): instances come in start order (used only to stop paging once an instance that has
+not ended is seen); patching a deleted event may answer 410 (then the trash keeps what it held: Google's own
+purge is what remains); which fields a foreign organizer's copy refuses. Not handled: extendedProperties, source
+and conferenceData are not scrubbed before a delete (clearing them needs their keys or the creator); private
+events on a writerWithoutPrivateAccess share (refused as a role).
 """
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httplib2
-from dateutil.rrule import rrulestr
 from google.auth import exceptions as auth_exceptions
 from google.oauth2 import service_account
 from google_auth_httplib2 import AuthorizedHttp
@@ -61,8 +93,8 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import build_http
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
-from connectors.http import (RateLimiter, VendorAuthError, VendorBadResponse, VendorError, VendorRejected,
-                             VendorUnavailable, error_for_status, redact_query_strings)
+from connectors.http import (RateLimiter, VendorAuthError, VendorBadResponse, VendorError, VendorNotFound,
+                             VendorRejected, VendorUnavailable, error_for_status, redact_query_strings)
 
 SYSTEM = "google_calendar"
 RECORD_TYPE = "event"
@@ -70,22 +102,45 @@ DEFAULT_ENDPOINT = "https://www.googleapis.com/calendar/v3/"
 SCOPES = ("https://www.googleapis.com/auth/calendar.events",)
 #: 600 requests per minute per user per project (Google's default quota)
 DEFAULT_RATE = (600, 60.0)
-#: the largest page events.list serves
+#: the largest page events.list and events.instances serve
 PAGE_SIZE = 2500
 
 #: what `anonymise` writes into each field it may scrub; start and end are never touched
 PLACEHOLDERS: Mapping[str, Any] = MappingProxyType(
-    {"summary": "Afspraak", "description": "", "location": "", "attendees": ()})
+    {"summary": "Afspraak", "description": "", "location": "", "attendees": (), "attachments": ()})
 RECORD_FIELDS: dict[str, frozenset[str]] = {RECORD_TYPE: frozenset(PLACEHOLDERS)}
 
 MATCH_KEY = "_match"
 MATCH_EMAIL, MATCH_TEXT = "email", "text"
 
-GONE_STATUSES = frozenset({404, 410})  # 410: Google's answer for an event deleted before
 USAGE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 ORGANIZER_ONLY = "forbiddenForNonOrganizer"  # 403 reason: the calendar holds a copy of someone else's event
+NO_WRITE_ACCESS = frozenset({"requiredAccessLevel", "forbidden"})  # 403 reasons: the role may not change events
 NOT_A_PERSON = re.compile(r"@(?:[\w.-]+\.)?calendar\.google\.com$")  # group, resource and import calendars
 
+#: DISC Events.accessRole values that may do what a job needs
+WRITE_ROLES = frozenset({"writer", "owner"})  # purge reads and actions
+READ_ROLES = WRITE_ROLES | {"reader"}  # searches (access and erasure requests)
+#: DISC eventType values that are no appointment with a client: left alone, with why (no personal data)
+NOT_APPOINTMENTS: Mapping[str, str] = MappingProxyType({
+    "birthday": "birthday event, not an appointment",
+    "fromGmail": "event Gmail made from an e-mail, not an appointment",
+    "focusTime": "focus-time event, not an appointment",
+    "outOfOffice": "out-of-office event, not an appointment",
+    "workingLocation": "working-location event, not an appointment",
+})
+UNDATABLE = "recurrence could not be evaluated; review it in Google Calendar"
+#: what events.instances needs to send for dating a series (a partial response: no guests, no titles)
+INSTANCE_FIELDS = "items(id,status,start,end),nextPageToken,timeZone"
+SHARE_HOW = ('share that calendar with {account} at "Make changes to events" (Google Calendar: Settings and '
+             'sharing, Share with specific people)')
+
+
+def primary_refusal(account: str) -> str:
+    """Why `calendar_id = "primary"` is refused for a service account without `subject`, and what to do."""
+    return ('"primary" is the calendar of the account that signs in, here the service account\'s own calendar, '
+            "which is empty: set calendar_id to the owner's calendar id (usually their address, e.g. "
+            f'info@example.nl) and {SHARE_HOW.format(account=account)}; or use domain-wide delegation (subject)')
 
 
 def _utcnow() -> datetime:
@@ -93,6 +148,10 @@ def _utcnow() -> datetime:
 
 
 redact_query_strings("googleapiclient.http", "googleapiclient.discovery", "googleapiclient.model")
+
+
+class CalendarAccessError(VendorAuthError):
+    """The calendar cannot be reached, or the share's role does not allow what the job needs."""
 
 
 class _PacedHttp:
@@ -116,9 +175,10 @@ class GoogleCalendarConnector:
 
     Production passes `credentials_file` (a service-account JSON key; `subject` for domain-wide delegation);
     tests pass `http` (an `HttpMockSequence` or a plain `httplib2.Http`), which sends no credentials. The two
-    exclude each other, as they do in the library. `backoff_factor` scales the library's own retry sleep
-    (`rand() * 2**attempt` seconds at 1.0; 0 retries without sleeping). `clock` gives "now" for deciding which
-    appointments have happened. Not thread-safe: httplib2 connections are not.
+    exclude each other, as they do in the library. `calendar_ids` are the owners' calendar ids; "primary" with
+    a service account is only accepted with `subject` (ValueError otherwise). `backoff_factor` scales the
+    library's own retry sleep (`rand() * 2**attempt` seconds at 1.0; 0 retries without sleeping). `clock` gives
+    "now" for deciding which appointments have happened. Not thread-safe: httplib2 connections are not.
     """
 
     system = SYSTEM
@@ -134,7 +194,18 @@ class GoogleCalendarConnector:
         self._own = {_normalise(e) for e in (*own_emails, *self.calendar_ids) if "@" in e}
         #: nextSyncToken of the last full read, per calendar id, for a later incremental sync
         self.sync_tokens: dict[str, str] = {}
-        transport = http if http is not None else _authorised_http(credentials_file, subject)
+        self._zones: dict[str, str] = {}  # calendar id -> its time zone, as its list pages say
+        if http is not None:
+            transport, self._account = http, "the service account"
+        else:
+            credentials = service_account.Credentials.from_service_account_file(credentials_file, scopes=list(SCOPES))
+            self._account = credentials.service_account_email
+            if subject:
+                credentials = credentials.with_subject(subject)
+                self._account = f"{subject} (through {self._account})"
+            elif "primary" in self.calendar_ids:
+                raise ValueError(primary_refusal(self._account))
+            transport = AuthorizedHttp(credentials, http=build_http())
         limiter = RateLimiter(*rate) if rate else None
         service = build("calendar", "v3", http=_PacedHttp(transport, limiter), static_discovery=True,
                         cache_discovery=False, client_options={"api_endpoint": api_endpoint})
@@ -148,23 +219,24 @@ class GoogleCalendarConnector:
             params["updatedMin"] = _as_utc(since).isoformat()
         now = self._clock()
         for calendar_id in self.calendar_ids:
-            for event in self._list(calendar_id, remember_sync=since is None, **params):
+            for event in self._list(calendar_id, need=WRITE_ROLES, remember_sync=since is None, **params):
                 yield self._record(calendar_id, event, now)
 
     def changes(self, cursor: Mapping[str, Any] | None, known: Known) -> Changes:
         """A full read without a cursor; else per calendar what changed since its sync token.
 
-        Cancelled tombstones are deletions. When a cached appointment has ended since the last read (its
-        `valid_until` passed), the events that ended since are read too (`timeMin`/`timeMax`): time alone
-        changed their last activity and running contract. A sync token Google no longer accepts (410 Gone)
-        falls back to a full read, as Google asks.
+        Cancelled tombstones are deletions. A series is dated again when it changed, when one of its exceptions
+        (a moved or cancelled instance) did, or when one of its instances ended since the last read; single
+        events that ended since are read again too (`valid_until` passed: time alone changed their last activity
+        and running contract). A sync token Google no longer accepts (410 Gone) falls back to a full read, as
+        Google asks.
         """
         now = self._clock()
         tokens = dict(cursor.get("sync_tokens", {})) if cursor else {}
         if set(tokens) != set(self.calendar_ids):
             return self._full_changes(now)
         try:
-            return self._changes_since(tokens, known.due(now), now)
+            return self._changes_since(tokens, known, now)
         except VendorRejected as exc:
             if exc.status != 410:
                 raise
@@ -173,28 +245,52 @@ class GoogleCalendarConnector:
     def _full_changes(self, now: datetime) -> Changes:
         tokens: dict[str, str] = {}
         records = [self._record(calendar_id, item, now) for calendar_id in self.calendar_ids
-                   for item in self._items(calendar_id, sync_tokens=tokens) if item.get("status") != "cancelled"]
+                   for item in self._items(calendar_id, need=WRITE_ROLES, sync_tokens=tokens)
+                   if item.get("status") != "cancelled"]
         return Changes(records, cursor={"sync_tokens": tokens}, full=True)
 
-    def _changes_since(self, tokens: Mapping[str, str], due: datetime | None, now: datetime) -> Changes:
+    def _changes_since(self, tokens: Mapping[str, str], known: Known, now: datetime) -> Changes:
+        due = known.due(now)
         records: list[Record] = []
         gone: list[RecordRef] = []
         next_tokens: dict[str, str] = {}
         for calendar_id, token in tokens.items():
-            for item in self._items(calendar_id, sync_tokens=next_tokens, syncToken=token):
+            done: set[str] = set()  # event ids read (or gone) this night
+            series: set[str] = set()  # masters whose instances may have changed
+            for item in self._items(calendar_id, need=WRITE_ROLES, sync_tokens=next_tokens, syncToken=token):
+                done.add(item["id"])
+                if item.get("recurringEventId"):
+                    series.add(item["recurringEventId"])
                 if item.get("status") == "cancelled":
-                    gone.append(RecordRef(SYSTEM, RECORD_TYPE, f"{calendar_id}/{item['id']}"))
+                    gone.append(_ref(calendar_id, item["id"]))
                 else:
                     records.append(self._record(calendar_id, item, now))
-            if due is not None:  # timeMin bounds the end, exclusively
-                ended = self._list(calendar_id, timeMin=_rfc3339(due - timedelta(seconds=1)), timeMax=_rfc3339(now))
-                records += [self._record(calendar_id, event, now) for event in ended]
+            if due is not None:  # what ended since: timeMin bounds the end, exclusively; instances expanded
+                ended = self._items(calendar_id, need=WRITE_ROLES, single_events=True, showDeleted=False,
+                                    timeMin=_rfc3339(due - timedelta(seconds=1)), timeMax=_rfc3339(now))
+                for item in ended:
+                    parent = item.get("recurringEventId")
+                    if item.get("status") == "cancelled" or item.get("eventType") in NOT_APPOINTMENTS:
+                        continue
+                    if parent:
+                        series.add(parent)
+                    if item["id"] in done or (parent and _ref(calendar_id, item["id"]) not in known):
+                        continue  # an unmodified instance is no record: its series is
+                    done.add(item["id"])
+                    records.append(self._record(calendar_id, item, now))
+            for master_id in sorted(series - done):
+                master = self._get(calendar_id, master_id)
+                if master is None or master.get("status") == "cancelled":
+                    gone.append(_ref(calendar_id, master_id))
+                else:
+                    records.append(self._record(calendar_id, master, now))
         return Changes(records, cursor={"sync_tokens": next_tokens}, gone=gone)
 
     def search(self, identifiers: Identifiers) -> Iterator[Record]:
         """Events found by Google's free-text search (`q`), one query per e-mail and per name and calendar.
 
-        Each hit is marked in `fields["_match"]` (see the module docstring); an event is reported once.
+        Each hit is marked in `fields["_match"]` (see the module docstring); an event is reported once. A calendar
+        this account cannot read in detail (not shared, free/busy only) is an error, never an empty answer.
         """
         emails = {_normalise(e) for e in identifiers.emails if e.strip()}
         queries = [*sorted(emails), *(n.strip() for n in identifiers.names if n.strip())]
@@ -202,7 +298,7 @@ class GoogleCalendarConnector:
         for calendar_id in self.calendar_ids:
             reported: set[str] = set()
             for query in queries:
-                for event in self._list(calendar_id, q=query):
+                for event in self._list(calendar_id, need=READ_ROLES, q=query):
                     if event["id"] in reported:
                         continue
                     reported.add(event["id"])
@@ -210,12 +306,42 @@ class GoogleCalendarConnector:
                     yield self._record(calendar_id, event, now, match=MATCH_EMAIL if found_by_email else MATCH_TEXT)
 
     def delete(self, ref: RecordRef) -> ActionResult:
-        """Delete the event without mailing its guests (`sendUpdates=none`); a series goes as a whole."""
+        """Scrub, then delete the event, without mailing its guests (`sendUpdates=none`); a series goes whole.
+
+        The scrub (one patch with every `PLACEHOLDERS` field) empties what Google's trash would keep of an event
+        this calendar organises. A rerun after a kill between the two calls patches again (harmless) and deletes.
+        """
         calendar_id, event_id = _split(ref)
-        return self._act(ref, self._events.delete(calendarId=calendar_id, eventId=event_id, sendUpdates="none"))
+        foreign = False
+        patch = self._events.patch(calendarId=calendar_id, eventId=event_id, body=_body(PLACEHOLDERS),
+                                   sendUpdates="none", supportsAttachments=True)
+        try:
+            self._execute(patch)
+        except VendorError as exc:
+            if exc.status == 410:
+                return _gone(ref, 410)
+            if exc.status == 404:
+                return self._confirm_gone(ref, exc)
+            if not (isinstance(exc, VendorRejected) and exc.status == 403):
+                raise
+            foreign = True  # a copy of another organizer's event: only they may change it
+        try:
+            self._execute(self._events.delete(calendarId=calendar_id, eventId=event_id, sendUpdates="none"),
+                          body=False)
+        except VendorError as exc:
+            if exc.status == 410:
+                return _gone(ref, 410)
+            if exc.status == 404:
+                return self._confirm_gone(ref, exc)
+            raise
+        if foreign:
+            return ActionResult(Outcome.DONE, f"event {ref.record_id} is a copy of another organizer's event: "
+                                              "deleted unscrubbed (only the organizer may change it); Google keeps "
+                                              "it in this calendar's trash until it purges it")
+        return ActionResult(Outcome.DONE)
 
     def anonymise(self, ref: RecordRef, fields: Sequence[str]) -> ActionResult:
-        """Scrub the named fields with `PLACEHOLDERS` (title "Afspraak", notes and place "", no guests).
+        """Scrub the named fields with `PLACEHOLDERS` (title "Afspraak", notes and place "", no guests or files).
 
         One events.patch with `sendUpdates=none`; start and end stay, so the time slot remains in the owner's
         agenda. A copy of another organizer's event cannot be changed (403 forbiddenForNonOrganizer): that is
@@ -226,27 +352,44 @@ class GoogleCalendarConnector:
         if unknown:
             raise ValueError(f"{SYSTEM} events cannot anonymise {unknown}; allowed: {sorted(PLACEHOLDERS)}")
         calendar_id, event_id = _split(ref)
-        body = {name: list(value) if isinstance(value, tuple) else value
-                for name, value in PLACEHOLDERS.items() if name in fields}
-        request = self._events.patch(calendarId=calendar_id, eventId=event_id, body=body, sendUpdates="none")
-        return self._act(ref, request, expect_event=True)
+        extra = {"supportsAttachments": True} if "attachments" in fields else {}
+        request = self._events.patch(calendarId=calendar_id, eventId=event_id, sendUpdates="none",
+                                     body=_body({k: v for k, v in PLACEHOLDERS.items() if k in fields}), **extra)
+        try:
+            self._execute(request)
+        except VendorError as exc:
+            if exc.status == 410:
+                return _gone(ref, 410)
+            if exc.status == 404:
+                return self._confirm_gone(ref, exc)
+            if isinstance(exc, VendorRejected) and exc.status == 403:
+                return ActionResult(Outcome.NOT_SUPPORTED, f"event {ref.record_id} belongs to another organizer, "
+                                                           "who alone can change it: delete it from this calendar")
+            raise
+        return ActionResult(Outcome.DONE)
 
     # -- calls ----------------------------------------------------------------------------------------
-    def _list(self, calendar_id: str, *, remember_sync: bool = False, **params: Any) -> Iterator[dict[str, Any]]:
+    def _list(self, calendar_id: str, *, need: frozenset[str], remember_sync: bool = False,
+              **params: Any) -> Iterator[dict[str, Any]]:
         """Live events of one calendar (updatedMin lists deleted ones whatever showDeleted says)."""
-        items = self._items(calendar_id, sync_tokens=self.sync_tokens if remember_sync else None, showDeleted=False,
-                            **params)
+        items = self._items(calendar_id, need=need, sync_tokens=self.sync_tokens if remember_sync else None,
+                            showDeleted=False, **params)
         return (item for item in items if item.get("status") != "cancelled")
 
-    def _items(self, calendar_id: str, *, sync_tokens: dict[str, str] | None = None,
-               **params: Any) -> Iterator[dict[str, Any]]:
+    def _items(self, calendar_id: str, *, need: frozenset[str], sync_tokens: dict[str, str] | None = None,
+               single_events: bool = False, **params: Any) -> Iterator[dict[str, Any]]:
         """Every item events.list returns, page by page (`pageToken`), the last page's sync token kept in
-        `sync_tokens`; a repeated page token is a vendor bug."""
-        request = self._events.list(calendarId=calendar_id, maxResults=PAGE_SIZE, singleEvents=False, **params)
+        `sync_tokens`; the first page's access role checked against `need`; a repeated page token is a vendor bug."""
+        request = self._events.list(calendarId=calendar_id, maxResults=PAGE_SIZE, singleEvents=single_events,
+                                    **params)
         tokens: set[str] = set()
+        first = True
         while request is not None:
             method, path = _where(request)
-            page = self._execute(request)
+            page = self._page(calendar_id, request)
+            if first:
+                self._check_role(calendar_id, method, path, page.get("accessRole"), need)
+                first = False
             items = page.get("items", [])
             if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
                 raise VendorBadResponse(SYSTEM, method, path, 200, "response does not have the expected shape")
@@ -259,17 +402,70 @@ class GoogleCalendarConnector:
                 sync_tokens[calendar_id] = page["nextSyncToken"]
             request = self._events.list_next(request, page)
 
-    def _act(self, ref: RecordRef, request: Any, *, expect_event: bool = False) -> ActionResult:
+    def _page(self, calendar_id: str, request: Any) -> dict[str, Any]:
+        """One events.list page; 404 means the calendar is not there for this account (errors guide)."""
         try:
-            self._execute(request, body=expect_event)
+            page = self._execute(request)
+        except VendorNotFound as exc:
+            raise CalendarAccessError(SYSTEM, exc.method, exc.path, 404, (
+                f"calendar {calendar_id} was not found or is not shared with {self._account}: check that "
+                "calendar_id is the owner's calendar id (usually their address), and "
+                + SHARE_HOW.format(account=self._account))) from None
+        if isinstance(page.get("timeZone"), str):
+            self._zones[calendar_id] = page["timeZone"]
+        return page
+
+    def _check_role(self, calendar_id: str, method: str, path: str, role: Any, need: frozenset[str]) -> None:
+        """The share's role (DISC Events.accessRole) must allow the job: else a clear error, never a guess."""
+        if role in need:
+            return
+        share = SHARE_HOW.format(account=self._account)
+        if role == "freeBusyReader":
+            why = ("as free/busy only: event details are hidden, so nothing about anyone can be read from it; "
+                   f"{share} (in Google Workspace an administrator may limit sharing outside the organisation to "
+                   "free/busy information: ask them to allow more for this address)")
+        elif role == "reader":
+            why = f'read-only ("See all event details"): deleting and anonymising need more; {share}'
+        elif role == "writerWithoutPrivateAccess":
+            why = f"without access to private events, whose details stay hidden; {share}"
+        elif role is None:
+            why = f"(its answer names no access role, so what it holds cannot be trusted); {share}"
+        else:
+            why = f"with access role {role!r}, which allows no reading of events; {share}"
+        raise CalendarAccessError(SYSTEM, method, path, None, f"calendar {calendar_id} is shared with "
+                                                              f"{self._account} {why}")
+
+    def _get(self, calendar_id: str, event_id: str) -> dict[str, Any] | None:
+        """One event (deleted ones as tombstones); None when Google has none under that id (404 or 410)."""
+        try:
+            return self._execute(self._events.get(calendarId=calendar_id, eventId=event_id))
         except VendorError as exc:
-            if exc.status in GONE_STATUSES:
-                return ActionResult(Outcome.ALREADY_GONE, f"event {ref.record_id} is gone (HTTP {exc.status})")
-            if isinstance(exc, VendorRejected) and exc.status == 403:
-                return ActionResult(Outcome.NOT_SUPPORTED, f"event {ref.record_id} belongs to another organizer, "
-                                                           "who alone can change it: delete it from this calendar")
+            if exc.status in (404, 410):
+                return None
             raise
-        return ActionResult(Outcome.DONE)
+
+    def _confirm_gone(self, ref: RecordRef, failed: VendorError) -> ActionResult:
+        """A 404 on patch/delete: "already gone" only when the event is confirmed absent (events.get answers
+        404/410 or a cancelled tombstone) and the calendar still answers with a role that may write."""
+        calendar_id, event_id = _split(ref)
+        try:
+            event = self._execute(self._events.get(calendarId=calendar_id, eventId=event_id))
+        except VendorError as exc:
+            if exc.status == 410:  # "deleted": the calendar answered about this very event
+                return _gone(ref, 410)
+            if exc.status != 404:
+                raise
+            event = None
+        if event is not None and event.get("status") != "cancelled":
+            raise VendorRejected(SYSTEM, failed.method, failed.path, 404, (
+                "Google refused to change an event it still shows; nothing was changed: check that "
+                f"{self._account} may change this calendar ({SHARE_HOW.format(account=self._account)})"))
+        if event is None:  # the calendar itself must answer, with a role that could have written
+            request = self._events.list(calendarId=calendar_id, maxResults=1, showDeleted=False)
+            method, path = _where(request)
+            self._check_role(calendar_id, method, path, self._page(calendar_id, request).get("accessRole"),
+                             WRITE_ROLES)
+        return _gone(ref, 404)
 
     def _execute(self, request: Any, *, body: bool = True) -> Any:
         """Run one API request with the library's retries; typed errors that carry no URL query or body."""
@@ -278,7 +474,7 @@ class GoogleCalendarConnector:
         try:
             result = request.execute(num_retries=self.retries)
         except HttpError as exc:
-            raise _error_for(method, path, exc) from None
+            raise self._error_for(method, path, exc) from None
         except auth_exceptions.RefreshError as exc:
             if exc.retryable:
                 raise VendorUnavailable(SYSTEM, method, path, None,
@@ -290,6 +486,18 @@ class GoogleCalendarConnector:
         if body and not isinstance(result, dict):
             raise VendorBadResponse(SYSTEM, method, path, 200, "response is not a JSON object")
         return result
+
+    def _error_for(self, method: str, path: str, exc: HttpError) -> VendorError:
+        status, reason = exc.status_code, _reason(exc.content)
+        if status == 403 and reason in USAGE_LIMIT_REASONS:
+            return VendorUnavailable(SYSTEM, method, path, status, "Calendar API quota exhausted after all retries")
+        if status == 403 and reason == ORGANIZER_ONLY:
+            return VendorRejected(SYSTEM, method, path, status, "only the event's organizer may change it")
+        if status == 403 and reason in NO_WRITE_ACCESS:
+            return CalendarAccessError(SYSTEM, method, path, status, (
+                f"{self._account} may not change events on this calendar: "
+                + SHARE_HOW.format(account=self._account)))
+        return error_for_status(SYSTEM, method, path, status)
 
     def _scaled_rand(self, rand: Callable[[], float]) -> Callable[[], float]:
         return lambda: self.backoff_factor * rand()
@@ -313,35 +521,81 @@ class GoogleCalendarConnector:
         persons = self._persons(event)
         first, last = _split_name(next((name for _, name in persons if name), None))
         created = _parse_time(event.get("created"))
-        timing = _timing(event, now)
+        left_alone = NOT_APPOINTMENTS.get(event.get("eventType") or "default")
+        timing = _Timing(None, False)
+        if left_alone is None:
+            zone = self._zone(calendar_id)
+            found = self._series_timing(calendar_id, event, now) if event.get("recurrence") else \
+                _timing(event, now, zone)
+            if found is None:
+                left_alone = UNDATABLE
+            else:
+                timing = found
         fields = dict(event) if match is None else {**event, MATCH_KEY: match}
         return Record(SYSTEM, RECORD_TYPE, f"{calendar_id}/{event['id']}", emails=tuple(e for e, _ in persons),
                       first_name=first, last_name=last, fields=fields, created_at=created,
-                      updated_at=_parse_time(event.get("updated")), last_activity_at=timing.last_ended or created,
+                      updated_at=_parse_time(event.get("updated")),
+                      last_activity_at=None if left_alone else timing.last_ended or created,
                       running_contract=timing.running, shared=len(persons) > 1, version=event.get("etag"),
-                      valid_until=timing.next_end)
+                      valid_until=timing.next_end, left_alone=left_alone)
+
+    def _series_timing(self, calendar_id: str, event: Mapping[str, Any], now: datetime) -> _Timing | None:
+        """What a series' real instances say as of `now` (events.instances: Google's own expansion of the rule,
+        its exceptions and cancellations); None when they cannot be read."""
+        request = self._events.instances(calendarId=calendar_id, eventId=event["id"], maxResults=PAGE_SIZE,
+                                         showDeleted=False, fields=INSTANCE_FIELDS)
+        last_ended: datetime | None = None
+        upcoming: list[datetime] = []
+        tokens: set[str] = set()
+        while request is not None:
+            method, path = _where(request)
+            try:
+                page = self._execute(request)
+            except (VendorRejected, VendorNotFound):
+                return None  # the vendor cannot expand it (or it went meanwhile): for a human to look at
+            items = page.get("items", [])
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                return None
+            zone = self._zone(calendar_id, page.get("timeZone"))
+            for item in items:
+                if item.get("status") == "cancelled":
+                    continue
+                start, end = _moment(item.get("start"), zone), _moment(item.get("end"), zone)
+                if start is None or end is None:
+                    return None
+                if end <= now:
+                    last_ended = end if last_ended is None else max(last_ended, end)
+                else:
+                    upcoming.append(end)
+            token = page.get("nextPageToken")
+            if upcoming or not token:  # instances come in start order: what follows is later still
+                break
+            if token in tokens:
+                raise VendorBadResponse(SYSTEM, method, path, 200, "pagination returned the same page twice")
+            tokens.add(token)
+            request = self._events.instances_next(request, page)
+        return _Timing(last_ended, bool(upcoming), min(upcoming, default=None))
+
+    def _zone(self, calendar_id: str, name: str | None = None) -> Any:
+        return _zone(name or self._zones.get(calendar_id))
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
-def _authorised_http(credentials_file: str, subject: str | None) -> AuthorizedHttp:
-    credentials = service_account.Credentials.from_service_account_file(credentials_file, scopes=list(SCOPES))
-    if subject:
-        credentials = credentials.with_subject(subject)
-    return AuthorizedHttp(credentials, http=build_http())
+def _body(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
+
+
+def _gone(ref: RecordRef, status: int) -> ActionResult:
+    return ActionResult(Outcome.ALREADY_GONE, f"event {ref.record_id} is gone (HTTP {status})")
+
+
+def _ref(calendar_id: str, event_id: str) -> RecordRef:
+    return RecordRef(SYSTEM, RECORD_TYPE, f"{calendar_id}/{event_id}")
 
 
 def _where(request: Any) -> tuple[str, str]:
     """Method and URL path of a request: never its query string, which can carry an e-mail."""
     return request.method, urlsplit(request.uri).path
-
-
-def _error_for(method: str, path: str, exc: HttpError) -> VendorError:
-    status, reason = exc.status_code, _reason(exc.content)
-    if status == 403 and reason in USAGE_LIMIT_REASONS:
-        return VendorUnavailable(SYSTEM, method, path, status, "Calendar API quota exhausted after all retries")
-    if status == 403 and reason == ORGANIZER_ONLY:
-        return VendorRejected(SYSTEM, method, path, status, "only the event's organizer may change it")
-    return error_for_status(SYSTEM, method, path, status)
 
 
 def _reason(content: bytes) -> str | None:
@@ -386,48 +640,33 @@ def _parse_time(text: str | None) -> datetime | None:
     return _as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-def _moment(when: Mapping[str, Any] | None) -> datetime | None:
-    """An event's start or end: `dateTime`, or an all-day `date` as midnight UTC."""
-    if not when:
+def _moment(when: Mapping[str, Any] | None, zone: Any = timezone.utc) -> datetime | None:
+    """An event's start or end: `dateTime`, or an all-day `date` as midnight in its (else the calendar's) zone."""
+    if not isinstance(when, Mapping):
         return None
-    if when.get("dateTime"):
-        return _parse_time(when["dateTime"])
-    if when.get("date"):
-        return datetime.fromisoformat(when["date"]).replace(tzinfo=timezone.utc)
+    try:
+        if when.get("dateTime"):
+            return _parse_time(when["dateTime"])
+        if when.get("date"):
+            own = _zone(when["timeZone"]) if when.get("timeZone") else zone
+            return _as_utc(datetime.combine(date.fromisoformat(when["date"]), time(0), tzinfo=own))
+    except (TypeError, ValueError):
+        return None
     return None
 
 
 class _Timing(NamedTuple):
     last_ended: datetime | None  # end of the latest occurrence that has ended
-    running: bool  # an occurrence has yet to end (or the recurrence cannot be read: the safe side)
+    running: bool  # an occurrence has yet to end
     next_end: datetime | None = None  # end of the next occurrence, when that changes the two above
 
 
-def _timing(event: Mapping[str, Any], now: datetime) -> _Timing:
-    """What the event's occurrences say as of `now`."""
-    start, end = _moment(event.get("start")), _moment(event.get("end"))
+def _timing(event: Mapping[str, Any], now: datetime, zone: Any) -> _Timing:
+    """What a single event (or a modified instance) says as of `now`."""
+    start, end = _moment(event.get("start"), zone), _moment(event.get("end"), zone)
     if start is None or end is None:
         return _Timing(None, False)
-    if not event.get("recurrence"):
-        return _Timing(end, False) if end <= now else _Timing(None, True, end)
-    try:
-        return _series_timing(event, start, end - start, now)
-    except (ValueError, TypeError, OverflowError):
-        return _Timing(end if end <= now else None, True)
-
-
-def _series_timing(event: Mapping[str, Any], start: datetime, duration: timedelta, now: datetime) -> _Timing:
-    """`_timing` for a recurring series: its RRULE/RDATE/EXDATE lines evaluated in the event's time zone."""
-    all_day = "date" in event["start"]
-    if all_day:  # all-day rules carry floating dates (UNTIL=20240101): compare without a zone
-        dtstart, cutoff = start.replace(tzinfo=None), now.astimezone(timezone.utc).replace(tzinfo=None) - duration
-    else:
-        dtstart, cutoff = start.astimezone(_zone(event["start"].get("timeZone"))), now - duration
-    occurrences = rrulestr("\n".join(event["recurrence"]), dtstart=dtstart, forceset=True)
-    last_start = occurrences.before(cutoff, inc=True)
-    upcoming = occurrences.after(cutoff)
-    return _Timing(None if last_start is None else _as_utc(last_start + duration), upcoming is not None,
-                   None if upcoming is None else _as_utc(upcoming + duration))
+    return _Timing(end, False) if end <= now else _Timing(None, True, end)
 
 
 def _zone(name: str | None) -> Any:

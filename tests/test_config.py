@@ -1,6 +1,10 @@
 """The config contract: validation, secret references and exit code 2 on bad input."""
 from __future__ import annotations
 
+import json
+from datetime import date
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -25,7 +29,7 @@ token = "env:MAILBLUE_API_TOKEN"
 api_key = "env:MOLLIE_API_KEY"
 
 [connectors.google_calendar]
-calendar_id = "primary"
+calendar_id = "info@example.nl"
 credentials_file = "env:GOOGLE_APPLICATION_CREDENTIALS"
 """
 
@@ -127,3 +131,42 @@ def test_a_config_that_connects_no_system_is_refused(tmp_path, command):
     result = CliRunner().invoke(app, ["--config", str(path), *command])
     assert result.exit_code == 2
     assert "connectors: no system is connected" in result.output
+
+
+# -- Google Calendar: "primary" is the service account's own calendar ------------------------------------------------
+def _calendar_config(tmp_path, calendar_line: str) -> Path:
+    from vergeet.sandbox.fake_calendar import CalendarFake
+    from vergeet.sandbox.population import Population
+
+    key = tmp_path / "service-account.json"
+    key.write_text(json.dumps(CalendarFake(Population(1, date(2026, 1, 1), [])).service_account_info(
+        "http://127.0.0.1:9/token")))
+    path = tmp_path / "vergeet.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/ledger.db"\npepper = "p"\n\n'
+                    f'[connectors.google_calendar]\n{calendar_line}credentials_file = "{key.name}"\n')
+    return path
+
+
+@pytest.mark.parametrize("calendar_line", ['calendar_id = "primary"\n', ""])  # "" : the default
+def test_primary_without_a_delegated_subject_is_refused_with_what_to_do(tmp_path, calendar_line):
+    from vergeet.connect import build_connectors
+
+    path = _calendar_config(tmp_path, calendar_line)
+    with pytest.raises(BadInput) as caught:
+        build_connectors(load_config(str(path)))
+    message = str(caught.value)
+    assert "connectors.google_calendar.calendar_id" in message and "primary" in message
+    assert "vergeet@vergeet-sandbox.iam.gserviceaccount.com" in message  # the key's client_email
+    assert "Make changes to events" in message and "address" in message
+
+    result = CliRunner().invoke(app, ["--config", str(path), "purge"])
+    assert result.exit_code == 2 and "Make changes to events" in result.output
+    assert not (tmp_path / "ledger.db").exists()
+
+
+def test_primary_with_a_delegated_subject_and_an_owners_calendar_id_are_accepted(tmp_path):
+    from vergeet.connect import build_connectors
+
+    for line in ('calendar_id = "primary"\nsubject = "info@example.nl"\n', 'calendar_id = "info@example.nl"\n'):
+        built = build_connectors(load_config(str(_calendar_config(tmp_path, line))))
+        assert list(built) == ["google_calendar"]

@@ -61,6 +61,9 @@ class MollieConfig(_ConnectorSection):
 
 class GoogleCalendarConfig(_ConnectorSection):
     api_endpoint: str = "https://www.googleapis.com/calendar/v3/"
+    #: the owner's calendar id (usually their address), shared with the service account's e-mail at "Make changes
+    #: to events"; "primary" is the calendar of whoever signs in, so only with `subject` (vergeet.connect refuses
+    #: it otherwise, naming the service account from the key file)
     calendar_id: str = "primary"
     credentials_file: str
     #: the business's own addresses on events: never taken for a client (a service account is not the owner)

@@ -5,6 +5,7 @@ an unusable ledger stops the command with exit code 2 and changes nothing.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from connectors.base import Connector
@@ -47,17 +48,27 @@ def build_connectors(config: Config) -> dict[str, Connector]:
             base_url=mo.base_url, api_key=config.resolve_secret("connectors.mollie.api_key", mo.api_key),
             **_tuning(mo))
     if section.google_calendar:
-        from connectors.google_calendar import GoogleCalendarConnector
+        from connectors.google_calendar import GoogleCalendarConnector, primary_refusal
 
         gc = section.google_calendar
+        where = f"{config.source}: connectors.google_calendar"
         credentials = config.relative_path(
             config.resolve_secret("connectors.google_calendar.credentials_file", gc.credentials_file))
         if not credentials.is_file():
-            raise BadInput(f"{config.source}: connectors.google_calendar.credentials_file: "
-                           f"no service-account JSON file at {credentials}")
-        built["google_calendar"] = GoogleCalendarConnector(
-            api_endpoint=gc.api_endpoint, calendar_ids=(gc.calendar_id,), credentials_file=str(credentials),
-            own_emails=tuple(gc.own_emails), subject=gc.subject, **_tuning(gc))
+            raise BadInput(f"{where}.credentials_file: no service-account JSON file at {credentials}")
+        try:  # the service account's e-mail is no personal data: the owner shares the calendar with it
+            account = json.loads(credentials.read_text(encoding="utf-8"))["client_email"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise BadInput(f"{where}.credentials_file: {credentials} is not a service-account JSON key") from None
+        if gc.calendar_id == "primary" and not gc.subject:
+            raise BadInput(f"{where}.calendar_id: {primary_refusal(account)}")
+        try:
+            built["google_calendar"] = GoogleCalendarConnector(
+                api_endpoint=gc.api_endpoint, calendar_ids=(gc.calendar_id,), credentials_file=str(credentials),
+                own_emails=tuple(gc.own_emails), subject=gc.subject, **_tuning(gc))
+        except (ValueError, KeyError) as exc:  # google-auth's answer to a key it cannot use
+            raise BadInput(f"{where}.credentials_file: {credentials} is not a usable service-account key "
+                           f"({type(exc).__name__})") from None
     if not built:
         raise BadInput(f"{config.source}: connectors: no system is connected; add a [connectors.NAME] table")
     return built

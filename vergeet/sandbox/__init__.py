@@ -111,6 +111,7 @@ api_key = "{self.fakes['mollie'].token}"
 {rate('mollie')}
 [connectors.google_calendar]
 api_endpoint = "{url['google_calendar']}/calendar/v3/"
+# the owner's calendar, by its id (the owner's address), shared with the key's client_email at "Make changes to events"
 calendar_id = "{calendar.calendar_id}"
 own_emails = ["{calendar.owner_email}"]
 credentials_file = "{key_file.name}"
