@@ -130,9 +130,9 @@ OWNED = {"mandate": "customer"}
 #: What a human must do where Mollie's API cannot erase (no personal data in these texts).
 RETAINED_BY_MOLLIE = {
     "customer": "Mollie's API cannot overwrite these customer fields; change them in the Mollie dashboard.",
-    "payment": "Mollie's API cannot delete payments or change their payer, address or bank details; Mollie retains "
-               "payment records as an independent controller under its own legal obligation. Report the payment as "
-               "retained by Mollie; ask Mollie support for anything beyond that.",
+    "payment": "Mollie's API cannot delete payments, and vergeet changes no payer, address or bank details on them; "
+               "Mollie retains payment records as an independent controller under its own legal obligation. Report "
+               "the payment as retained by Mollie; ask Mollie support for anything beyond that.",
     "mandate": "Mollie's API can only revoke a mandate, not erase its account holder or IBAN; delete the customer "
                "(Mollie cancels its mandates) and ask Mollie support for erasure beyond that.",
     "subscription": "Mollie's API can only cancel a subscription, not erase it; delete the customer (Mollie cancels "
