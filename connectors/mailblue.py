@@ -1,34 +1,74 @@
 """Mailblue: the Dutch white label of the ActiveCampaign API v3.
 
-Vendor facts this module relies on (sources: developers.activecampaign.com
-reference pages and the v3 OpenAPI mirror in api-evangelist/activecampaign,
-summarised in /work/shared/vendors.md):
+Vendor facts this module relies on (developers.activecampaign.com reference
+pages, the v3 OpenAPI mirror in api-evangelist/activecampaign, and the sources
+tagged in /work/shared/audits/moneybird-mailblue.md):
 
-- Auth is the `Api-Token` header; the base URL is per account
-  (`https://ACCOUNT.api-us1.com/api/3`). Mailblue's own host is unverified, so
-  the base URL is taken from the config as is.
+- Auth is the `Api-Token` header; the base URL is the account's "API URL" from
+  Settings > Developer, and "URL paths should begin with /api/3" (reference
+  overview, AC-URL). A URL pasted without its path is completed with `/api/3`
+  (`api_base_url`); one with another path is refused.
 - 5 requests per second for the whole account; over it the vendor answers 429
   with `Retry-After`, which the shared session honours.
-- Collections page with `limit` (max 100) and `offset`, `meta.total` is a
-  string. The pagination page warns that deep offsets on `GET /contacts` are
-  slow on large accounts and recommends `orders[id]=ASC` with `id_greater`,
-  which is what contact listings use here (`IdKeysetPaginator`).
+- Collections page with `limit` (max 100) and `offset`; `meta.total` is a
+  string and is never trusted to end a listing: paging stops on a short page
+  (a full last page costs one more request). `GET /contacts` is paged by
+  ascending id (`orders[id]=ASC` + `id_greater`), as the pagination page advises
+  for large accounts (`IdKeysetPaginator`).
+- Consent is read from the list rows (contactLists): status 1 active,
+  2 unsubscribed, 0 unconfirmed (double opt-in not yet confirmed), 3 bounced
+  (AC-ENUM; help article "Contact list statuses explained"); 91 marks a
+  subscription removed from the contact, not an unsubscribe (AC-91), and is no
+  membership. A contact active on any list is "subscribed"; else one pending
+  confirmation on any list is "unconfirmed"; else one that unsubscribed from
+  any list is "unsubscribed" (the only state that is withdrawn consent); else a
+  bounced one is "bounced". Its date is the latest change of the rows deciding
+  it (for "unconfirmed": the latest sign-up).
+- The list rows are read in bulk with `GET /contactLists` (`limit`/`offset`, as
+  a production Singer tap reads them: TAP streams.py `ContactLists`), because a
+  list status change need not touch the contact's `udate` (activity does not,
+  FIX-AC), so an updated-since read of contacts alone misses unsubscriptions.
+  The listing has no documented filter, so every night reads it whole, pages
+  overlapping by one row: a page that does not begin with a row already seen
+  means rows before it went away while paging (a contact deleted), and the
+  read steps back instead of skipping rows (`_overlapping`).
 - A wrong token is answered 403 ("could not be authenticated", reference/errors).
-- `DELETE /contacts/{id}` does not purge: the contact is archived and kept 360
-  days, restorable after 30 (reference/contact-archives). `DELETE
-  /contactArchives/{id}` removes the archived contact for good, keyed by the id
-  it had before; it answers 200 `{}` also when the id is already gone, and 404
-  to an API user outside the Admin group (reference/delete-archived-contact).
+- `DELETE /contacts/{id}` does not purge: the contact moves to the contact
+  archive, where `GET /contacts` never lists it, restorable for 360 days
+  (reference/contact-archives). `GET /contactArchives` lists and searches it
+  (Admin users only; others get 404); `GET /contactArchives/{id}` reads one by
+  the id it had as a contact (any user; 404 once purged or when it is no
+  archived contact); `DELETE /contactArchives/{id}` purges (Admin only, others
+  get 404) and answers 200 `{}` also when nothing was there
+  (reference/delete-archived-contact, retrieve-archived-contact). So a delete
+  here waits until the contact shows in the archive, purges it, and reads the
+  archive again to confirm it is gone.
+- Archived contacts are records of their own type, `archived_contact` (same
+  id): another lifecycle (a purge, not a delete), read-only (no anonymising),
+  dated by their archiving, and a rule of their own in the rules file; reading
+  them with the contacts would make every contact rule also a rule for a
+  contact the business already deleted.
+- `GET /contacts/{id}` side-loads `contactAutomations`, `contactLists`,
+  `deals`, `fieldValues`, `geoAddresses` and `geoIps` (AC-SPEC, FIX-AC): an
+  access report keeps them all.
 
-What stays unverified (and the safe choice made): whether `status` together
-with `listid` filters on the status in that list (assumed, as in the UI's
-contact list statuses); the meaning of the contact's `adate` (read as its last
-activity); whether a list status change touches the contact's `udate`; that
-`PUT` with an empty `phone` clears it.
+ASSUMED (unverified, with the safe choice made): that `GET /contactLists` lists
+rows in a stable order (the one-row overlap detects rows going away, whatever
+the order); that its `udate`/`updated_timestamp` move when a row's status does
+(the rows' only dates; a change they do not show waits for the weekly full
+read); the archive listing's paging (`limit`/`offset`) and response keys
+(`contactArchives`, `contactArchive`); the `ids[]` filter of `GET /contacts`
+for contacts whose rows changed (AC-SPEC names it; a filter the vendor ignored
+would list more contacts, not fewer); the meaning of `adate` (read as the last
+activity); that `PUT` with an empty `phone` clears it. Whether Mailblue offers
+`contactArchives` at all is unverified: without it nothing reaches an archive,
+and a delete reports that there was nothing to purge.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -37,20 +77,35 @@ from urllib.parse import urlparse
 import phonenumbers
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
-from connectors.http import (HeaderTokenAuth, OffsetPaginator, Page, RateLimiter, VendorBadResponse,
-                             VendorNotFound, VendorSession)
+from connectors.http import (HeaderTokenAuth, Page, RateLimiter, VendorBadResponse, VendorNotFound,
+                             VendorSession)
+
+log = logging.getLogger(__name__)
 
 SYSTEM = "mailblue"
 CONTACT = "contact"
-#: contact fields a retention rule may anonymise, by the vendor's names
-RECORD_FIELDS: dict[str, frozenset[str]] = {CONTACT: frozenset({"email", "firstName", "lastName", "phone"})}
+ARCHIVED = "archived_contact"
+#: record types and the fields a retention rule may anonymise, by the vendor's names (archived contacts are
+#: read-only: they can only be purged)
+RECORD_FIELDS: dict[str, frozenset[str]] = {CONTACT: frozenset({"email", "firstName", "lastName", "phone"}),
+                                            ARCHIVED: frozenset()}
 #: 5 requests per second per account, shared by every key (developers.activecampaign.com/reference/rate-limits)
 DEFAULT_RATE = (5, 1.0)
 PAGE_SIZE = 100  # the vendor's maximum `limit`
-ACTIVE = "1"  # contactList status: 1 active (subscribed), 2 unsubscribed, 0 unconfirmed, 3 bounced
+API_PATH = "/api/3"
+#: list row status -> consent state; 91 (a removed subscription) and unknown codes are no membership
+LIST_STATUS = {"1": "subscribed", "0": "unconfirmed", "2": "unsubscribed", "3": "bounced"}
+#: which state a contact has when its lists disagree, strongest first
+CONSENT_ORDER = ("subscribed", "unconfirmed", "unsubscribed", "bounced")
 NAME_PLACEHOLDER = "anonymised"
 #: contact fields that record the person's own doing; `udate` and `edate` are left out (edits, sends)
 ACTIVITY_FIELDS = ("adate", "last_open_date", "last_click_date")
+#: how often a delete looks for its contact in the archive, and purges, before it gives up
+ARCHIVE_CHECKS = 3
+#: times a paged read may step back because rows went away under it, before it gives up
+STEP_BACKS = 10
+ADMIN_ONLY = ("only API users in the Admin group may read or purge Mailblue's contact archive, and this API "
+              "token's user is not one")
 
 
 def anonymised_email(contact_id: str) -> str:
@@ -58,14 +113,32 @@ def anonymised_email(contact_id: str) -> str:
     return f"anonymised-{contact_id}@invalid.invalid"
 
 
+def api_base_url(url: str) -> str:
+    """The API base URL for what a user pasted: the account URL gets `/api/3`; another path is refused.
+
+    The Developer tab shows the account's API URL without the path, while every
+    request path must begin with `/api/3` (reference overview).
+    """
+    parsed = urlparse(url.strip())
+    path = parsed.path.rstrip("/")
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("is not a URL; use the API URL from Mailblue's Settings > Developer, ending in /api/3")
+    if path == API_PATH:
+        return parsed._replace(path=API_PATH, params="", query="", fragment="").geturl()
+    if path:
+        raise ValueError(f"ends in {path!r}, but Mailblue's API lives under /api/3: use the API URL from "
+                         "Settings > Developer, followed by /api/3")
+    return parsed._replace(path=API_PATH, params="", query="", fragment="").geturl()
+
+
 @dataclass
 class IdKeysetPaginator:
     """`GET /contacts` paged by ascending id (`orders[id]=ASC` + `id_greater`), as the vendor advises for big accounts.
 
-    With `id_greater` set, `meta.total` counts the rows from this page on, so a
-    page holding all of them is the last. A page whose ids do not ascend means
-    the ordering was ignored; stopping there with an error beats skipping
-    contacts silently.
+    Paging stops on a short page only: `meta.total` is no count to rely on
+    (contacts come and go while paging, and nothing documents what it counts
+    once `id_greater` is set). A page whose ids do not ascend means the
+    ordering was ignored; stopping there with an error beats skipping contacts.
     """
 
     limit: int = PAGE_SIZE
@@ -78,130 +151,239 @@ class IdKeysetPaginator:
         if ids != sorted(set(ids)) or (ids and ids[0] <= int(params["id_greater"])):
             raise VendorBadResponse(SYSTEM, "GET", urlparse(page.response.url).path, page.response.status_code,
                                     "contacts are not ordered by id; paging would skip records")
-        remaining = page.body.get("meta", {}).get("total")
-        if len(ids) < self.limit or (remaining is not None and int(remaining) <= len(ids)):
+        if len(ids) < self.limit:
             return None
         return {**params, "id_greater": ids[-1]}
 
 
 class MailblueConnector:
-    """Contacts of one Mailblue account, with their newsletter consent."""
+    """Contacts of one Mailblue account with their newsletter consent, and the contacts in its archive."""
 
     system = SYSTEM
 
     def __init__(self, *, base_url: str, token: str, rate: tuple[int, float] | None = DEFAULT_RATE,
-                 retries: int = 5, backoff_factor: float = 0.5):
-        self.http = VendorSession(SYSTEM, base_url, HeaderTokenAuth("Api-Token", token),
+                 retries: int = 5, backoff_factor: float = 0.5, sleep: Callable[[float], None] = time.sleep):
+        self.http = VendorSession(SYSTEM, api_base_url(base_url), HeaderTokenAuth("Api-Token", token),
                                   limiter=RateLimiter(*rate) if rate else None,
                                   retries=retries, backoff_factor=backoff_factor)
+        self.backoff_factor = backoff_factor
+        self._sleep = sleep
 
     # -- reading ----------------------------------------------------------------------
     def records(self, since: datetime | None = None) -> Iterator[Record]:
-        """Every contact (or those updated since `since`), with consent read in bulk per list.
+        """Every contact and archived contact (or those that changed since `since`), consent read in bulk.
 
-        Requests: the lists once, then per list its members and its active
-        members, then all contacts; each a paged listing, never a call per
-        contact. No documented bulk route carries the list rows' own dates
-        (`sdate`/`udate`), so `consent_changed_at` is the contact's `udate`, the
-        documented bulk field closest to it: it is never earlier than the last
-        status change if that change touches the contact (unverified), and a
-        later date only postpones a consent-based deletion.
+        Requests: the list rows of the account (all of them: `GET /contactLists`
+        has no documented filter), the contacts (updated since `since`, and by
+        id those whose list rows changed since), and the archive (archived since
+        `since`); each a paged listing, never a call per contact.
         """
-        filters = _updated_since(since)
-        on_a_list, subscribed = self._memberships(filters)
-        for contact in self._contacts(filters):
-            consent = _consent(contact["id"] in on_a_list, contact["id"] in subscribed)
-            yield _record(contact, consent=consent, consent_changed_at=_date(contact.get("udate")) if consent else None)
+        return iter(self._read(since)[0])
 
     def changes(self, cursor: Mapping[str, Any] | None, known: Known) -> Changes:
-        """A full read without a cursor; else `records` since the last read (the vendor's updated-after filter).
+        """A full read without a cursor; else what changed since the last read.
 
-        The vendor lists no deletions: a contact deleted in Mailblue itself stays in the cache until the next
-        full read (one vergeet deletes is forgotten at once).
+        A contact that shows in the archive since then was deleted (in the
+        Mailblue UI): it is reported gone as a contact. Purges, restores and the
+        archive's own expiry are not reported; they wait for the next full read
+        (one vergeet purges is forgotten at once).
         """
         started = datetime.now(timezone.utc)
         since = datetime.fromisoformat(cursor["read_at"]) if cursor else None
-        return Changes(list(self.records(since)), cursor={"read_at": started.isoformat()}, full=since is None)
+        records, gone = self._read(since)
+        return Changes(records, cursor={"read_at": started.isoformat()}, full=since is None, gone=gone)
 
-    def search(self, identifiers: Identifiers) -> Iterator[Record]:
-        """Contacts matching any identifier: exact `email` filter, `search` for phones and names.
+    def _read(self, since: datetime | None) -> tuple[list[Record], list[RecordRef]]:
+        rows = self._list_rows()
+        margin = _a_day_early(since)
+        if margin is None:
+            contacts = list(self._contacts({}))
+        else:
+            contacts = list(self._contacts({"filters[updated_after]": margin.date().isoformat()}))
+            listed = {str(c["id"]) for c in contacts}
+            moved = sorted((contact_id for contact_id, own in rows.items()
+                            if contact_id not in listed and _changed_since(own, margin)), key=int)
+            for start in range(0, len(moved), PAGE_SIZE - 1):  # a short page, so one request per batch
+                contacts += self._contacts({"ids[]": moved[start:start + PAGE_SIZE - 1]})
+        records = []
+        for contact in contacts:
+            consent, changed_at = _consent_of_rows(rows.get(str(contact["id"]), ()))
+            records.append(_record(contact, consent=consent, consent_changed_at=changed_at))
+        archived = self._archived({} if margin is None else {"start": int(margin.timestamp() * 1000)})
+        records += [_archived_record(row) for row in archived]
+        fresh = {str(c["id"]) for c in contacts}
+        gone = [] if since is None else [RecordRef(SYSTEM, CONTACT, str(row["id"])) for row in archived
+                                         if str(row["id"]) not in fresh]
+        return records, gone
 
-        Every hit is checked client-side on the normalised identifier, then read
-        whole (`GET /contacts/{id}`: list rows with their dates, custom field
-        values) for the access report.
+    def _list_rows(self) -> dict[str, list[Mapping[str, Any]]]:
+        """Every list row of the account, by contact id."""
+        by_contact: dict[str, list[Mapping[str, Any]]] = {}
+        for row in self._overlapping("/contactLists", "contactLists", {}):
+            by_contact.setdefault(str(row["contact"]), []).append(row)
+        return by_contact
+
+    def _archived(self, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """Archived contacts (matching `params`); none when the token may not read the archive (not an Admin)."""
+        try:
+            return list(self._overlapping("/contactArchives", "contactArchives", params))
+        except VendorNotFound:
+            log.warning("%s: the contact archive was not read: %s", SYSTEM, ADMIN_ONLY)
+            return []
+
+    def _overlapping(self, path: str, key: str, params: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+        """An `offset`/`limit` listing, each page overlapping the last by one row, until a short page.
+
+        The overlap is the check: when rows before the offset go away while
+        paging (a contact deleted), the rest move back and a page would begin
+        after a row nobody read; such a page is not taken, and the read steps
+        back a page. Rows added meanwhile are at worst read twice (kept once).
         """
         seen: set[str] = set()
-        for contact in self._hits(identifiers):
-            if contact["id"] not in seen:
-                seen.add(contact["id"])
-                record = self._full_record(contact["id"])
-                if record is not None:
-                    yield record
-
-    def _hits(self, identifiers: Identifiers) -> Iterator[Mapping[str, Any]]:
-        """Listed contacts that match an identifier; blank identifiers are skipped (they would match everyone)."""
-        for email in filter(str.strip, identifiers.emails):
-            wanted = _email_key(email)
-            yield from (c for c in self._contacts({"email": email.strip()}) if _email_key(c.get("email")) == wanted)
-        for phone in filter(_phone_key, identifiers.phones):
-            wanted = _phone_key(phone)
-            for term in _phone_search_terms(phone):
-                yield from (c for c in self._contacts({"search": term}) if _phone_key(c.get("phone")) == wanted)
-        for name in filter(_name_key, identifiers.names):
-            wanted = _name_key(name)
-            yield from (c for c in self._contacts({"search": " ".join(name.split())})
-                        if _name_key(f"{c.get('firstName') or ''} {c.get('lastName') or ''}") == wanted)
-
-    def _full_record(self, contact_id: str) -> Record | None:
-        try:
-            body = self.http.json("GET", f"/contacts/{contact_id}")
-        except VendorNotFound:
-            return None  # deleted between the search and this read
-        if not isinstance(body, dict) or not isinstance(body.get("contact"), dict):
-            raise VendorBadResponse(SYSTEM, "GET", f"/contacts/{contact_id}", 200, "response has no contact")
-        rows = body.get("contactLists") or []
-        consent, changed_at = _consent_of_rows(rows)
-        return _record(body["contact"], consent=consent, consent_changed_at=changed_at,
-                       extra={"contactLists": rows, "fieldValues": body.get("fieldValues") or []})
-
-    def _memberships(self, filters: Mapping[str, Any]) -> tuple[set[str], set[str]]:
-        """Ids of contacts on any list, and of those active on at least one."""
-        on_a_list: set[str] = set()
-        subscribed: set[str] = set()
-        for list_id in self._list_ids():
-            on_a_list.update(c["id"] for c in self._contacts({**filters, "listid": list_id}))
-            subscribed.update(c["id"] for c in self._contacts({**filters, "listid": list_id, "status": ACTIVE}))
-        return on_a_list, subscribed
-
-    def _list_ids(self) -> list[str]:
-        pages = self.http.paginate("/lists", OffsetPaginator(limit=PAGE_SIZE), items=lambda body: body["lists"])
-        return [item["id"] for page in pages for item in page.items]
+        offset, step_backs = 0, 0
+        while True:
+            body = self.http.json("GET", path, params={**params, "offset": offset, "limit": PAGE_SIZE})
+            items = body.get(key) if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise VendorBadResponse(SYSTEM, "GET", path, 200, "response does not have the expected shape")
+            if offset and (not items or str(items[0]["id"]) not in seen):
+                step_backs += 1
+                if step_backs > STEP_BACKS:
+                    raise VendorBadResponse(SYSTEM, "GET", path, 200, "rows kept moving while paging; try again")
+                offset = max(0, offset - (PAGE_SIZE - 1))
+                continue
+            for item in items:
+                if str(item["id"]) not in seen:
+                    seen.add(str(item["id"]))
+                    yield item
+            if len(items) < PAGE_SIZE:
+                return
+            offset += PAGE_SIZE - 1
 
     def _contacts(self, params: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         for page in self.http.paginate("/contacts", IdKeysetPaginator(), items=lambda body: body["contacts"],
                                        params=params):
             yield from page.items
 
+    # -- searching --------------------------------------------------------------------
+    def search(self, identifiers: Identifiers) -> Iterator[Record]:
+        """Contacts and archived contacts matching any identifier.
+
+        Contacts: exact `email` filter, `search` for phones and names, each hit
+        checked client-side on the normalised identifier, then read whole
+        (`GET /contacts/{id}`: list rows, custom field values, automations,
+        deals, geo addresses and IPs) for the access report. Archived contacts:
+        the archive's own `search` (an exact address, a phone, a full name),
+        checked the same way; the listed row is the contact as archived.
+        """
+        seen: set[str] = set()
+        for contact in self._hits(identifiers):
+            if str(contact["id"]) not in seen:
+                seen.add(str(contact["id"]))
+                record = self._full_record(str(contact["id"]))
+                if record is not None:
+                    yield record
+        archived: set[str] = set()
+        for row in self._archive_hits(identifiers):
+            if str(row["id"]) not in archived:
+                archived.add(str(row["id"]))
+                yield _archived_record(row)
+
+    def _hits(self, identifiers: Identifiers) -> Iterator[Mapping[str, Any]]:
+        """Listed contacts that match an identifier; blank identifiers are skipped (they would match everyone)."""
+        return self._matching(identifiers, lambda params: self._contacts(params), email_param="email")
+
+    def _archive_hits(self, identifiers: Identifiers) -> Iterator[Mapping[str, Any]]:
+        try:
+            yield from self._matching(identifiers, lambda params: self._overlapping(
+                "/contactArchives", "contactArchives", params), email_param="search")
+        except VendorNotFound:
+            log.warning("%s: the contact archive was not searched: %s", SYSTEM, ADMIN_ONLY)
+
+    def _matching(self, identifiers: Identifiers, listing: Callable[[dict[str, Any]], Iterable[Mapping[str, Any]]],
+                  *, email_param: str) -> Iterator[Mapping[str, Any]]:
+        for email in filter(str.strip, identifiers.emails):
+            wanted = _email_key(email)
+            yield from (c for c in listing({email_param: email.strip()}) if _email_key(c.get("email")) == wanted)
+        for phone in filter(_phone_key, identifiers.phones):
+            wanted = _phone_key(phone)
+            for term in _phone_search_terms(phone):
+                yield from (c for c in listing({"search": term}) if _phone_key(c.get("phone")) == wanted)
+        for name in filter(_name_key, identifiers.names):
+            wanted = _name_key(name)
+            yield from (c for c in listing({"search": " ".join(name.split())})
+                        if _name_key(f"{c.get('firstName') or ''} {c.get('lastName') or ''}") == wanted)
+
+    def _full_record(self, contact_id: str) -> Record | None:
+        try:
+            body = self.http.json("GET", f"/contacts/{contact_id}")
+        except VendorNotFound:
+            return None  # deleted between the search and this read (the archive search finds it)
+        if not isinstance(body, dict) or not isinstance(body.get("contact"), dict):
+            raise VendorBadResponse(SYSTEM, "GET", f"/contacts/{contact_id}", 200, "response has no contact")
+        rows = body.get("contactLists") or []
+        consent, changed_at = _consent_of_rows(rows)
+        side_loads = {name: value for name, value in body.items() if name != "contact"}
+        return _record(body["contact"], consent=consent, consent_changed_at=changed_at,
+                       extra={**side_loads, "contactLists": rows, "fieldValues": body.get("fieldValues") or []})
+
     # -- acting -----------------------------------------------------------------------
     def delete(self, ref: RecordRef) -> ActionResult:
-        """Delete the contact, then purge it from the archive the vendor keeps it in for 360 days.
+        """Delete the contact and purge it from the archive the vendor keeps it in for 360 days; or purge an
+        archived contact.
 
-        Without the purge the erased person stays restorable; an API user
-        outside the Admin group cannot purge (404), which a human must then do.
+        The purge answers 200 whether or not anything was there, so the archive
+        is read before (the contact must have arrived) and after (it must be
+        gone). A token whose user is outside the Admin group cannot purge (404):
+        that is a task for a human, handed over with what to do where.
         """
-        contact_id = _contact_id(ref)
+        record_type, contact_id = _target(ref)
+        deleted = False
+        if record_type == CONTACT:
+            try:
+                self.http.request("DELETE", f"/contacts/{contact_id}")
+                deleted = True
+            except VendorNotFound:
+                pass
+        what = f"contact {contact_id}" if record_type == CONTACT else f"archived contact {contact_id}"
+        # a contact deleted just now must reach the archive; waiting for it is what makes the purge count
+        if not self._arrives(contact_id, ARCHIVE_CHECKS if deleted else 1):
+            outcome = Outcome.DONE if deleted else Outcome.ALREADY_GONE
+            return ActionResult(outcome, f"{what} {'deleted' if deleted else 'already gone'}; it is not in the "
+                                         "contact archive, so nothing is left to purge")
+        for attempt in range(ARCHIVE_CHECKS):
+            try:
+                self.http.request("DELETE", f"/contactArchives/{contact_id}")
+            except VendorNotFound:
+                return ActionResult(Outcome.NOT_SUPPORTED, _hand_over(what, contact_id, deleted))
+            if not self._archived_now(contact_id):
+                return ActionResult(Outcome.DONE if deleted or record_type == ARCHIVED else Outcome.ALREADY_GONE,
+                                    f"{what} {'deleted and ' if deleted else ''}purged from the contact archive "
+                                    "(confirmed: the archive no longer has it)")
+            self._pause(attempt)
+        raise VendorBadResponse(SYSTEM, "DELETE", f"/contactArchives/{contact_id}", 200,
+                                f"{what} is still in the contact archive after {ARCHIVE_CHECKS} purges; the next run "
+                                "tries again")
+
+    def _arrives(self, contact_id: str, checks: int) -> bool:
+        """Whether the contact is (or, within `checks` reads, comes to be) in the archive."""
+        for attempt in range(checks):
+            if self._archived_now(contact_id):
+                return True
+            if attempt + 1 < checks:
+                self._pause(attempt)
+        return False
+
+    def _archived_now(self, contact_id: str) -> bool:
         try:
-            self.http.request("DELETE", f"/contacts/{contact_id}")
-            outcome = Outcome.DONE
+            self.http.request("GET", f"/contactArchives/{contact_id}")
         except VendorNotFound:
-            outcome = Outcome.ALREADY_GONE
-        try:
-            self.http.request("DELETE", f"/contactArchives/{contact_id}")
-        except VendorNotFound:
-            return ActionResult(Outcome.NOT_SUPPORTED,
-                                f"contact {contact_id} is archived, not purged: the API user is not in the Admin "
-                                "group; an admin must purge the archived contact, or configure an admin's API token")
-        return ActionResult(outcome, f"contact {contact_id} deleted and purged from the contact archive")
+            return False
+        return True
+
+    def _pause(self, attempt: int) -> None:
+        if self.backoff_factor:
+            self._sleep(self.backoff_factor * 2 ** attempt)
 
     def anonymise(self, ref: RecordRef, fields: Sequence[str]) -> ActionResult:
         """Overwrite the named contact fields with placeholders.
@@ -209,9 +391,11 @@ class MailblueConnector:
         `email` becomes `anonymised-<id>@invalid.invalid` (valid, unique,
         undeliverable: `.invalid` is reserved by RFC 2606), `firstName` and
         `lastName` become "anonymised", `phone` becomes "" (the vendor's own
-        empty value).
+        empty value). Archived contacts are read-only: they can only be purged.
         """
-        contact_id = _contact_id(ref)
+        record_type, contact_id = _target(ref)
+        if record_type != CONTACT:
+            raise ValueError(f"{SYSTEM} {record_type} cannot be anonymised, only purged: {ref}")
         unknown = set(fields) - RECORD_FIELDS[CONTACT]
         if unknown:
             raise ValueError(f"{SYSTEM} contact has no anonymisable field(s) {sorted(unknown)}")
@@ -223,6 +407,13 @@ class MailblueConnector:
         except VendorNotFound:
             return ActionResult(Outcome.ALREADY_GONE, f"contact {contact_id} not found")
         return ActionResult(Outcome.DONE, f"contact {contact_id}: overwrote {', '.join(sorted(fields))}")
+
+
+def _hand_over(what: str, contact_id: str, deleted: bool) -> str:
+    """The task for a human when the token cannot purge: what, where and why; ids only."""
+    return (f"{what} {'was deleted but ' if deleted else ''}stays restorable for up to 360 days in Mailblue's "
+            f"contact archive: {ADMIN_ONLY}. An admin must delete archived contact {contact_id} permanently "
+            "(Contacts > ... > View archived contacts > Delete), or give vergeet an admin's API token")
 
 
 # -- mapping vendor payloads -----------------------------------------------------------
@@ -238,27 +429,57 @@ def _record(contact: Mapping[str, Any], *, consent: str | None, consent_changed_
         last_activity_at=max(activity, default=None), consent=consent, consent_changed_at=consent_changed_at)
 
 
-def _consent(on_a_list: bool, subscribed: bool) -> str | None:
-    """Subscribed to any list; on lists but subscribed to none; or on no list (None)."""
-    if subscribed:
-        return "subscribed"
-    return "unsubscribed" if on_a_list else None
+def _archived_record(row: Mapping[str, Any]) -> Record:
+    """A contact in the archive: the contact as it was when archived, `deleted_at` saying when; no consent (it
+    receives nothing) and read-only."""
+    activity = [moment for moment in (_date(row.get(name)) for name in ACTIVITY_FIELDS) if moment]
+    archived_at = _date(row.get("deleted_at"))
+    return Record(
+        system=SYSTEM, record_type=ARCHIVED, record_id=str(row["id"]),
+        emails=tuple(v for v in (row.get("email"),) if v), phones=tuple(v for v in (row.get("phone"),) if v),
+        first_name=row.get("firstName") or None, last_name=row.get("lastName") or None,
+        fields={k: v for k, v in row.items() if k != "links"},
+        created_at=_date(row.get("cdate")) or archived_at, updated_at=archived_at,
+        last_activity_at=max(activity, default=None))
 
 
 def _consent_of_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[str | None, datetime | None]:
-    """Consent from one contact's list rows, dated by the latest change of the rows that decide it."""
-    rows = list(rows)
-    active = [row for row in rows if str(row.get("status")) == ACTIVE]
-    deciding = active or rows
-    changed = [moment for row in deciding if (moment := _date(row.get("udate")) or _date(row.get("sdate")))]
-    return _consent(bool(rows), bool(active)), max(changed, default=None)
+    """A contact's consent from its list rows (`CONSENT_ORDER`), dated by the latest change of the rows that decide
+    it: for a pending confirmation the latest sign-up, else the latest status change."""
+    by_state: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        state = LIST_STATUS.get(str(row.get("status")))
+        if state:
+            by_state.setdefault(state, []).append(row)
+    for state in CONSENT_ORDER:
+        if state in by_state:
+            dates = [_row_date(row, sign_up=state == "unconfirmed") for row in by_state[state]]
+            return state, max((d for d in dates if d), default=None)
+    return None, None
+
+
+def _row_date(row: Mapping[str, Any], *, sign_up: bool = False) -> datetime | None:
+    if sign_up:
+        return _date(row.get("sdate")) or _date(row.get("created_timestamp"))
+    return (_date(row.get("udate")) or _date(row.get("updated_timestamp")) or _date(row.get("sdate"))
+            or _date(row.get("created_timestamp")))
+
+
+def _changed_since(rows: Iterable[Mapping[str, Any]], moment: datetime) -> bool:
+    """Whether any of a contact's list rows changed (or was made) at or after `moment`."""
+    for row in rows:
+        dates = (_row_date(row), _row_date(row, sign_up=True))
+        if any(day is not None and day >= moment for day in dates):
+            return True
+    return False
 
 
 def _date(value: Any) -> datetime | None:
     """A vendor timestamp in UTC; zero dates ("0000-00-00") and blanks are None.
 
     The vendor writes ISO 8601 with the account's offset; the few fields
-    without an offset are read as UTC (an error of hours at most).
+    without an offset (`adate` at times, the rows' `*_timestamp`, which are in
+    the account's zone) are read as UTC (an error of hours at most).
     """
     if not value or str(value).startswith("0000-00-00"):
         return None
@@ -269,18 +490,18 @@ def _date(value: Any) -> datetime | None:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
-def _updated_since(since: datetime | None) -> dict[str, str]:
-    """The vendor's date filter, a day early: it compares dates in the account's own time zone."""
+def _a_day_early(since: datetime | None) -> datetime | None:
+    """Where an incremental read starts: a day early, as the vendor compares dates in the account's own zone."""
     if since is None:
-        return {}
+        return None
     moment = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
-    return {"filters[updated_after]": (moment.astimezone(timezone.utc) - timedelta(days=1)).date().isoformat()}
+    return moment.astimezone(timezone.utc) - timedelta(days=1)
 
 
-def _contact_id(ref: RecordRef) -> str:
-    if ref.system != SYSTEM or ref.record_type != CONTACT or not ref.record_id.isdigit():
-        raise ValueError(f"not a {SYSTEM} contact: {ref}")
-    return ref.record_id
+def _target(ref: RecordRef) -> tuple[str, str]:
+    if ref.system != SYSTEM or ref.record_type not in RECORD_FIELDS or not ref.record_id.isdigit():
+        raise ValueError(f"not a {SYSTEM} contact or archived contact: {ref}")
+    return ref.record_type, ref.record_id
 
 
 # -- matching identifiers ----------------------------------------------------------------

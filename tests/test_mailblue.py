@@ -11,7 +11,7 @@ from responses import matchers
 from connectors.base import Identifiers, Outcome, RecordRef
 from connectors.http import VendorAuthError, VendorBadResponse, VendorUnavailable
 from connectors.mailblue import MailblueConnector, anonymised_email
-from vergeet.sandbox.fake_mailblue import LISTS, MailblueFake
+from vergeet.sandbox.fake_mailblue import MailblueFake
 from vergeet.sandbox.population import generate
 from vergeet.sandbox.server import FakeServer
 
@@ -42,11 +42,23 @@ def contacts_body(items: list[dict], total: int | None = None) -> dict:
     return {"scoreValues": [], "contacts": items, "meta": {"total": str(len(items) if total is None else total)}}
 
 
-def add_lists(rsps, *list_ids: str) -> None:
-    rsps.get(f"{BASE}/lists", json={"lists": [{"id": i, "name": f"list {i}"} for i in list_ids],
-                                    "meta": {"total": str(len(list_ids))}},
-             match=[matchers.query_param_matcher({"offset": "0", "limit": "100"}),
+def add_rows(rsps, rows: list[dict], offset: int = 0) -> None:
+    """`GET /contactLists`: the account's list rows in bulk (one page)."""
+    rsps.get(f"{BASE}/contactLists", json={"contactLists": rows, "meta": {"total": str(len(rows))}},
+             match=[matchers.query_param_matcher({"offset": str(offset), "limit": "100"}),
                     matchers.header_matcher({"Api-Token": TOKEN})])
+
+
+def add_archive(rsps, items: list[dict] | None = None, **query) -> None:
+    rsps.get(f"{BASE}/contactArchives", json={"contactArchives": items or [], "meta": {"total": str(len(items or []))}},
+             match=[matchers.query_param_matcher({"offset": "0", "limit": "100", **query}),
+                    matchers.header_matcher({"Api-Token": TOKEN})])
+
+
+def row(contact_id: int, status: str, list_id: str = "1", **dates) -> dict:
+    """A list row as `GET /contactLists` returns it (fixture contact_contactLists.json)."""
+    return {"contact": str(contact_id), "list": list_id, "status": status, "sdate": "2024-01-10T09:00:00-05:00",
+            "udate": None, "id": f"{contact_id}{list_id}", **dates}
 
 
 def add_contacts(rsps, items: list[dict], total: int | None = None, **query) -> None:
@@ -56,23 +68,23 @@ def add_contacts(rsps, items: list[dict], total: int | None = None, **query) -> 
 
 # -- request shapes and mapping (responses) ------------------------------------------------------
 @responses.activate
-def test_records_read_consent_per_list_in_bulk_and_map_dates_to_utc():
+def test_records_read_consent_from_the_list_rows_in_bulk_and_map_dates_to_utc():
     subscribed = contact(1, " Anna.deJong@Example.NL ", firstName="Anna", lastName="de Jong", phone="06-12345678",
                          adate="2025-03-01T10:00:00-05:00", last_open_date="2025-04-02 08:00:00",
                          udate="2025-02-01T12:00:00-06:00")
-    unsubscribed = contact(2, udate="2025-05-05T00:30:00+02:00", adate="0000-00-00 00:00:00")
+    unsubscribed = contact(2, udate="2024-01-10T09:00:00-05:00", adate="0000-00-00 00:00:00")
     on_no_list = contact(3)
-    add_lists(responses, "1")
-    add_contacts(responses, [subscribed, unsubscribed], listid="1")
-    add_contacts(responses, [subscribed], listid="1", status="1")
+    add_rows(responses, [row(1, "1", udate="2025-02-01T12:00:00-06:00"), row(1, "2", "2"),
+                         row(2, "2", udate="2025-05-05T00:30:00+02:00"), row(3, "91")])
     add_contacts(responses, [subscribed, unsubscribed, on_no_list])
+    add_archive(responses)
 
     records = {r.record_id: r for r in connector().records()}
 
     assert [(r.consent, r.consent_changed_at) for r in records.values()] == [
-        ("subscribed", datetime(2025, 2, 1, 18, 0, tzinfo=timezone.utc)),
-        ("unsubscribed", datetime(2025, 5, 4, 22, 30, tzinfo=timezone.utc)),
-        (None, None)]
+        ("subscribed", datetime(2025, 2, 1, 18, 0, tzinfo=timezone.utc)),  # active on one list outweighs the other
+        ("unsubscribed", datetime(2025, 5, 4, 22, 30, tzinfo=timezone.utc)),  # the row's date, not the contact's
+        (None, None)]  # 91: a subscription removed, no membership
     first = records["1"]
     assert first.emails == (" Anna.deJong@Example.NL ",) and first.phones == ("06-12345678",)
     assert (first.first_name, first.last_name) == ("Anna", "de Jong")
@@ -80,42 +92,49 @@ def test_records_read_consent_per_list_in_bulk_and_map_dates_to_utc():
     assert first.last_activity_at == datetime(2025, 4, 2, 8, 0, tzinfo=timezone.utc)  # the later of adate and last open
     assert records["2"].last_activity_at is None  # a zero date is no activity, and udate (edits) never counts
     assert "links" not in first.fields and first.fields["orgid"] == "0"
+    assert len(responses.calls) == 3  # list rows, contacts, archive: no listing per list
+
+
+@responses.activate
+def test_records_since_read_changed_contacts_a_day_early_and_by_id_those_whose_rows_changed():
+    since = datetime(2026, 1, 15, 0, 30, tzinfo=timezone.utc)
+    margin = int(datetime(2026, 1, 14, 0, 30, tzinfo=timezone.utc).timestamp() * 1000)
+    add_rows(responses, [row(9, "1"), row(5, "2", udate="2026-01-14T20:00:00-05:00"), row(6, "1")])
+    add_contacts(responses, [contact(9)], **{"filters[updated_after]": "2026-01-14"})
+    add_contacts(responses, [contact(5)], **{"ids[]": "5"})  # unsubscribed since; its udate did not move
+    add_archive(responses, start=str(margin))
+
+    records = connector().records(since=since)
+
+    assert [(r.record_id, r.consent) for r in records] == [("9", "subscribed"), ("5", "unsubscribed")]
     assert len(responses.calls) == 4
 
 
 @responses.activate
-def test_records_since_filter_every_listing_on_update_date_a_day_early():
-    since = {"filters[updated_after]": "2026-01-14"}
-    add_lists(responses, "1")
-    add_contacts(responses, [], listid="1", **since)
-    add_contacts(responses, [], listid="1", status="1", **since)
-    add_contacts(responses, [contact(9)], **since)
-
-    assert [r.record_id for r in connector().records(since=datetime(2026, 1, 15, 0, 30, tzinfo=timezone.utc))] == ["9"]
-
-
-@responses.activate
-def test_contacts_page_by_id_until_meta_total_is_on_the_page():
-    add_lists(responses)
+def test_contacts_page_by_id_until_a_short_page():
+    add_rows(responses, [])
     add_contacts(responses, [contact(i) for i in range(1, 101)], total=150)
     add_contacts(responses, [contact(i) for i in range(101, 151)], total=50, id_greater="100")
+    add_archive(responses)
 
     assert [r.record_id for r in connector().records()] == [str(i) for i in range(1, 151)]
-    assert len(responses.calls) == 3
+    assert len(responses.calls) == 4
 
 
 @responses.activate
-def test_a_full_last_page_needs_no_extra_request():
-    add_lists(responses)
+def test_a_full_last_page_costs_one_more_request_whatever_meta_total_says():
+    add_rows(responses, [])
     add_contacts(responses, [contact(i) for i in range(1, 101)], total=100)
+    add_contacts(responses, [], total=0, id_greater="100")
+    add_archive(responses)
 
     assert len(list(connector().records())) == 100
-    assert len(responses.calls) == 2
+    assert len(responses.calls) == 4
 
 
 @responses.activate
 def test_contacts_not_ordered_by_id_stop_with_an_error_instead_of_skipping():
-    add_lists(responses)
+    add_rows(responses, [])
     add_contacts(responses, [contact(5), contact(3)], total=200)
 
     with pytest.raises(VendorBadResponse, match="not ordered by id"):
@@ -124,12 +143,14 @@ def test_contacts_not_ordered_by_id_stop_with_an_error_instead_of_skipping():
 
 @responses.activate
 def test_a_429_is_retried_after_its_retry_after():
-    responses.get(f"{BASE}/lists", status=429, headers={"Retry-After": "0"}, json={"message": "too many requests"})
-    add_lists(responses)
+    responses.get(f"{BASE}/contactLists", status=429, headers={"Retry-After": "0"},
+                  json={"message": "too many requests"})
+    add_rows(responses, [])
     add_contacts(responses, [contact(1)])
+    add_archive(responses)
 
     assert [r.record_id for r in connector().records()] == ["1"]
-    assert [c.response.status_code for c in responses.calls] == [429, 200, 200]
+    assert [c.response.status_code for c in responses.calls] == [429, 200, 200, 200]
 
 
 @responses.activate
@@ -145,7 +166,7 @@ def test_5xx_until_retries_run_out_is_unavailable_without_the_email_in_the_messa
 
 @responses.activate
 def test_malformed_json_is_a_bad_response():
-    responses.get(f"{BASE}/lists", body="<html>maintenance</html>", content_type="text/html")
+    responses.get(f"{BASE}/contactLists", body="<html>maintenance</html>", content_type="text/html")
 
     with pytest.raises(VendorBadResponse):
         list(connector().records())
@@ -160,6 +181,8 @@ def test_search_filters_exactly_then_reads_each_matching_contact_whole():
     add_contacts(responses, [], search="+31612345678")
     add_contacts(responses, [anna], search="0612345678")
     add_contacts(responses, [anna, namesake], search="anna de JONG")  # whitespace collapsed
+    for term in ("Anna.deJong@Example.NL", "06-12345678", "+31612345678", "0612345678", "anna de JONG"):
+        add_archive(responses, search=term)  # the archive is searched the same way
     rows = [{"contact": "7", "list": "1", "status": "2", "sdate": "2023-01-01T10:00:00-05:00",
              "udate": "2024-06-01T10:00:00-05:00"},
             {"contact": "7", "list": "2", "status": "1", "sdate": "2024-02-01T10:00:00-05:00", "udate": None}]
@@ -174,26 +197,31 @@ def test_search_filters_exactly_then_reads_each_matching_contact_whole():
     assert found[0].consent == "subscribed"  # active on list 2, dated by that row (subscribe date, no update)
     assert found[0].consent_changed_at == datetime(2024, 2, 1, 15, 0, tzinfo=timezone.utc)
     assert found[0].fields["fieldValues"] == [{"field": "1", "value": "Hilversum"}]
-    assert len(responses.calls) == 6
+    assert len(responses.calls) == 11
 
 
-@pytest.mark.parametrize("contact_status, archive_status, outcome", [
-    (200, 200, Outcome.DONE),
-    (404, 200, Outcome.ALREADY_GONE),
-    (200, 404, Outcome.NOT_SUPPORTED),
+@pytest.mark.parametrize("contact_status, archived, purge_status, outcome, calls", [
+    (200, True, 200, Outcome.DONE, ["DELETE contacts", "GET contactArchives", "DELETE contactArchives",
+                                    "GET contactArchives"]),
+    (404, False, None, Outcome.ALREADY_GONE, ["DELETE contacts", "GET contactArchives"]),
+    (200, True, 404, Outcome.NOT_SUPPORTED, ["DELETE contacts", "GET contactArchives", "DELETE contactArchives"]),
 ])
 @responses.activate
-def test_delete_archives_then_purges(contact_status, archive_status, outcome):
+def test_delete_archives_then_purges_and_confirms(contact_status, archived, purge_status, outcome, calls):
     responses.delete(f"{BASE}/contacts/42", status=contact_status,
                      json={} if contact_status == 200 else {"message": "No result found for contact with id 42"},
                      match=[matchers.header_matcher({"Api-Token": TOKEN})])
-    responses.delete(f"{BASE}/contactArchives/42", status=archive_status, json={} if archive_status == 200 else None)
+    not_found = {"status": 404, "json": {"message": "No Result found"}}
+    responses.get(f"{BASE}/contactArchives/42", **({"json": {"contactArchive": {"id": "42"}}} if archived
+                                                   else not_found))
+    if purge_status:
+        responses.delete(f"{BASE}/contactArchives/42", status=purge_status, json={} if purge_status == 200 else None)
+        responses.get(f"{BASE}/contactArchives/42", **not_found)
 
     result = connector().delete(ref())
 
     assert result.outcome is outcome
-    assert [(c.request.method, c.request.path_url) for c in responses.calls] == [
-        ("DELETE", "/api/3/contacts/42"), ("DELETE", "/api/3/contactArchives/42")]
+    assert [f"{c.request.method} {c.request.path_url.split('/')[3]}" for c in responses.calls] == calls
     if outcome is Outcome.NOT_SUPPORTED:
         assert "Admin" in result.detail and "42" in result.detail
 
@@ -251,25 +279,37 @@ def sandbox_connector(server: FakeServer, **kwargs) -> MailblueConnector:
 def test_full_read_matches_the_population(population):
     fake = MailblueFake(population, rate_calls=1000)
     with FakeServer(fake) as server:
-        records = {r.record_id: r for r in sandbox_connector(server, rate=None).records()}
+        records = list(sandbox_connector(server, rate=None).records())
+    contacts = {r.record_id: r for r in records if r.record_type == "contact"}
 
-    expected = {fake.contact_ids[p.key]: (p.mailblue.email, "subscribed" if p.mailblue.subscribed else "unsubscribed",
-                                          p.mailblue.status_changed_at, p.mailblue.last_open_at, p.mailblue.created_at)
-                for p in population.people if p.mailblue}
+    def expected_consent(contact_id: str, presence) -> tuple:
+        """The person's list statuses, strongest first (AC-ENUM), dated by the status change or, when the sign-up
+        is unconfirmed, by the sign-up."""
+        statuses = {row["status"] for row in fake.memberships[contact_id]}
+        for status, state in (("1", "subscribed"), ("0", "unconfirmed"), ("2", "unsubscribed"), ("3", "bounced")):
+            if status in statuses:
+                return state, presence.created_at if status == "0" else presence.status_changed_at
+        return None, None
+
+    live = [p for p in population.people if p.mailblue and fake.contact_ids[p.key] in fake.contacts]
+    expected = {fake.contact_ids[p.key]: (p.mailblue.email, *expected_consent(fake.contact_ids[p.key], p.mailblue),
+                                          p.mailblue.last_open_at, p.mailblue.created_at) for p in live}
     assert {i: (r.emails[0], r.consent, r.consent_changed_at, r.last_activity_at, r.created_at)
-            for i, r in records.items()} == expected
-    assert {r.consent for r in records.values()} == {"subscribed", "unsubscribed"}
+            for i, r in contacts.items()} == expected
+    assert {r.consent for r in contacts.values()} == {"subscribed", "unsubscribed", "unconfirmed", "bounced"}
+    assert {r.record_id for r in records if r.record_type == "archived_contact"} == set(fake.archive) != set()
 
 
 def test_a_full_read_costs_pages_not_contacts():
     population = generate(320, seed=11, today=TODAY)
     fake = MailblueFake(population)
     with FakeServer(fake) as server:
-        count = len(list(sandbox_connector(server).records()))
+        count = len([r for r in sandbox_connector(server).records() if r.record_type == "contact"])
 
-    pages = math.ceil(count / 100)
-    assert count > 100  # several pages
-    assert fake.count() <= 1 + pages + 2 * len(LISTS) * pages
+    rows = sum(len(rows) for rows in fake.memberships.values())
+    assert count > 100 and rows > 100  # several pages
+    # the list rows in pages overlapping by one row, the contacts by id, the archive (one page)
+    assert fake.count() <= math.ceil(rows / 99) + count // 100 + 1 + 1
     assert fake.count(path_contains="/contacts/") == 0  # nothing read per contact
 
 
@@ -337,7 +377,7 @@ def test_429s_over_a_lowered_limit_are_absorbed_by_retries(population):
     with FakeServer(fake) as server:
         records = list(sandbox_connector(server, rate=None).records())
 
-    assert len(records) == len(fake.contacts)
+    assert len(records) == len(fake.contacts) + len(fake.archive)
     assert fake.count(status=429) > 0
 
 

@@ -8,12 +8,14 @@ real tokens). Every error names the file and the key path, e.g.
 """
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from vergeet.errors import BadInput
 
@@ -50,8 +52,24 @@ class MoneybirdConfig(_ConnectorSection):
 
 
 class MailblueConfig(_ConnectorSection):
+    #: the account's API URL (Settings > Developer) with `/api/3`; pasted without it, it is completed
     base_url: str
     token: str
+
+    @field_validator("base_url")
+    @classmethod
+    def _api_path(cls, value: str) -> str:
+        from connectors.mailblue import api_base_url  # the vendor's URL rule lives with its connector
+
+        try:
+            completed = api_base_url(value)
+        except ValueError as exc:
+            raise PydanticCustomError("mailblue_base_url", str(exc)) from None
+        if completed.rstrip("/") != value.strip().rstrip("/"):
+            logging.getLogger(__name__).warning(
+                "connectors.mailblue.base_url has no /api/3 (the API URL from Settings > Developer is shown "
+                "without it); using %s", completed)
+        return completed
 
 
 class MollieConfig(_ConnectorSection):
