@@ -1,52 +1,84 @@
-"""Moneybird API v2 connector: contacts, sales invoices and estimates (quotes).
+"""Moneybird API v2 connector: contacts (with their contact people and notes), sales invoices and estimates.
 
-Vendor facts this module relies on, with where they were confirmed:
-- Paths `{base}/{administration_id}/{resource}.json`, `Authorization: Bearer <token>`
-  (developer.moneybird.com/introduction).
-- Lists page with `page`/`per_page`, at most 100 per page (OpenAPI spec github.com/moneybird/openapi,
-  `components.parameters.per_page`), with a `Link` header carrying `next`/`prev` (changelog 2016-10-26).
-- `GET contacts.json` takes `query` (searched in company_name, attention, firstname, lastname, address1/2,
-  zipcode, city, country, email, phone, customer_id, tax_number, chamber_of_commerce, bank_account) and
-  `include_archived`.
+Vendor facts this module relies on. SPEC is Moneybird's OpenAPI spec (github.com/moneybird/openapi
+`openapi.json`, info.version v2-20260821-37a2205df2), CL-<date> its changelog (`changelog/<date>.md` there, or
+developer.moneybird.com/changelog/<date>), HC-<n> helpcenter.moneybird.nl article n:
+- Paths `{base}/{administration_id}/{resource}.json`, `Authorization: Bearer <token>` (SPEC `servers`,
+  `securitySchemes`).
+- Scopes (SPEC `security` per operation, CL-2026-06-17): contacts, contact people and notes take a token with any
+  of `sales_invoices`, `estimates`, `documents`, `bank` or `settings`; sales invoices need `sales_invoices`,
+  estimates `estimates`. A 403 is reported with the scope the resource needs.
+- Reading in bulk: `GET {resource}/synchronization.json` lists every id with its version (documents take the
+  list's `filter`, CL-2015-10-19; contacts take `include_archived`, SPEC), and `POST {resource}/
+  synchronization.json {"ids": [...]}` answers at most 100 records whole (SPEC). The full read and the nightly
+  read both go this way (version lists first, so a missing scope fails before anything is read in bulk); no list
+  is paged through for them.
+- Lists page with `page`/`per_page`, at most 100 a page (SPEC `components.parameters.per_page`). SPEC declares
+  a `Link` header only on downloads and reports, and `GET /sales_invoices` answers 400 "page does not have a
+  valid value" for a page out of range. So a page is asked only when the previous one was full and either a
+  `Link` header says there is a next one, or (documents) the synchronization list with the same filter says
+  there are more, or (a contact search, whose `query` that list does not take) by asking: a 400 on a page after
+  a full one is the end of the list (ASSUMED: the spec documents that 400 for sales invoices only).
+- `GET /contacts/filter` takes `query` over names, contact people, e-mail, phone, customer id, tax number,
+  chamber of commerce, IBAN and address (SPEC), unlike `GET /contacts`, whose `query` leaves contact people
+  out. Neither searches notes or `send_estimates_to_email`: those are found through the nightly read.
 - Sales invoices and estimates take `filter=key:value,...` with `period`, `state` and `contact_id`; the
-  period defaults to `this_year`, so every list here passes an explicit all-covering period and `state:all`.
-- `GET {resource}/synchronization.json` lists every id with its version (contacts, sales invoices, estimates;
-  documents take the list's `filter`, changelog 2015-10-19); `POST {resource}/synchronization.json` with
-  `{"ids": [...]}` answers those records in full (dotnet SDK ContactListOptions, fixture
-  getSynchronizationContacts.json). At most 100 ids per POST is assumed (unverified; the safe size).
-- 150 requests per 5 minutes per token, not raisable (helpcenter.moneybird.nl article 208028). A 429 carries
-  `Retry-After` as the epoch second the window resets (OpenAPI spec), which `connectors.http` honours.
-- `DELETE contacts/{id}` answers 204; since 2026-11-10 a 204 may carry `x-kept-as` when Moneybird kept the
-  contact instead of deleting it (changelog 2026-11-10). `DELETE sales_invoices/{id}` answers 400 when the
-  invoice has pending payments or lies in a locked bookkeeping period; `DELETE estimates/{id}` answers 204.
-- `PATCH contacts/{id}` takes `{"contact": {...}}`; a contact needs a company name or a first/last name
-  (OpenAPI 422 example). The contact's `events` keep the old and new values of every change.
+  period defaults to `this_year`, so every list here passes an explicit `YYYYMMDD..YYYYMMDD` period and
+  `state:all` (SPEC `GET /sales_invoices` filter description).
+- 150 requests per 5 minutes per token, not raisable (HC-208028). A 429 carries `Retry-After` as the epoch
+  second the window resets (SPEC `429_too_many_requests`), which `connectors.http` honours.
+- A contact's `send_invoices_to_email` and `send_estimates_to_email` may each hold several addresses separated
+  by commas (SPEC PATCH schema); each is an identifier. Its `contact_people` (firstname, lastname, phone,
+  email) and `notes` (free text) come with the contact (SPEC `base_contact_response`); their addresses and
+  phone numbers are the contact's identifiers too, and the whole payload is what an access report shows.
+- PATCH `contacts/{id}` takes `{"contact": {...}}` with the attributes of its schema; "" removes an optional
+  one; a contact keeps a company name or a first or last name (SPEC 422 example). `email` and `attention` are
+  not writable since CL-2016-03-10: `email` shows `send_invoices_to_email` and `attention`
+  `send_invoices_to_attention` in every spec example, so they are removed through those. An e-mail address is
+  needed while invoices go by e-mail (HC-76023): blanking the invoice address sets the delivery method from
+  `Email` to `Manual`. With `sepa_active` every SEPA field is required, and `direct_debit` requires them
+  (SPEC): blanking SEPA details switches both off. The contact's `events` keep old and new values of every
+  change, which the API cannot erase.
+- Contact people: PATCH and DELETE `contacts/{contact_id}/contact_people/{id}`; a contact person needs a name
+  (SPEC 422 example), so its phone and e-mail are blanked, and it is deleted when the names go. Notes: the API
+  has only POST and DELETE `contacts/{contact_id}/notes/{id}` (a note cannot be edited), and DELETE may answer
+  400 when the user has no permission to notes (SPEC example).
+- `DELETE contacts/{id}` answers 204 or 404 (SPEC); Moneybird does not delete a contact its bookkeeping uses:
+  422 (CL-2016-07-28), or it archives it and answers 204 with `x-kept-as` (CL-2026-11-10), and a repeat then
+  400 "Contact can not be archived" (CONCREXIT, svthalia/concrexit). `DELETE sales_invoices/{id}` needs no
+  pending payments and no locked bookkeeping period (SPEC), and a sent invoice is deletable only newest first
+  (HC-207248); a refusal is a 400. `DELETE estimates/{id}` answers 204 or 404 (SPEC).
 
-Assumed, not documented (the safe choice is taken): `query` matches case-insensitive substrings per
-whitespace-separated term; that the custom period 20000101..20991231 is accepted whole; that the `contact`
-embedded in an invoice or estimate is the copy issued with the document; what `x-kept-as` holds (any value
-is reported as "not deleted").
+Assumed, not documented (the safe choice is taken): that `query` matches each whitespace-separated term as a
+case-insensitive substring (a phone is searched with terms every common notation of it contains; with word or
+prefix matching only some notations would be found, and the identity index must find the others); that the
+`contact` embedded in an invoice or estimate is the copy issued with the document; what `x-kept-as` holds (any
+value is reported as "kept"); that an archived contact needs `include_archived=true` on the single GET too;
+that Moneybird's refusal messages name rules, not people (one is repeated only when it has no digits, no `@`
+and no capitalised word but Moneybird's own nouns).
 """
 from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
 import phonenumbers
+import requests
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Link, Listing, Outcome, Record, RecordRef
-from connectors.http import (BearerAuth, PageNumberPaginator, RateLimiter, VendorBadResponse, VendorNotFound,
+from connectors.http import (BearerAuth, RateLimiter, VendorAuthError, VendorBadResponse, VendorNotFound,
                              VendorRejected, VendorSession)
 
 SYSTEM = "moneybird"
 DEFAULT_BASE_URL = "https://moneybird.com/api/v2"
 DEFAULT_RATE = (150, 300.0)
 PAGE_SIZE = 100
-SYNC_BATCH = 100  # ids per synchronization POST
+SYNC_BATCH = 100  # ids per synchronization POST (SPEC: "Returns a maximum of 100")
 ALL_PERIODS = "20000101..20991231"
 DEFAULT_PHONE_REGION = "NL"
 
@@ -55,13 +87,24 @@ ANONYMISED = "Geanonimiseerd"
 # Fields that must stay non-blank for Moneybird to accept the contact; every other field is blanked.
 NAME_PLACEHOLDERS = {"lastname": ANONYMISED, "company_name": ANONYMISED}
 REFUSAL_STATUSES = frozenset({400, 422})
+#: read-only attributes and the writable ones they show (CL-2016-03-10; every SPEC example)
+SHOWN_THROUGH = {"email": ("send_invoices_to_email",),
+                 "attention": ("send_invoices_to_attention", "send_estimates_to_attention")}
+SEPA_DETAILS = frozenset({"sepa_iban", "sepa_iban_account_name", "sepa_bic"})
+PERSON_NAME_FIELDS = frozenset({"firstname", "lastname"})
+#: the token scopes vergeet needs (README); contacts accept either
+NEEDED_SCOPES = ("sales_invoices", "estimates")
+CONTACT_SCOPES = "one of `sales_invoices`, `estimates`, `documents`, `bank` or `settings`"
+EDIT_CONTACT = "in Moneybird: Contacten, open the contact, Bewerken"
 
 RECORD_FIELDS: dict[str, frozenset[str]] = {
+    # `email` and `attention` are read-only and go through the send_invoices_to_* fields they show; `phone` and
+    # the e-mail fields also reach the contact's contact people, names delete them; `notes` deletes its notes.
     "contact": frozenset({
         "company_name", "attention", "firstname", "lastname", "address1", "address2", "zipcode", "city",
         "phone", "email", "send_invoices_to_attention", "send_invoices_to_email",
         "send_estimates_to_attention", "send_estimates_to_email", "tax_number", "chamber_of_commerce",
-        "bank_account", "sepa_iban", "sepa_iban_account_name", "sepa_bic",
+        "bank_account", "sepa_iban", "sepa_iban_account_name", "sepa_bic", "notes",
     }),
     # The contact copy on an issued document cannot be changed through the API.
     "sales_invoice": frozenset(),
@@ -78,23 +121,28 @@ class DocumentType:
     date_field: str
     running_states: frozenset[str]
     activity_fields: tuple[str, ...]  # moments the person acted on the document
-    refusal: str  # why Moneybird may refuse to delete one, for the human who must act
+    refusal: str  # what Moneybird's rules are and what a human can do, when it refuses to delete one
 
 
 SALES_INVOICE = DocumentType(
     "sales_invoice", "sales_invoices", "invoice_date",
     running_states=frozenset({"open", "pending_payment", "reminded", "late"}),
     activity_fields=("paid_at",),
-    refusal="it has pending payments or lies in a locked bookkeeping period; settle, credit or unlock it in Moneybird")
+    refusal="Moneybird deletes a sent invoice only when no invoice was created after it, it has no pending "
+            "payments and it is not in a locked bookkeeping period (API docs; help centre article 207248). Its "
+            "screens follow the same rules (Verkoop, Facturen): keep it, or delete it there once they allow it; "
+            "the contact copy on it stays with it")
 ESTIMATE = DocumentType(
     "estimate", "estimates", "estimate_date",
     running_states=frozenset({"open"}),
     activity_fields=("accepted_at", "rejected_at"),
-    refusal="remove it by hand in Moneybird")
+    refusal="delete it by hand in Moneybird (Verkoop, Offertes)")
 DOCUMENT_TYPES = (SALES_INVOICE, ESTIMATE)
 RESOURCES = {"contact": "contacts", **{kind.record_type: kind.resource for kind in DOCUMENT_TYPES}}
-REFUSALS = {"contact": "remove it by hand in Moneybird or anonymise its fields",
-            **{kind.record_type: kind.refusal for kind in DOCUMENT_TYPES}}
+SCOPES = {"sales_invoices": "`sales_invoices`", "estimates": "`estimates`"}
+CONTACT_KEPT = ("invoices or quotes still refer to it, and Moneybird does not delete a contact its bookkeeping "
+                "uses. What is not on those documents goes by the anonymise rule; the contact itself can be "
+                "deleted by hand in Moneybird (Contacten, the contact, Verwijderen) once they are gone")
 
 
 @dataclass(frozen=True)
@@ -123,7 +171,34 @@ class MoneybirdConnector:
         self.http = VendorSession(SYSTEM, f"{base_url.rstrip('/')}/{administration_id}", BearerAuth(token),
                                   limiter=RateLimiter(*rate) if rate else None,
                                   retries=retries, backoff_factor=backoff_factor)
-        self.paginator = PageNumberPaginator(size=PAGE_SIZE)
+        self._last = threading.local()  # Moneybird's rule text of the last refusal, per thread
+        self.http.session.hooks["response"].append(self._keep_refusal)
+
+    # -- the wire ---------------------------------------------------------------------
+    def _keep_refusal(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if response.status_code in REFUSAL_STATUSES:
+            self._last.refusal = moneybird_rule(response)
+
+    def _call(self, method: str, path: str, **options: Any) -> requests.Response:
+        """One request; a 403 names the scope the resource needs, a 400/422 leaves Moneybird's rule in `_refusal`."""
+        self._last.refusal = None
+        try:
+            return self.http.request(method, path, **options)
+        except VendorAuthError as exc:
+            if exc.status != 403:
+                raise
+            resource = exc.path.strip("/").split("/")[0].split(".")[0]
+            raise VendorAuthError(SYSTEM, exc.method, exc.path, 403,
+                                  f"the token lacks the scope {SCOPES.get(resource, CONTACT_SCOPES)} Moneybird "
+                                  f"requires here; make a token with the scopes "
+                                  f"{' and '.join(f'`{s}`' for s in NEEDED_SCOPES)} (see README)") from None
+
+    def _json(self, method: str, path: str, **options: Any) -> Any:
+        return self.http.decode(method, self._call(method, path, **options))
+
+    @property
+    def _refusal(self) -> str | None:
+        return getattr(self._last, "refusal", None)
 
     # -- reading ----------------------------------------------------------------------
     def records(self, since: datetime | None = None) -> Iterator[Record]:
@@ -132,57 +207,100 @@ class MoneybirdConnector:
         With `since`, only records updated after it are yielded, from a full read: `changes` is the
         incremental read.
         """
-        for record in self._all_records():
+        records, _ = self._read(None)
+        for record in records:
             if since is None or record.updated_at is None or record.updated_at > since:
                 yield record
 
-    def _all_records(self) -> Iterator[Record]:
-        for contact in self._contacts({"include_archived": "true"}):
-            yield contact_record(contact)
-        for kind in DOCUMENT_TYPES:
-            for document in self._documents(kind):
-                yield document_record(kind, document)
-
     def changes(self, cursor: Mapping[str, Any] | None, known: Known) -> Changes:
-        """A full read without a cursor; else through Moneybird's synchronization endpoints.
+        """A full read without a cursor; else only the new and changed records, both through synchronization.
 
-        Per resource one GET lists every id with its version; the new and changed ones come whole in POSTs of
-        at most 100 ids. Requests: 3 + one per 100 changed records. The id lists show deletions too.
+        Per resource one GET lists every id with its version; the records asked for come whole in POSTs of at
+        most 100 ids. Requests: 3 + one per 100 records read. The id lists show deletions too.
         """
         if cursor is None:
-            return Changes(list(self._all_records()), cursor={}, full=True)
-        records: list[Record] = []
-        listings = []
-        for feed in FEEDS:
-            versions = self._versions(feed)
-            stale = [record_id for record_id, version in versions.items()
-                     if known.version(RecordRef(SYSTEM, feed.record_type, record_id)) != version]
-            records += map(feed.record, self._synchronised(feed, stale))
-            listings.append(Listing(feed.record_type, frozenset(versions)))
+            return Changes(self._read(None)[0], cursor={}, full=True)
+        records, listings = self._read(known)
         return Changes(records, cursor={}, listings=listings)
 
-    def _versions(self, feed: Feed) -> dict[str, str]:
-        rows = self.http.json("GET", f"{feed.resource}/synchronization.json", params=feed.params)
+    def _read(self, known: Known | None) -> tuple[list[Record], list[Listing]]:
+        """Records whose version `known` does not have (all without it), and every resource's id list.
+
+        The three version lists come first: a token that lacks a scope fails before anything is read in bulk.
+        """
+        versions = [(feed, self._versions(feed.resource, feed.params)) for feed in FEEDS]
+        records: list[Record] = []
+        for feed, listed in versions:
+            stale = [record_id for record_id, version in listed.items()
+                     if known is None or known.version(RecordRef(SYSTEM, feed.record_type, record_id)) != version]
+            records += map(feed.record, self._synchronised(feed.resource, stale))
+        return records, [Listing(feed.record_type, frozenset(listed)) for feed, listed in versions]
+
+    def _versions(self, resource: str, params: Mapping[str, str]) -> dict[str, str]:
+        rows = self._json("GET", f"{resource}/synchronization.json", params=params)
         try:
             return {str(row["id"]): str(row["version"]) for row in rows}
         except (KeyError, TypeError):
-            raise VendorBadResponse(SYSTEM, "GET", f"/{feed.resource}/synchronization.json", 200,
+            raise VendorBadResponse(SYSTEM, "GET", f"/{resource}/synchronization.json", 200,
                                     "response does not have the expected shape") from None
 
-    def _synchronised(self, feed: Feed, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+    def _synchronised(self, resource: str, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
         for start in range(0, len(ids), SYNC_BATCH):
-            rows = self.http.json("POST", f"{feed.resource}/synchronization.json",
-                                  json={"ids": list(ids[start:start + SYNC_BATCH])})
+            rows = self._json("POST", f"{resource}/synchronization.json",
+                              json={"ids": list(ids[start:start + SYNC_BATCH])})
             if not isinstance(rows, list):
-                raise VendorBadResponse(SYSTEM, "POST", f"/{feed.resource}/synchronization.json", 200,
+                raise VendorBadResponse(SYSTEM, "POST", f"/{resource}/synchronization.json", 200,
                                         "response does not have the expected shape")
             yield from rows
 
-    def search(self, identifiers: Identifiers) -> Iterator[Record]:
-        """Contacts matching an e-mail, phone or name, with their sales invoices and estimates.
+    def _pages(self, path: str, params: Mapping[str, str], *,
+               count: Callable[[], int] | None = None) -> Iterator[dict[str, Any]]:
+        """The rows of a list, page by page, never asking for a page past the last (see the module docstring).
 
-        Requests: one `query` per e-mail and name, two per phone, plus two document lists per contact found
-        (and further pages of hits). Hits are kept only when they match after normalisation.
+        `count` tells how many rows the list has, asked only when a full page came without a `Link` header;
+        without it a 400 on a page after a full one ends the list.
+        """
+        page, total, previous = 1, None, None
+        while True:
+            try:
+                response = self._call("GET", path, params={**params, "page": page, "per_page": PAGE_SIZE})
+            except VendorRejected as exc:
+                if exc.status == 400 and page > 1 and count is None:
+                    return
+                raise
+            rows = self.http.decode("GET", response)
+            if not isinstance(rows, list):
+                raise VendorBadResponse(SYSTEM, "GET", f"/{path}", response.status_code,
+                                        "response does not have the expected shape")
+            ids = [row.get("id") if isinstance(row, dict) else row for row in rows]
+            if rows and ids == previous:
+                raise VendorBadResponse(SYSTEM, "GET", f"/{path}", response.status_code,
+                                        "pagination returned the same page twice")
+            previous = ids
+            yield from rows
+            if len(rows) < PAGE_SIZE:
+                return
+            if "link" in response.headers:
+                if "next" not in response.links:
+                    return
+            elif count is not None:
+                total = count() if total is None else total
+                if page * PAGE_SIZE >= total:
+                    return
+            page += 1
+
+    def _contact(self, contact_id: str) -> dict[str, Any]:
+        contact = self._json("GET", f"contacts/{contact_id}.json", params={"include_archived": "true"})
+        if not isinstance(contact, dict):
+            raise VendorBadResponse(SYSTEM, "GET", f"/contacts/{contact_id}.json", 200,
+                                    "response does not have the expected shape")
+        return contact
+
+    def search(self, identifiers: Identifiers) -> Iterator[Record]:
+        """Contacts matching an e-mail, phone or name (also through their contact people), with their documents.
+
+        Requests: one `query` per e-mail, phone and name (and further pages of hits), plus a list of sales
+        invoices and one of estimates per contact found. Hits are kept only when they match after normalisation.
         """
         for contact in self._matching_contacts(identifiers).values():
             yield contact_record(contact)
@@ -193,45 +311,48 @@ class MoneybirdConnector:
     def _matching_contacts(self, identifiers: Identifiers) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for query, matches in contact_queries(identifiers):
-            for contact in self._contacts({"query": query, "include_archived": "true"}):
+            for contact in self._pages("contacts/filter.json", {"query": query, "include_archived": "true"}):
                 if matches(contact):
                     found[str(contact["id"])] = contact
         return found
 
-    def _contacts(self, params: dict[str, str]) -> Iterator[dict[str, Any]]:
-        for page in self.http.paginate("contacts.json", self.paginator, items=_rows, params=params):
-            yield from page.items
-
-    def _documents(self, kind: DocumentType, contact_id: str | None = None) -> Iterator[dict[str, Any]]:
-        for page in self.http.paginate(f"{kind.resource}.json", self.paginator, items=_rows,
-                                       params=_document_filter(contact_id)):
-            yield from page.items
+    def _documents(self, kind: DocumentType, contact_id: str) -> Iterator[dict[str, Any]]:
+        params = _document_filter(contact_id)
+        yield from self._pages(f"{kind.resource}.json", params,
+                               count=lambda: len(self._versions(kind.resource, params)))
 
     # -- acting -----------------------------------------------------------------------
     def delete(self, ref: RecordRef) -> ActionResult:
-        """Delete a contact, sales invoice or estimate; a refusal or a contact kept as archived is NOT_SUPPORTED."""
+        """Delete a contact, sales invoice or estimate; what Moneybird refuses or keeps is NOT_SUPPORTED."""
         try:
-            response = self.http.request("DELETE", _record_path(ref))
+            response = self._call("DELETE", _record_path(ref))
         except VendorNotFound:
             return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
         except VendorRejected as exc:
             if exc.status not in REFUSAL_STATUSES:
                 raise
+            said = f": Moneybird says \"{self._refusal}\"" if self._refusal else ""
+            if ref.record_type == "contact":
+                return ActionResult(Outcome.NOT_SUPPORTED, f"Moneybird keeps {ref} (HTTP {exc.status}{said}): "
+                                                           f"{CONTACT_KEPT}")
+            kind = SALES_INVOICE if ref.record_type == SALES_INVOICE.record_type else ESTIMATE
             return ActionResult(Outcome.NOT_SUPPORTED,
-                                f"Moneybird refused to delete {ref} (HTTP {exc.status}): {REFUSALS[ref.record_type]}")
+                                f"Moneybird refused to delete {ref} (HTTP {exc.status}{said}). {kind.refusal}")
         kept_as = response.headers.get("x-kept-as")
         if kept_as:
-            return ActionResult(Outcome.NOT_SUPPORTED,
-                                f"Moneybird kept {ref} as {kept_as} instead of deleting it; anonymise its fields, "
-                                "and delete it by hand once no invoice or quote refers to it")
+            kept = kept_as if re.fullmatch(r"[a-z_]{1,30}", kept_as) else "something else"
+            return ActionResult(Outcome.NOT_SUPPORTED, f"Moneybird kept {ref} as {kept} instead of deleting it: "
+                                                       f"{CONTACT_KEPT}")
         return ActionResult(Outcome.DONE)
 
     def anonymise(self, ref: RecordRef, fields: Sequence[str]) -> ActionResult:
-        """Overwrite contact fields through `PATCH contacts/{id}`.
+        """Remove contact fields, then read the contact back and report whatever Moneybird still shows.
 
-        Placeholders: "Geanonimiseerd" for `lastname` and `company_name` (Moneybird rejects a contact
-        without any name), an empty string for every other field. Documents cannot be anonymised: their
-        contact copy is read-only in the API.
+        Reads the contact first (its delivery method, SEPA state, contact people and notes decide the writes, and
+        a contact with nothing left to remove is not written again), PATCHes the fields that still hold a value
+        ("Geanonimiseerd" for `lastname` and `company_name`, which Moneybird needs; "" for the rest), scrubs or
+        deletes its contact people and deletes its notes, and GETs it again. Requests: 2 reads, 1 PATCH, one per
+        contact person and note touched. Documents cannot be anonymised: their contact copy is read-only.
         """
         if ref.record_type != "contact":
             return ActionResult(Outcome.NOT_SUPPORTED,
@@ -240,14 +361,186 @@ class MoneybirdConnector:
         unknown = set(fields) - RECORD_FIELDS["contact"]
         if unknown:
             raise ValueError(f"not anonymisable in a Moneybird contact: {', '.join(sorted(unknown))}")
-        body = {"contact": {name: NAME_PLACEHOLDERS.get(name, "") for name in fields}}
         try:
-            self.http.json("PATCH", _record_path(ref), json=body)
+            scrub = Scrub.plan(self._contact(ref.record_id), fields)
         except VendorNotFound:
             return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
-        return ActionResult(Outcome.DONE,
-                            f"{len(body['contact'])} field(s) of {ref} overwritten; Moneybird keeps the earlier "
-                            "values in the contact's event history, which its API cannot erase")
+        if scrub.nothing_to_do:
+            return ActionResult(Outcome.DONE, f"nothing left to remove on {ref}: {', '.join(scrub.wanted)} "
+                                              "already empty")
+        problems: list[str] = []
+        if scrub.contact:
+            try:
+                self._call("PATCH", _record_path(ref), json={"contact": scrub.contact})
+            except VendorNotFound:
+                return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
+            except VendorRejected as exc:
+                if exc.status not in REFUSAL_STATUSES:
+                    raise
+                said = f": Moneybird says \"{self._refusal}\"" if self._refusal else ""
+                return ActionResult(Outcome.NOT_SUPPORTED,
+                                    f"Moneybird refused to change {', '.join(sorted(scrub.contact))} on {ref} "
+                                    f"(HTTP {exc.status}{said}); change them by hand {EDIT_CONTACT}")
+        for person_id, change in scrub.people:
+            path = f"contacts/{ref.record_id}/contact_people/{person_id}.json"
+            try:
+                if change is None:
+                    self._call("DELETE", path)
+                else:
+                    self._call("PATCH", path, json={"contact_person": change})
+            except VendorNotFound:
+                pass
+            except VendorRejected as exc:
+                if exc.status not in REFUSAL_STATUSES:
+                    raise
+                problems.append(f"contact person {person_id} (HTTP {exc.status}"
+                                + (f": Moneybird says \"{self._refusal}\")" if self._refusal else ")"))
+        for note_id in scrub.notes:
+            try:
+                self._call("DELETE", f"contacts/{ref.record_id}/notes/{note_id}.json")
+            except VendorNotFound:
+                pass
+            except VendorRejected as exc:
+                if exc.status not in REFUSAL_STATUSES:
+                    raise
+                problems.append(f"note {note_id} (HTTP {exc.status}"
+                                + (f": Moneybird says \"{self._refusal}\")" if self._refusal else ")"))
+        try:
+            left = scrub.left_on(self._contact(ref.record_id))
+        except VendorNotFound:
+            return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found when read back")
+        if left or problems:
+            return ActionResult(Outcome.NOT_SUPPORTED,
+                                f"{scrub.summary(ref)}, but read back Moneybird still shows "
+                                f"{', '.join(left) or 'what it refused to remove'}"
+                                + (f"; refused: {'; '.join(problems)}" if problems else "")
+                                + f". Remove it by hand {EDIT_CONTACT} (notes under Notities)"
+                                + ("; `email` and `attention` are not writable through the API (changelog "
+                                   "2016-03-10)" if set(left) & set(SHOWN_THROUGH) else ""))
+        return ActionResult(Outcome.DONE, f"{scrub.summary(ref)}; read back: none left. Moneybird keeps the "
+                                          "earlier values in the contact's event history, which its API cannot "
+                                          "erase")
+
+
+@dataclass
+class Scrub:
+    """The writes that remove `wanted` from one contact as Moneybird has it, and the check that they took."""
+
+    wanted: tuple[str, ...]
+    contact: dict[str, Any]  # the PATCH body
+    people: list[tuple[str, dict[str, str] | None]]  # contact person id -> its PATCH body, or None: delete it
+    notes: list[str]
+    side: list[str]  # what else had to change for Moneybird to accept the blanks
+
+    @classmethod
+    def plan(cls, contact: dict[str, Any], fields: Sequence[str]) -> Scrub:
+        wanted = tuple(dict.fromkeys(fields))
+        targets: dict[str, str] = {}
+        for name in wanted:
+            for target in SHOWN_THROUGH.get(name, () if name == "notes" else (name,)):
+                targets[target] = NAME_PLACEHOLDERS.get(target, "")
+        body = {name: value for name, value in targets.items() if _text(contact.get(name)) != value}
+        side = []
+        if (body.get("send_invoices_to_email") == "" and contact.get("delivery_method") == "Email"):
+            body["delivery_method"] = "Manual"
+            side.append("delivery method set to Manual (Moneybird sends by e-mail only to an address)")
+        if SEPA_DETAILS & set(body):
+            switched = [name for name in ("sepa_active", "direct_debit") if _true(contact.get(name))]
+            body.update({name: False for name in switched})
+            if switched:
+                side.append(f"SEPA switched off ({', '.join(switched)}: Moneybird requires the SEPA details with it)")
+        people: list[tuple[str, dict[str, str] | None]] = []
+        for person in contact.get("contact_people") or []:
+            if PERSON_NAME_FIELDS & set(wanted):
+                people.append((str(person["id"]), None))
+                continue
+            change = {name: "" for name in _person_fields(wanted) if _text(person.get(name))}
+            if change:
+                people.append((str(person["id"]), change))
+        notes = [str(note["id"]) for note in contact.get("notes") or []] if "notes" in wanted else []
+        return cls(wanted, body, people, notes, side)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not (self.contact or self.people or self.notes)
+
+    def left_on(self, contact: dict[str, Any]) -> list[str]:
+        """The names of what still holds a value that was to go (field names, contact_people, notes)."""
+        left = [name for name in self.wanted if name != "notes"
+                and _text(contact.get(name)) not in ("", NAME_PLACEHOLDERS.get(name, ""))]
+        person_fields = _person_fields(self.wanted)
+        names_go = bool(PERSON_NAME_FIELDS & set(self.wanted))
+        for person in contact.get("contact_people") or []:
+            named = {_text(person.get(name)) for name in PERSON_NAME_FIELDS} - {"", ANONYMISED}
+            if (names_go and named) or any(_text(person.get(name)) for name in person_fields):
+                left.append("contact_people")
+                break
+        if "notes" in self.wanted and contact.get("notes"):
+            left.append("notes")
+        return left
+
+    def summary(self, ref: RecordRef) -> str:
+        deleted = sum(change is None for _, change in self.people)
+        parts = [f"{len(self.contact)} field(s) of {ref} written ({', '.join(sorted(self.contact))})"
+                 if self.contact else f"no field of {ref} to write", *self.side]
+        if self.people:
+            parts.append(f"{len(self.people) - deleted} contact person(s) scrubbed, {deleted} deleted")
+        if self.notes:
+            parts.append(f"{len(self.notes)} note(s) deleted")
+        return "; ".join(parts)
+
+
+def _person_fields(wanted: Iterable[str]) -> list[str]:
+    """A contact person's fields that go with these contact fields."""
+    wanted = set(wanted)
+    return (["phone"] if "phone" in wanted else []) + (["email"] if wanted & set(CONTACT_EMAIL_FIELDS) else [])
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def _true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+# -- Moneybird's own words ------------------------------------------------------------------
+_RULE_WORDS = frozenset({"Contact", "Contacts", "Moneybird", "SalesInvoice", "Sales", "Invoice", "Invoices",
+                         "Estimate", "Estimates", "User", "Note", "Notes", "Period", "IBAN", "SEPA", "BIC", "API",
+                         "Ids", "Entity", "An", "A", "The"})
+_CODE = re.compile(r"[a-z][a-z_]{0,40}")
+
+
+def moneybird_rule(response: requests.Response) -> str | None:
+    """What a 400/422 body says, when it names a rule and cannot name a person (see the module docstring)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    said: list[str] = []
+    error = body.get("error")
+    if isinstance(error, str) and _is_rule_text(error):
+        said.append(error.strip())
+    elif isinstance(error, dict):
+        for name, messages in error.items():
+            for message in messages if isinstance(messages, list) else [messages]:
+                if isinstance(name, str) and _CODE.fullmatch(name) and isinstance(message, str) \
+                        and _is_rule_text(message):
+                    said.append(f"{name} {message.strip()}")
+    symbolic = body.get("symbolic")
+    if isinstance(symbolic, dict):
+        said += [f"{name}: {code}" for name, code in symbolic.items()
+                 if isinstance(name, str) and isinstance(code, str) and _CODE.fullmatch(name) and _CODE.fullmatch(code)]
+    return "; ".join(said)[:300] or None
+
+
+def _is_rule_text(text: str) -> bool:
+    if len(text) > 160 or "@" in text or re.search(r"\d", text):
+        return False
+    words = re.findall(r"[^\W\d_]+", text)
+    return all(index == 0 or word[0].islower() or word in _RULE_WORDS for index, word in enumerate(words))
 
 
 # -- payload -> Record ------------------------------------------------------------------
@@ -265,7 +558,10 @@ def document_record(kind: DocumentType, document: dict[str, Any]) -> Record:
     moments = [moment for moment in map(_timestamp, (document.get(f) for f in kind.activity_fields)) if moment]
     contact_id = document.get("contact_id")
     links = (Link("contact", RecordRef(SYSTEM, "contact", str(contact_id))),) if contact_id else ()
-    return Record(SYSTEM, kind.record_type, str(document["id"]), **_person(document.get("contact") or {}),
+    copy = dict(document.get("contact") or {})
+    if isinstance(document.get("contact_person"), dict):
+        copy["contact_people"] = [*(copy.get("contact_people") or []), document["contact_person"]]
+    return Record(SYSTEM, kind.record_type, str(document["id"]), **_person(copy),
                   fields=document, created_at=_timestamp(document.get("created_at")),
                   updated_at=_timestamp(document.get("updated_at")), last_activity_at=max(moments, default=None),
                   document_date=_date(document.get(kind.date_field)),
@@ -273,15 +569,45 @@ def document_record(kind: DocumentType, document: dict[str, Any]) -> Record:
                   version=_version(document))
 
 
-FEEDS = (Feed("contact", "contacts", contact_record),
+FEEDS = (Feed("contact", "contacts", contact_record, {"include_archived": "true"}),
          *(Feed(kind.record_type, kind.resource, functools.partial(document_record, kind), _document_filter())
            for kind in DOCUMENT_TYPES))
 
 
 def _person(contact: dict[str, Any]) -> dict[str, Any]:
-    return {"emails": _present(contact.get(name) for name in CONTACT_EMAIL_FIELDS),
-            "phones": _present([contact.get("phone")]),
+    emails, phones = contact_identifiers(contact)
+    return {"emails": emails, "phones": phones,
             "first_name": contact.get("firstname") or None, "last_name": contact.get("lastname") or None}
+
+
+_EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def contact_identifiers(contact: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Every e-mail address and phone number on a contact, as the vendor has them, each once.
+
+    The `send_*_email` fields may hold several addresses separated by commas; contact people carry their own;
+    notes are free text, searched for addresses and for phone numbers (region NL).
+    """
+    emails = [part for name in CONTACT_EMAIL_FIELDS for part in _addresses(contact.get(name))]
+    phones = [contact.get("phone")]
+    for person in contact.get("contact_people") or []:
+        if isinstance(person, dict):
+            emails += _addresses(person.get("email"))
+            phones.append(person.get("phone"))
+    for note in contact.get("notes") or []:
+        text = note.get("note") if isinstance(note, dict) else None
+        if isinstance(text, str) and text.strip():
+            emails += _EMAIL_IN_TEXT.findall(text)
+            phones += [match.raw_string for match in phonenumbers.PhoneNumberMatcher(text, DEFAULT_PHONE_REGION)]
+    return _present(emails), _present(phones)
+
+
+def _addresses(value: Any) -> list[str]:
+    """The addresses in one e-mail field: as Moneybird has it, or each of several separated by commas."""
+    if not isinstance(value, str):
+        return []
+    return [part.strip() for part in value.split(",")] if "," in value else [value]
 
 
 def _present(values: Iterable[Any]) -> tuple[str, ...]:
@@ -305,10 +631,6 @@ def _version(payload: dict[str, Any]) -> str | None:
     return None if payload.get("version") is None else str(payload["version"])
 
 
-def _rows(body: Any) -> Any:
-    return body
-
-
 def _record_path(ref: RecordRef) -> str:
     if ref.system != SYSTEM or ref.record_type not in RESOURCES:
         raise ValueError(f"not a Moneybird record: {ref}")
@@ -327,25 +649,58 @@ def contact_queries(identifiers: Identifiers) -> Iterator[tuple[str, Matcher]]:
             yield email.strip(), lambda contact, wanted=wanted: wanted in _contact_emails(contact)
     for phone in identifiers.phones:
         wanted = normalise_phone(phone)
-        for query in phone_queries(phone) if wanted else ():
-            yield query, lambda contact, wanted=wanted: normalise_phone(contact.get("phone")) == wanted
+        query = phone_query(phone) if wanted else None
+        if query:
+            yield query, lambda contact, wanted=wanted: wanted in _contact_phones(contact)
     for name in identifiers.names:
         wanted = _normalise_name(name)
         if wanted:
             yield " ".join(name.split()), lambda contact, wanted=wanted: wanted in _contact_names(contact)
 
 
-def phone_queries(phone: str) -> tuple[str, ...]:
-    """Substrings that every common notation of the number contains, since Moneybird keeps it as typed.
+def phone_query(phone: str) -> str | None:
+    """One query that every common notation of the number satisfies, term by term, and little else does.
 
-    The last four digits stay together in 06-12345678, +31 6 1234 5678, 0031612345678, (06) 12345678 and
-    035-1234567; only the pairwise notation 06 12 34 56 78 splits them, which the last three pairs catch.
+    Moneybird keeps a number as typed and searches zipcodes, IBANs and customer ids with the same `query`, so
+    a bare tail of digits ("5678") finds every contact in the postcode that starts with it. The terms here are
+    the area code (two digits or more) and digit pairs of the subscriber number that stay together in it written
+    whole, split in two, and in pairs (06-12345678, +31 6 1234 5678, 06 12 34 56 78; 035-1234567,
+    +31 35 123 4567, 035 123 45 67): "12 34 56 78", "35 23 45 67". A contact must hold all of them to be a hit.
     """
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) < 6:
-        return ()
-    tail = digits[-6:]
-    return digits[-4:], f"{tail[:2]} {tail[2:4]} {tail[4:]}"
+    try:
+        number = phonenumbers.parse(phone, DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        return None
+    national = str(number.national_number)
+    area = phonenumbers.length_of_national_destination_code(number)
+    if number.country_code == 31 and national.startswith("6"):
+        area = 1  # every 06 number is written 06 + eight digits, the 066 range (a destination code of its own) too
+    head, subscriber = national[:area], national[area:]
+    if len(subscriber) < 4:
+        return None
+    pairs = _pairs_every_notation_keeps(subscriber)
+    if len(pairs) < 2:
+        return subscriber if len(subscriber) >= 5 else None
+    return " ".join(([head] if len(head) >= 2 else []) + [subscriber[i:i + 2] for i in pairs])
+
+
+def _pairs_every_notation_keeps(digits: str) -> list[int]:
+    """Start positions of non-overlapping digit pairs that lie inside one group in every common grouping."""
+    size = len(digits)
+    in_pairs = [3] + [2] * ((size - 3) // 2) if size % 2 else [2] * (size // 2)  # 3-2-2 for an odd count
+    groupings = [[size], [size // 2, size - size // 2], in_pairs]  # whole; in two (4-4, 3-4, 3-3); in pairs
+    kept = set(range(size - 1))
+    for grouping in groupings:
+        inside, start = set(), 0
+        for length in grouping:
+            inside |= set(range(start, start + length - 1))
+            start += length
+        kept &= inside
+    chosen: list[int] = []
+    for position in sorted(kept, reverse=True):
+        if all(abs(position - other) >= 2 for other in chosen):
+            chosen.append(position)
+    return sorted(chosen)
 
 
 def normalise_email(email: Any) -> str:
@@ -368,9 +723,14 @@ def _normalise_name(name: Any) -> str:
 
 
 def _contact_emails(contact: dict[str, Any]) -> set[str]:
-    return {normalise_email(contact.get(name)) for name in CONTACT_EMAIL_FIELDS} - {""}
+    return set(map(normalise_email, contact_identifiers(contact)[0])) - {""}
+
+
+def _contact_phones(contact: dict[str, Any]) -> set[str]:
+    return set(map(normalise_phone, contact_identifiers(contact)[1])) - {None}
 
 
 def _contact_names(contact: dict[str, Any]) -> set[str]:
-    full = f"{contact.get('firstname') or ''} {contact.get('lastname') or ''}"
-    return {_normalise_name(full), _normalise_name(contact.get("company_name"))} - {""}
+    people = [contact, *(p for p in contact.get("contact_people") or [] if isinstance(p, dict))]
+    full = {_normalise_name(f"{p.get('firstname') or ''} {p.get('lastname') or ''}") for p in people}
+    return (full | {_normalise_name(contact.get("company_name"))}) - {""}

@@ -11,7 +11,7 @@ from responses import matchers
 
 from connectors.base import Identifiers, Link, Outcome, RecordRef
 from connectors.http import VendorAuthError, VendorBadResponse, VendorUnavailable
-from connectors.moneybird import ALL_PERIODS, RECORD_FIELDS, MoneybirdConnector, phone_queries
+from connectors.moneybird import ALL_PERIODS, RECORD_FIELDS, MoneybirdConnector, phone_query
 from vergeet.sandbox.fake_moneybird import MoneybirdFake
 from vergeet.sandbox.population import generate, phone_formats
 from vergeet.sandbox.server import FakeServer
@@ -60,17 +60,30 @@ def mock_documents(rsps, *, invoices=(), estimates=(), contact_id: str | None = 
     rsps.get(f"{API}/estimates.json", json=list(estimates), match=list_params(filter=document_filter))
 
 
+def mock_bulk(rsps, *, contacts=(), invoices=(), estimates=()) -> None:
+    """The full read: per resource its id + version list, then its records by id (POST synchronization)."""
+    for resource, rows, params in (("contacts", contacts, {"include_archived": "true"}),
+                                   ("sales_invoices", invoices, {"filter": ALL_DOCUMENTS}),
+                                   ("estimates", estimates, {"filter": ALL_DOCUMENTS})):
+        rsps.get(f"{API}/{resource}/synchronization.json", json=[{"id": r["id"], "version": 1} for r in rows],
+                 match=[matchers.query_param_matcher(params),
+                        matchers.header_matcher({"Authorization": f"Bearer {TOKEN}"})])
+        if rows:
+            rsps.post(f"{API}/{resource}/synchronization.json", json=list(rows),
+                      match=[matchers.json_params_matcher({"ids": [r["id"] for r in rows]})])
+
+
 # -- exact requests (responses) -------------------------------------------------------------
 @responses.activate
 def test_records_reads_every_type_in_bulk_with_the_documented_requests():
-    responses.get(f"{API}/contacts.json", json=[contact(sepa_active=True, sepa_mandate_date="2020-02-01")],
-                  match=list_params(include_archived="true"))
     unpaid = invoice("11", state="late", paid_at=None, invoice_date="2025-12-01")
-    mock_documents(responses, invoices=[invoice(), unpaid], estimates=[estimate()])
+    mock_bulk(responses, contacts=[contact(sepa_active=True, sepa_mandate_date="2020-02-01")],
+              invoices=[invoice(), unpaid], estimates=[estimate()])
 
     records = {(r.record_type, r.record_id): r for r in connector().records()}
 
-    assert len(responses.calls) == 3  # one list per type, never one per contact
+    # one id list and one POST per 100 records per type, never a request per contact; the id lists come first
+    assert [c.request.method for c in responses.calls] == ["GET", "GET", "GET", "POST", "POST", "POST"]
     person = records[("contact", "1")]
     assert person.emails == ("anna@example.nl",) and person.phones == ("06-12345678",)
     assert (person.first_name, person.last_name) == ("Anna", "de Jong")
@@ -90,8 +103,8 @@ def test_records_reads_every_type_in_bulk_with_the_documented_requests():
 
 @responses.activate
 def test_records_since_keeps_only_records_updated_after_it():
-    responses.get(f"{API}/contacts.json", json=[contact("1"), contact("2", updated_at="2026-05-01T00:00:00Z")])
-    mock_documents(responses, invoices=[invoice()])
+    mock_bulk(responses, contacts=[contact("1"), contact("2", updated_at="2026-05-01T00:00:00Z")],
+              invoices=[invoice()])
 
     changed = list(connector().records(since=datetime(2026, 1, 1, tzinfo=timezone.utc)))
 
@@ -99,30 +112,44 @@ def test_records_since_keeps_only_records_updated_after_it():
 
 
 @responses.activate
-def test_contacts_page_until_the_link_header_has_no_next():
+def test_search_hits_page_until_the_link_header_has_no_next():
     def page(number: int, links: str, size: int = 100) -> None:
-        rows = [contact(f"{number}-{i}") for i in range(size)]
-        responses.get(f"{API}/contacts.json", json=rows, headers={"Link": links},
+        rows = [contact(f"{number}-{i}", lastname="Jansen") for i in range(size)]
+        responses.get(f"{API}/contacts/filter.json", json=rows, headers={"Link": links},
                       match=[matchers.query_param_matcher({"page": str(number), "per_page": "100",
-                                                           "include_archived": "true"})])
+                                                           "query": "Anna Jansen", "include_archived": "true"})])
 
-    page(1, f'<{API}/contacts.json?page=2>; rel="next"')
-    page(2, f'<{API}/contacts.json?page=3>; rel="next", <{API}/contacts.json?page=1>; rel="prev"')
-    page(3, f'<{API}/contacts.json?page=2>; rel="prev"')  # full, but Moneybird says there is no next page
-    mock_documents(responses)
+    page(1, f'<{API}/contacts/filter.json?page=2>; rel="next"')
+    page(2, f'<{API}/contacts/filter.json?page=3>; rel="next", <{API}/contacts/filter.json?page=1>; rel="prev"')
+    page(3, f'<{API}/contacts/filter.json?page=2>; rel="prev"')  # full, but Moneybird says there is no next page
+    responses.get(f"{API}/sales_invoices.json", json=[])
+    responses.get(f"{API}/estimates.json", json=[])
 
-    contacts = [r for r in connector().records() if r.record_type == "contact"]
+    contacts = [r for r in connector().search(Identifiers(names=("Anna Jansen",))) if r.record_type == "contact"]
 
-    assert len(contacts) == 300
     assert len({r.record_id for r in contacts}) == 300
-    assert len(responses.calls) == 5
+    assert len([c for c in responses.calls if "/contacts/filter.json" in c.request.url]) == 3
+
+
+@responses.activate
+def test_a_400_on_the_page_after_a_full_page_of_hits_ends_the_list():
+    rows = [contact(str(i), lastname="Jansen") for i in range(100)]
+    responses.get(f"{API}/contacts/filter.json", json=rows, match=[matchers.query_param_matcher(
+        {"page": "1", "per_page": "100", "query": "Anna Jansen", "include_archived": "true"})])
+    responses.get(f"{API}/contacts/filter.json", status=400, json={"error": "page does not have a valid value"})
+    responses.get(f"{API}/sales_invoices.json", json=[])
+    responses.get(f"{API}/estimates.json", json=[])
+
+    contacts = [r for r in connector().search(Identifiers(names=("Anna Jansen",))) if r.record_type == "contact"]
+
+    assert len(contacts) == 100
 
 
 @responses.activate
 def test_a_429_then_success_is_retried():
-    responses.get(f"{API}/contacts.json", body='"Retry later"', status=429, headers={"Retry-After": "0"})
-    responses.get(f"{API}/contacts.json", json=[contact()])
-    mock_documents(responses)
+    responses.get(f"{API}/contacts/synchronization.json", body='"Retry later"', status=429,
+                  headers={"Retry-After": "0"})
+    mock_bulk(responses, contacts=[contact()])
 
     assert [r.record_id for r in connector().records()] == ["1"]
     assert [call.response.status_code for call in responses.calls[:2]] == [429, 200]
@@ -139,20 +166,21 @@ def test_retry_after_is_read_as_the_epoch_second_moneybird_sends():
 
 @responses.activate
 def test_server_errors_until_retries_run_out_raise_unavailable_without_personal_data():
-    responses.get(f"{API}/contacts.json", json={"error": "boom"}, status=503)
+    responses.get(f"{API}/contacts/filter.json", json={"error": "boom"}, status=503)
 
     with pytest.raises(VendorUnavailable) as raised:
         list(connector(retries=2).search(Identifiers(emails=("anna.de.jong@example.nl",))))
 
     message = str(raised.value)
-    assert "moneybird" in message and "GET" in message and "/contacts.json" in message and "503" in message
+    assert "moneybird" in message and "GET" in message and "/contacts/filter.json" in message and "503" in message
     assert "anna" not in message.lower() and "example.nl" not in message
     assert len(responses.calls) == 3  # first try + 2 retries
 
 
 @responses.activate
 def test_malformed_json_is_a_bad_response():
-    responses.get(f"{API}/contacts.json", body="<html>maintenance</html>", content_type="text/html")
+    responses.get(f"{API}/contacts/synchronization.json", body="<html>maintenance</html>",
+                  content_type="text/html")
 
     with pytest.raises(VendorBadResponse):
         list(connector().records())
@@ -160,7 +188,7 @@ def test_malformed_json_is_a_bad_response():
 
 @responses.activate
 def test_wrong_token_is_an_auth_error():
-    responses.get(f"{API}/contacts.json", json={"error": "Authorization required"}, status=401)
+    responses.get(f"{API}/contacts/synchronization.json", json={"error": "Authorization required"}, status=401)
 
     with pytest.raises(VendorAuthError):
         list(connector().records())
@@ -203,18 +231,37 @@ def test_delete_of_an_invoice_moneybird_refuses_is_not_supported():
 
     assert result.outcome is Outcome.NOT_SUPPORTED
     assert "HTTP 400" in result.detail and "locked bookkeeping period" in result.detail
+    assert 'Moneybird says "Sales invoice cannot be deleted"' in result.detail
 
 
 @responses.activate
-def test_anonymise_patches_the_contact_with_placeholders():
-    responses.patch(f"{API}/contacts/42.json", json=contact("42", phone="", email=""),
-                    match=[matchers.json_params_matcher(
-                        {"contact": {"phone": "", "email": "", "lastname": "Geanonimiseerd"}})])
+def test_a_refusal_message_that_could_name_a_person_is_not_repeated():
+    responses.delete(f"{API}/sales_invoices/42.json", status=400,
+                     json={"error": "Invoice for Anna de Jong cannot be deleted", "symbolic": {"id": "locked"}})
+
+    result = connector().delete(RecordRef("moneybird", "sales_invoice", "42"))
+
+    assert result.outcome is Outcome.NOT_SUPPORTED
+    assert "Anna" not in result.detail and 'Moneybird says "id: locked"' in result.detail
+
+
+@responses.activate
+def test_anonymise_reads_patches_what_the_schema_accepts_and_reads_back():
+    before = contact("42", delivery_method="Email", contact_people=[], notes=[])
+    after = {**before, "phone": "", "email": "", "send_invoices_to_email": "", "lastname": "Geanonimiseerd",
+             "delivery_method": "Manual"}
+    read = matchers.query_param_matcher({"include_archived": "true"})
+    responses.get(f"{API}/contacts/42.json", json=before, match=[read])
+    responses.patch(f"{API}/contacts/42.json", json=after, match=[matchers.json_params_matcher(
+        {"contact": {"phone": "", "send_invoices_to_email": "", "lastname": "Geanonimiseerd",
+                     "delivery_method": "Manual"}})])  # `email` is not writable: it shows the invoice address
+    responses.get(f"{API}/contacts/42.json", json=after, match=[read])
 
     result = connector().anonymise(RecordRef("moneybird", "contact", "42"), ["phone", "email", "lastname"])
 
     assert result.outcome is Outcome.DONE
-    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert [c.request.method for c in responses.calls] == ["GET", "PATCH", "GET"]
+    assert responses.calls[1].request.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
 @responses.activate
@@ -224,18 +271,17 @@ def test_anonymise_cannot_touch_a_documents_contact_copy():
     assert result.outcome is Outcome.NOT_SUPPORTED
     assert not responses.calls
     with pytest.raises(ValueError):
-        connector().anonymise(RecordRef("moneybird", "contact", "42"), ["notes"])
+        connector().anonymise(RecordRef("moneybird", "contact", "42"), ["credit_card_number"])
 
 
 @responses.activate
 def test_search_queries_each_identifier_and_keeps_only_true_matches():
-    contacts_url = f"{API}/contacts.json"
+    contacts_url = f"{API}/contacts/filter.json"
     near_miss = contact("2", email="xanna@example.nl", send_invoices_to_email="")
     responses.get(contacts_url, json=[contact("1"), near_miss],
                   match=list_params(query="Anna@Example.nl", include_archived="true"))
-    responses.get(contacts_url, json=[contact("1"), contact("3", phone="0612340000")],
-                  match=list_params(query="5678", include_archived="true"))
-    responses.get(contacts_url, json=[], match=list_params(query="34 56 78", include_archived="true"))
+    responses.get(contacts_url, json=[contact("1"), contact("3", phone="0612785634")],
+                  match=list_params(query="12 34 56 78", include_archived="true"))
     responses.get(contacts_url, json=[contact("4", firstname="Anna", lastname="de Jong-Bakker")],
                   match=list_params(query="anna de jong", include_archived="true"))
     mock_documents(responses, invoices=[invoice()], estimates=[estimate()], contact_id="1")
@@ -245,7 +291,7 @@ def test_search_queries_each_identifier_and_keeps_only_true_matches():
 
     assert [(r.record_type, r.record_id) for r in found] == [("contact", "1"), ("sales_invoice", "10"),
                                                            ("estimate", "20")]
-    assert len(responses.calls) == 6  # 1 per e-mail and name, 2 per phone, 2 per contact found
+    assert len(responses.calls) == 5  # 1 per e-mail, phone and name, 2 per contact found
 
 
 @responses.activate
@@ -254,12 +300,14 @@ def test_a_phone_that_is_no_number_sends_no_query():
     assert not responses.calls
 
 
-def test_phone_queries_hit_every_notation_of_the_number():
-    for number in ("+31612345678", "+31351234567"):
-        queries = phone_queries(number)
-        assert len(queries) == 2
-        for notation in phone_formats(number):
-            assert any(all(term in notation for term in query.split()) for query in queries), notation
+def test_one_phone_query_hits_every_notation_of_the_number():
+    assert (phone_query("+31612345678"), phone_query("+31351234567")) == ("12 34 56 78", "35 23 45 67")
+    for number, more in (("+31612345678", ["06-1234 5678"]), ("+31351234567", ["035 123 45 67"]),
+                         ("+31667764738", [])):  # 066: a destination code of its own, written as any 06 number
+        query = phone_query(number)
+        for notation in [*phone_formats(number), *more]:
+            assert all(term in notation for term in query.split()), (number, notation)
+    assert phone_query("12") is None
 
 
 def test_record_fields_cover_the_fields_the_rules_anonymise():
@@ -399,4 +447,4 @@ def test_the_fakes_429_is_absorbed_by_retries_when_the_client_does_not_pace():
 
     assert len([r for r in records if r.record_type == "contact"]) == len(fake.contacts)
     assert fake.count(status=429) >= 1
-    assert fake.count(status=200) == 3
+    assert fake.count(status=200) == 6  # three id lists, three POSTs
