@@ -11,15 +11,16 @@ since the last read, whoever changed them (the churn, and the previous night's o
 by comparing the fakes' state. Changed pages: per change feed the vendor offers, the pages that hold them:
 - Moneybird: per resource (contacts, sales invoices, estimates) its id + version list and a POST per 100
   changed records;
-- Mailblue: the lists, and the contacts updated since (filters[updated_after]) in four listings: all
-  contacts, and per list (two) its members and its active members (consent), 100 a page;
+- Mailblue: every list row, 100 a page (GET /contactLists has no documented filter, and an unsubscription need
+  not move the contact's udate, so the rows are read whole), the contacts updated since (filters[updated_after])
+  or whose rows changed (by id), 100 a page, and the contacts archived since (the contact archive, 100 a page);
 - Mollie: the pages of payments and customers (newest first, 250 a page) that hold a new or changed one, all
   pages of subscriptions (/v2/subscriptions has no sort parameter and no documented order, so no cheaper read
   is correct), plus a mandates listing per customer with a new mandate;
 - Google Calendar: the sync-token pages (2,500 a page; deletions come as tombstones).
 Actions: the DELETE, PATCH and PUT calls the plan made. The Calendar's token exchange is not counted.
 After the incremental night it also counts the records in which its cache differs from a full read: what
-the vendors' feeds do not show (Mailblue's deletions, Mollie's changes beyond its newest pages) and the
+the vendors' feeds do not show (Mailblue's purges and restores, Mollie's changes beyond its newest pages) and the
 weekly reconciliation catches.
 
     .venv/bin/python benchmarks/api_calls.py               # incremental nights (after issue 9)
@@ -71,10 +72,13 @@ class Feed(NamedTuple):
     whole: bool = False
 
 
-FEEDS = {  # Moneybird shows deletions in its id lists, Calendar as tombstones; Mailblue and Mollie do not
+FEEDS = {  # Moneybird shows deletions in its id lists, Calendar as tombstones, Mailblue in its archive; Mollie not
     "moneybird": [Feed((record_type,), 100, fixed=1, empty_page=False)
                   for record_type in ("contact", "sales_invoice", "estimate")],
-    "mailblue": [Feed((), 100, fixed=1, empty_page=False)] + [Feed(("contact",), 100)] * 5,
+    # Mailblue: the list rows whole (no documented filter on GET /contactLists; a list status change need not move
+    # the contact's udate), the contacts updated since or whose rows changed, and the contacts archived since.
+    "mailblue": [Feed(("contact_list",), 100, whole=True), Feed(("contact",), 100),
+                 Feed(("archived_contact",), 100, kinds=("new",))],
     # Mollie's /v2/subscriptions (list-all-subscriptions) has no `sort` and no documented order: a page of it
     # says nothing about where the newest are, so the cheapest correct read of its changes is the whole list.
     "mollie": [Feed(("subscription",), 250, whole=True)]
@@ -101,7 +105,8 @@ def state(fake) -> dict[str, dict[str, str]]:
                 **{resource[:-1]: {i: str(d["version"]) for i, d in documents.items()}
                    for resource, documents in fake.documents.items()}}
     if fake.name == "mailblue":
-        return {"contact": {i: json.dumps([c, fake.memberships[i]], sort_keys=True) for i, c in fake.contacts.items()}}
+        return {"contact": {i: json.dumps([c, fake.memberships[i]], sort_keys=True) for i, c in fake.contacts.items()},
+                "archived_contact": {i: json.dumps(c, sort_keys=True) for i, c in fake.archive.items()}}
     if fake.name == "mollie":
         return {kind: {i: json.dumps(item, sort_keys=True) for i, item in store.items()}
                 for kind, store in (("customer", fake.customers), ("payment", fake.payments),
@@ -206,6 +211,8 @@ def main() -> None:
         mollie = sandbox.fakes["mollie"]
         new_mandates = len({mollie.owner[mandate] for mandate in mollie.mandates.keys() - seen["mollie"]["mandate"]})
         order = listed_order(mollie)
+        order["contact_list"] = {row["id"]: position for position, row in enumerate(  # Mailblue's rows, whole
+            row for rows in sandbox.fakes["mailblue"].memberships.values() for row in rows)}
         started = time.monotonic()
         records = read(config, args.full)
         night_read = time.monotonic() - started
