@@ -17,8 +17,15 @@ by comparing the fakes' state. Changed pages: per change feed the vendor offers,
 - Mollie: the pages of payments and customers (newest first, 250 a page) that hold a new or changed one, all
   pages of subscriptions (/v2/subscriptions has no sort parameter and no documented order, so no cheaper read
   is correct), plus a mandates listing per customer with a new mandate;
-- Google Calendar: the sync-token pages (2,500 a page; deletions come as tombstones).
-Actions: the DELETE, PATCH and PUT calls the plan made. The Calendar's token exchange is not counted.
+- Google Calendar: the sync-token pages (2,500 a page; deletions come as tombstones), plus for every new or
+  changed recurring series one events.instances page (Google's own expansion of its rule, exceptions and
+  cancellations is what dates a series: a local parse of the rule is what went wrong, issue 12), and for a
+  series whose exception (a moved or cancelled instance) changed while the series did not, its events.get
+  besides. Series that are no appointment (birthdays) need neither. A night on which a cached `valid_until`
+  has passed also lists what ended since (one page), with a get and an instances page per series in it; the
+  churn below, a few seconds after the cold run, lets none pass.
+Actions: the DELETE, PATCH and PUT calls the plan made (a Calendar delete is two: the scrub of what Google's
+trash would keep, then the delete). The Calendar's token exchange is not counted.
 After the incremental night it also counts the records in which its cache differs from a full read: what
 the vendors' feeds do not show (Mailblue's purges and restores, Mollie's changes beyond its newest pages) and the
 weekly reconciliation catches.
@@ -135,6 +142,23 @@ def differences(before: dict[str, dict[str, str]], after: dict[str, dict[str, st
     return {change: ids for change, ids in found.items() if ids}
 
 
+def series_reads(fake, touched: dict[tuple, set[str]]) -> int:
+    """Google Calendar: the calls beyond the sync pages that date the series a night touched (module docstring)."""
+    events = {event_id: stored.payload for event_id, stored in fake.events.items()}
+
+    def touched_ids(*kinds: str) -> set[str]:
+        return {i for (kind, record_type), ids in touched.items() if record_type == "event" and kind in kinds
+                for i in ids}
+
+    masters = {i for i in touched_ids("new", "changed")
+               if "recurrence" in events[i] and events[i].get("eventType", "default") == "default"}
+    parents = {events[i]["recurringEventId"] for i in touched_ids("new", "changed", "removed")
+               if events[i].get("recurringEventId")} - masters
+    # a series deleted with its exceptions is a tombstone in the feed: nothing left to date
+    parents = {i for i in parents if events.get(i, {}).get("status") != "cancelled"}
+    return len(masters) + 2 * len(parents)
+
+
 def minimum_reads(system: str, touched: dict[tuple, set[str]], order: dict[str, dict[str, int]],
                   new_mandates: int) -> int:
     """The changed pages of a night, per the module docstring."""
@@ -213,6 +237,7 @@ def main() -> None:
         order = listed_order(mollie)
         order["contact_list"] = {row["id"]: position for position, row in enumerate(  # Mailblue's rows, whole
             row for rows in sandbox.fakes["mailblue"].memberships.values() for row in rows)}
+        calendar_series = series_reads(sandbox.fakes["google_calendar"], touched["google_calendar"])
         started = time.monotonic()
         records = read(config, args.full)
         night_read = time.monotonic() - started
@@ -232,6 +257,7 @@ def main() -> None:
         reads = night_reads[system]["reads"] - cold[system]["reads"]
         actions = total[system]["actions"] - checked[system]["actions"]
         minimum = minimum_reads(system, touched[system], order, new_mandates if system == "mollie" else 0) + actions
+        minimum += calendar_series if system == "google_calendar" else 0
         made_total += reads + actions
         minimum_total += minimum
         print(f"{system:<16}{cold[system]['reads']:>11}{cold[system]['actions']:>9}  {reads:>12}{actions:>9}"
