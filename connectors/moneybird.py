@@ -62,6 +62,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -79,6 +80,7 @@ DEFAULT_BASE_URL = "https://moneybird.com/api/v2"
 DEFAULT_RATE = (150, 300.0)
 PAGE_SIZE = 100
 SYNC_BATCH = 100  # ids per synchronization POST (SPEC: "Returns a maximum of 100")
+FRESH_SECONDS = 900.0  # a contact read this recently is where an anonymisation starts, without reading it again
 ALL_PERIODS = "20000101..20991231"
 DEFAULT_PHONE_REGION = "NL"
 
@@ -172,6 +174,7 @@ class MoneybirdConnector:
                                   limiter=RateLimiter(*rate) if rate else None,
                                   retries=retries, backoff_factor=backoff_factor)
         self._last = threading.local()  # Moneybird's rule text of the last refusal, per thread
+        self._seen: dict[str, tuple[float, dict[str, Any]]] = {}  # contact id -> (when read, payload)
         self.http.session.hooks["response"].append(self._keep_refusal)
 
     # -- the wire ---------------------------------------------------------------------
@@ -233,7 +236,10 @@ class MoneybirdConnector:
         for feed, listed in versions:
             stale = [record_id for record_id, version in listed.items()
                      if known is None or known.version(RecordRef(SYSTEM, feed.record_type, record_id)) != version]
-            records += map(feed.record, self._synchronised(feed.resource, stale))
+            rows = list(self._synchronised(feed.resource, stale))
+            if feed.record_type == "contact":
+                self._remember(rows)
+            records += map(feed.record, rows)
         return records, [Listing(feed.record_type, frozenset(listed)) for feed, listed in versions]
 
     def _versions(self, resource: str, params: Mapping[str, str]) -> dict[str, str]:
@@ -314,6 +320,7 @@ class MoneybirdConnector:
             for contact in self._pages("contacts/filter.json", {"query": query, "include_archived": "true"}):
                 if matches(contact):
                     found[str(contact["id"])] = contact
+        self._remember(found.values())
         return found
 
     def _documents(self, kind: DocumentType, contact_id: str) -> Iterator[dict[str, Any]]:
@@ -324,6 +331,8 @@ class MoneybirdConnector:
     # -- acting -----------------------------------------------------------------------
     def delete(self, ref: RecordRef) -> ActionResult:
         """Delete a contact, sales invoice or estimate; what Moneybird refuses or keeps is NOT_SUPPORTED."""
+        if ref.record_type == "contact":
+            self._seen.pop(ref.record_id, None)
         try:
             response = self._call("DELETE", _record_path(ref))
         except VendorNotFound:
@@ -348,11 +357,14 @@ class MoneybirdConnector:
     def anonymise(self, ref: RecordRef, fields: Sequence[str]) -> ActionResult:
         """Remove contact fields, then read the contact back and report whatever Moneybird still shows.
 
-        Reads the contact first (its delivery method, SEPA state, contact people and notes decide the writes, and
-        a contact with nothing left to remove is not written again), PATCHes the fields that still hold a value
+        Starts from the contact as Moneybird has it (its delivery method, SEPA state, contact people and notes
+        decide the writes, and a contact with nothing left to remove is not written again): as this connector
+        read it in the last `FRESH_SECONDS`, else a GET. PATCHes the fields that still hold a value
         ("Geanonimiseerd" for `lastname` and `company_name`, which Moneybird needs; "" for the rest), scrubs or
-        deletes its contact people and deletes its notes, and GETs it again. Requests: 2 reads, 1 PATCH, one per
-        contact person and note touched. Documents cannot be anonymised: their contact copy is read-only.
+        deletes its contact people, deletes its notes, and GETs it again; when what it started from was read
+        earlier and the read-back shows more to remove, it plans once more from the read-back. Requests: a read
+        (unless fresh), 1 PATCH, one per contact person and note touched, a read back. Documents cannot be
+        anonymised: their contact copy is read-only.
         """
         if ref.record_type != "contact":
             return ActionResult(Outcome.NOT_SUPPORTED,
@@ -361,14 +373,47 @@ class MoneybirdConnector:
         unknown = set(fields) - RECORD_FIELDS["contact"]
         if unknown:
             raise ValueError(f"not anonymisable in a Moneybird contact: {', '.join(sorted(unknown))}")
+        read_before = self._fresh(ref.record_id)
         try:
-            scrub = Scrub.plan(self._contact(ref.record_id), fields)
+            contact = read_before if read_before is not None else self._contact(ref.record_id)
         except VendorNotFound:
             return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
-        if scrub.nothing_to_do:
+        done: list[Scrub] = []
+        problems: list[str] = []
+        left: list[str] = []
+        for _ in range(2 if read_before is not None else 1):
+            scrub = Scrub.plan(contact, fields)
+            if scrub.nothing_to_do:
+                break
+            refused = self._write(ref, scrub, problems)
+            if refused is not None:
+                return refused
+            done.append(scrub)
+            try:
+                contact = self._contact(ref.record_id)
+            except VendorNotFound:
+                return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found when read back")
+            left = scrub.left_on(contact)
+            if not left or problems:
+                break
+        if not done:
             return ActionResult(Outcome.DONE, f"nothing left to remove on {ref}: {', '.join(scrub.wanted)} "
                                               "already empty")
-        problems: list[str] = []
+        summary = "; then ".join(scrub.summary(ref) for scrub in done)
+        if left or problems:
+            return ActionResult(Outcome.NOT_SUPPORTED,
+                                f"{summary}, but read back Moneybird still shows "
+                                f"{', '.join(left) or 'what it refused to remove'}"
+                                + (f"; refused: {'; '.join(problems)}" if problems else "")
+                                + f". Remove it by hand {EDIT_CONTACT} (notes under Notities)"
+                                + ("; `email` and `attention` are not writable through the API (changelog "
+                                   "2016-03-10)" if set(left) & set(SHOWN_THROUGH) else ""))
+        return ActionResult(Outcome.DONE, f"{summary}; read back: none left. Moneybird keeps the earlier values "
+                                          "in the contact's event history, which its API cannot erase")
+
+    def _write(self, ref: RecordRef, scrub: Scrub, problems: list[str]) -> ActionResult | None:
+        """The writes of one scrub; an ActionResult when the contact is gone or Moneybird refuses the PATCH."""
+        self._seen.pop(ref.record_id, None)
         if scrub.contact:
             try:
                 self._call("PATCH", _record_path(ref), json={"contact": scrub.contact})
@@ -381,8 +426,10 @@ class MoneybirdConnector:
                 return ActionResult(Outcome.NOT_SUPPORTED,
                                     f"Moneybird refused to change {', '.join(sorted(scrub.contact))} on {ref} "
                                     f"(HTTP {exc.status}{said}); change them by hand {EDIT_CONTACT}")
-        for person_id, change in scrub.people:
-            path = f"contacts/{ref.record_id}/contact_people/{person_id}.json"
+        parts = [(f"contact person {person_id}", f"contacts/{ref.record_id}/contact_people/{person_id}.json", change)
+                 for person_id, change in scrub.people]
+        parts += [(f"note {note_id}", f"contacts/{ref.record_id}/notes/{note_id}.json", None) for note_id in scrub.notes]
+        for what, path, change in parts:
             try:
                 if change is None:
                     self._call("DELETE", path)
@@ -393,33 +440,18 @@ class MoneybirdConnector:
             except VendorRejected as exc:
                 if exc.status not in REFUSAL_STATUSES:
                     raise
-                problems.append(f"contact person {person_id} (HTTP {exc.status}"
+                problems.append(f"{what} (HTTP {exc.status}"
                                 + (f": Moneybird says \"{self._refusal}\")" if self._refusal else ")"))
-        for note_id in scrub.notes:
-            try:
-                self._call("DELETE", f"contacts/{ref.record_id}/notes/{note_id}.json")
-            except VendorNotFound:
-                pass
-            except VendorRejected as exc:
-                if exc.status not in REFUSAL_STATUSES:
-                    raise
-                problems.append(f"note {note_id} (HTTP {exc.status}"
-                                + (f": Moneybird says \"{self._refusal}\")" if self._refusal else ")"))
-        try:
-            left = scrub.left_on(self._contact(ref.record_id))
-        except VendorNotFound:
-            return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found when read back")
-        if left or problems:
-            return ActionResult(Outcome.NOT_SUPPORTED,
-                                f"{scrub.summary(ref)}, but read back Moneybird still shows "
-                                f"{', '.join(left) or 'what it refused to remove'}"
-                                + (f"; refused: {'; '.join(problems)}" if problems else "")
-                                + f". Remove it by hand {EDIT_CONTACT} (notes under Notities)"
-                                + ("; `email` and `attention` are not writable through the API (changelog "
-                                   "2016-03-10)" if set(left) & set(SHOWN_THROUGH) else ""))
-        return ActionResult(Outcome.DONE, f"{scrub.summary(ref)}; read back: none left. Moneybird keeps the "
-                                          "earlier values in the contact's event history, which its API cannot "
-                                          "erase")
+        return None
+
+    def _remember(self, contacts: Iterable[dict[str, Any]]) -> None:
+        now = time.monotonic()
+        self._seen.update((str(contact["id"]), (now, contact)) for contact in contacts if isinstance(contact, dict))
+
+    def _fresh(self, contact_id: str) -> dict[str, Any] | None:
+        """The contact as this connector read it within `FRESH_SECONDS`, if it did."""
+        seen = self._seen.get(contact_id)
+        return seen[1] if seen and time.monotonic() - seen[0] <= FRESH_SECONDS else None
 
 
 @dataclass

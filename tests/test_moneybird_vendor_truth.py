@@ -145,6 +145,24 @@ def test_anonymising_an_anonymised_contact_sends_no_changing_request(population,
     assert fake.contacts[contact_id]["version"] == version
 
 
+def test_a_contact_read_this_run_is_not_read_again_before_the_write_and_a_stale_one_is_caught(sandbox):
+    """The night's read already holds the contact; the read back still happens, and shows what changed since."""
+    fake, mb = sandbox
+    contact_id, _, _ = company_with_people(fake)
+    list(mb.records())
+    late_note = fake.add_note(contact_id, "Nieuw nummer: 06-99887766")  # added after the read
+    before = len(fake.requests)
+
+    result = mb.anonymise(RecordRef("moneybird", "contact", contact_id), WHILE_RETAINED)
+
+    calls = [(r.method, r.path.rsplit("/", 2)[-2]) for r in fake.requests[before:]]
+    assert result.outcome is Outcome.DONE, result.detail
+    assert calls[0][0] == "PATCH"  # no read before the first write
+    assert calls.count(("GET", "contacts")) == 2  # read back, and once more after the second round
+    assert ("DELETE", "notes") in calls and fake.contacts[contact_id]["notes"] == []
+    assert any(r.path.endswith(f"/notes/{late_note}.json") for r in fake.requests[before:])
+
+
 # -- 2. several addresses in one send_*_email field ---------------------------------------------------------
 def test_each_comma_separated_address_is_an_identifier(population, sandbox):
     """SPEC: send_invoices_to_email / send_estimates_to_email "one or more valid email addresses, separated by a
