@@ -417,9 +417,16 @@ def _hand_over(what: str, contact_id: str, deleted: bool) -> str:
 
 
 # -- mapping vendor payloads -----------------------------------------------------------
+#: a sign-up (pending or confirmed) is the person's own act in Mailblue: it dates the contact there (not the
+#: person elsewhere: newsletter activity is no contact, `counts_as_contact` in the rules); a bounce is not
+SIGNED_UP = frozenset({"unconfirmed", "subscribed"})
+
+
 def _record(contact: Mapping[str, Any], *, consent: str | None, consent_changed_at: datetime | None,
             extra: Mapping[str, Any] | None = None) -> Record:
     activity = [moment for moment in (_date(contact.get(name)) for name in ACTIVITY_FIELDS) if moment]
+    if consent in SIGNED_UP and consent_changed_at is not None:
+        activity.append(consent_changed_at)
     return Record(
         system=SYSTEM, record_type=CONTACT, record_id=str(contact["id"]),
         emails=tuple(v for v in (contact.get("email"),) if v), phones=tuple(v for v in (contact.get("phone"),) if v),

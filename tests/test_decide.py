@@ -16,7 +16,7 @@ from connectors.base import Link, Record, RecordRef
 from vergeet.decide import Context, Erasure, decide
 from vergeet.identity import build_view, frame_records
 from vergeet.pipeline import identity_view
-from vergeet.rules import load_rules, parse_rules
+from vergeet.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = load_rules(ROOT / "retention_rules.toml")
@@ -86,7 +86,7 @@ def outcome(plan, key):
 
 
 CONTACT_PARTIAL = ("anonymise", ("phone", "email", "send_invoices_to_email", "send_estimates_to_email",
-                                  "bank_account", "sepa_iban", "sepa_iban_account_name", "sepa_bic"))
+                                  "bank_account", "sepa_iban", "sepa_iban_account_name", "sepa_bic", "notes"))
 
 SCENARIOS = [
     # name, records, record key, expected outcome
@@ -126,7 +126,7 @@ SCENARIOS = [
     ("Mollie customer 1 year - 1 day after the last payment is kept",
      [customer(created=YEAR_AGO - timedelta(days=30)), payment(day=YEAR_AGO + DAY)], "mollie/customer/cst_1",
      ("kept", "")),
-    ("Mollie customer with a running mandate is kept",
+    ("Mollie customer with a running subscription is kept",
      [customer(running=True)], "mollie/customer/cst_1", ("kept", "running_contract")),
     ("a payment is never acted on: retained by Mollie",
      [customer(), payment(day=SEVEN_YEARS_AGO - timedelta(days=400))], "mollie/payment/tr_1", ("kept", "")),
@@ -141,6 +141,24 @@ SCENARIOS = [
     ("unsubscribed but a running contract elsewhere: kept",
      [subscriber(consent="unsubscribed", changed=AS_OF - DAY), customer(running=True)], "mailblue/contact/m1",
      ("kept", "running_contract")),
+    ("unconfirmed sign-up 30 days + 1 day ago: the request counts as dropped",
+     [subscriber(consent="unconfirmed", changed=AS_OF - timedelta(days=31))], "mailblue/contact/m1",
+     ("delete", ())),
+    ("unconfirmed sign-up 29 days ago: the confirmation may still come",
+     [subscriber(consent="unconfirmed", changed=AS_OF - timedelta(days=29), created=AS_OF - timedelta(days=29))],
+     "mailblue/contact/m1", ("kept", "")),
+    ("an old contact that signed up 2 days ago gets its 30 days from the sign-up",
+     [subscriber(consent="unconfirmed", changed=AS_OF - timedelta(days=2), created=AS_OF - timedelta(days=200))],
+     "mailblue/contact/m1", ("kept", "")),
+    ("bounced yesterday: not deleted at once, no consent keeps it",
+     [subscriber(consent="bounced", changed=AS_OF - DAY, created=AS_OF - timedelta(days=100))],
+     "mailblue/contact/m1", ("kept", "")),
+    ("bounced, last contact 1 year + 1 day ago: deleted",
+     [subscriber(consent="bounced", changed=AS_OF - DAY), customer(created=YEAR_AGO - DAY)], "mailblue/contact/m1",
+     ("delete", ())),
+    ("a contact deleted in Mailblue is purged from its archive at the next run",
+     [Record("mailblue", "archived_contact", "a1", emails=("jan@example.nl",), created_at=at(AS_OF - DAY))],
+     "mailblue/archived_contact/a1", ("delete", ())),
     ("subscribed for 8 years without contact: kept on consent",
      [subscriber(consent="subscribed")], "mailblue/contact/m1", ("kept", "active_consent")),
     ("on no list, last contact 1 year + 1 day ago: deleted",
@@ -384,24 +402,10 @@ def test_an_erasure_tries_again_what_was_handed_over():
 
 
 def test_a_rule_for_some_consent_states_acts_on_those_records_only():
-    text = (ROOT / "retention_rules.toml").read_text() + """
-[[rules]]
-id = "mailblue-unconfirmed-test"
-system = "mailblue"
-record_type = "contact"
-purposes = ["newsletter"]
-consent = ["unconfirmed"]
-clock = "created"
-period = "P30D"
-action = "delete"
-nl = "Onbevestigde aanmelding"
-en = "Unconfirmed sign-up"
-"""
-    rules = parse_rules(text, "rules.toml")
     month_ago = AS_OF - timedelta(days=31)
-    records = [subscriber("m1", "a@example.nl", consent="unconfirmed", created=month_ago),
-               subscriber("m2", "b@example.nl", consent="subscribed", created=month_ago),
-               subscriber("m3", "c@example.nl", consent="unconfirmed", created=AS_OF - timedelta(days=29))]
-    plan = decide(identity_view({"all": records}, rules), rules, AS_OF)
+    records = [subscriber("m1", "a@example.nl", consent="unconfirmed", changed=month_ago, created=month_ago),
+               subscriber("m2", "b@example.nl", consent="subscribed", changed=month_ago, created=month_ago),
+               subscriber("m3", "c@example.nl", consent="bounced", changed=month_ago, created=month_ago)]
+    plan = plan_for(records)
     assert list(plan.actions["key"]) == ["mailblue/contact/m1"]
-    assert set(plan.actions["rule_id"]) == {"mailblue-unconfirmed-test"}
+    assert set(plan.actions["rule_id"]) == {"mailblue-unconfirmed-30d"}

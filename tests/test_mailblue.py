@@ -291,9 +291,17 @@ def test_full_read_matches_the_population(population):
                 return state, presence.created_at if status == "0" else presence.status_changed_at
         return None, None
 
+    def expected_activity(consent: tuple, presence) -> object:
+        """The last open, or the sign-up when the person signed up since (a sign-up is their own act)."""
+        state, changed = consent
+        moments = [presence.last_open_at] + ([changed] if state in ("subscribed", "unconfirmed") else [])
+        return max((m for m in moments if m), default=None)
+
     live = [p for p in population.people if p.mailblue and fake.contact_ids[p.key] in fake.contacts]
-    expected = {fake.contact_ids[p.key]: (p.mailblue.email, *expected_consent(fake.contact_ids[p.key], p.mailblue),
-                                          p.mailblue.last_open_at, p.mailblue.created_at) for p in live}
+    consents = {p.key: expected_consent(fake.contact_ids[p.key], p.mailblue) for p in live}
+    expected = {fake.contact_ids[p.key]: (p.mailblue.email, *consents[p.key],
+                                          expected_activity(consents[p.key], p.mailblue), p.mailblue.created_at)
+                for p in live}
     assert {i: (r.emails[0], r.consent, r.consent_changed_at, r.last_activity_at, r.created_at)
             for i, r in contacts.items()} == expected
     assert {r.consent for r in contacts.values()} == {"subscribed", "unsubscribed", "unconfirmed", "bounced"}

@@ -115,12 +115,9 @@ def test_an_unconfirmed_sign_up_goes_30_days_after_it(population):
     assert fate(plan, f"mailblue/contact/{stale}") == ("delete", "mailblue-unconfirmed-30d")
 
 
-@pytest.mark.xfail(strict=True, reason="the grace period must run from the sign-up (Record.consent_changed_at, the "
-                                       "list row's sdate), but rules can only count from the contact's creation: "
-                                       "needs a clock on consent_changed_at in vergeet/rules.py and decide.py")
 def test_an_older_contact_that_signs_up_now_gets_the_30_days_from_its_sign_up(population):
     fake = MailblueFake(population)
-    known = joined(fake, "U3", days_ago=200)  # a contact since 200 days (a course), no newsletter so far
+    known = joined(fake, "U3", days_ago=800)  # a contact for two years (a course), no newsletter so far
     fake.unconfirm(known, at=NOW - timedelta(days=2))  # signs up for the newsletter now: double opt-in pending
     with serving(fake) as mailblue:
         plan = plan_of(mailblue.records())

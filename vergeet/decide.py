@@ -153,6 +153,7 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
         "created": m["created_at"],
         "document_date": m["document_date"],
         "consent_withdrawn": m["consent_changed_at"].where(m["consent"] == "unsubscribed"),
+        "consent_changed": m["consent_changed_at"],  # the consent state's own date, whatever the state
     }
     clock_days = {name: _day(_utc_ns(values, m.index)) for name, values in clocks.items()}
     records = _Records.of(m)

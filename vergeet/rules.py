@@ -24,7 +24,7 @@ from vergeet.errors import BadInput
 RULES_FILE = "retention_rules.toml"
 SHIPPED_RULES = Path(__file__).parent / "data" / RULES_FILE
 
-Clock = Literal["last_contact", "last_activity", "created", "document_date", "consent_withdrawn"]
+Clock = Literal["last_contact", "last_activity", "created", "document_date", "consent_withdrawn", "consent_changed"]
 Action = Literal["delete", "anonymise", "keep"]
 ConsentState = Literal[CONSENT_STATES]
 ExceptionName = Literal["document_retention", "running_contract", "legal_hold", "open_request", "active_consent"]
