@@ -236,28 +236,6 @@ class PageNumberPaginator:
 
 
 @dataclass
-class OffsetPaginator:
-    """`offset`/`limit` paging with a total count in the body (ActiveCampaign: `meta.total`, a string)."""
-
-    limit: int = 100
-    total_path: tuple[str, ...] = ("meta", "total")
-    offset_param: str = "offset"
-    limit_param: str = "limit"
-
-    def first(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {**params, self.offset_param: 0, self.limit_param: self.limit}
-
-    def next(self, page: Page, params: dict[str, Any]) -> dict[str, Any] | None:
-        total: Any = page.body
-        for key in self.total_path:
-            total = total.get(key) if isinstance(total, Mapping) else None
-        offset = int(params[self.offset_param]) + len(page.items)
-        if not page.items or total is None or offset >= int(total):
-            return None
-        return {**params, self.offset_param: offset}
-
-
-@dataclass
 class NextLinkPaginator:
     """Follows a next URL, from the `Link` header or from a JSON path in the body."""
 
