@@ -77,7 +77,7 @@ from urllib.parse import urlparse
 import phonenumbers
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
-from connectors.http import (HeaderTokenAuth, Page, RateLimiter, VendorBadResponse, VendorNotFound,
+from connectors.http import (HeaderTokenAuth, Page, RateLimiter, VendorAuthError, VendorBadResponse, VendorNotFound,
                              VendorSession)
 
 log = logging.getLogger(__name__)
@@ -294,11 +294,14 @@ class MailblueConnector:
         return self._matching(identifiers, lambda params: self._contacts(params), email_param="email")
 
     def _archive_hits(self, identifiers: Identifiers) -> Iterator[Mapping[str, Any]]:
+        """Archived contacts that match; a token that may not read the archive is an error, not "nothing there":
+        an access report or an erasure check must not leave out copies it could not look for."""
         try:
             yield from self._matching(identifiers, lambda params: self._overlapping(
                 "/contactArchives", "contactArchives", params), email_param="search")
-        except VendorNotFound:
-            log.warning("%s: the contact archive was not searched: %s", SYSTEM, ADMIN_ONLY)
+        except VendorNotFound as exc:
+            raise VendorAuthError(SYSTEM, exc.method, exc.path, exc.status,
+                                  f"the contact archive could not be searched: {ADMIN_ONLY}") from None
 
     def _matching(self, identifiers: Identifiers, listing: Callable[[dict[str, Any]], Iterable[Mapping[str, Any]]],
                   *, email_param: str) -> Iterator[Mapping[str, Any]]:

@@ -15,7 +15,7 @@ import responses
 from responses import matchers
 
 from connectors.base import Identifiers, Outcome, RecordRef
-from connectors.http import VendorBadResponse
+from connectors.http import VendorAuthError, VendorBadResponse
 from connectors.mailblue import MailblueConnector
 from vergeet.cli import run_purge
 from vergeet.config import load_config, parse_config
@@ -259,14 +259,15 @@ def test_the_nightly_read_includes_archived_contacts_and_their_rule_purges_them(
     assert result.outcome is Outcome.DONE and deleted_in_ui not in fake.archive
 
 
-def test_a_non_admin_token_reads_and_searches_without_the_archive(population):
+def test_a_non_admin_token_reads_without_the_archive_but_a_search_says_it_could_not_look_there(population):
     fake = MailblueFake(population, admin=False)
     person = next(p for p in population.people if p.mailblue and fake.contact_ids[p.key] in fake.contacts)
     with serving(fake) as mailblue:
         records = list(mailblue.records())
-        found = list(mailblue.search(Identifiers(emails=(person.email,))))
+        with pytest.raises(VendorAuthError, match="contact archive could not be searched.*Admin") as caught:
+            list(mailblue.search(Identifiers(emails=(person.email,))))
     assert {r.record_type for r in records} == {"contact"}
-    assert [r.record_id for r in found] == [fake.contact_ids[person.key]]
+    assert person.email not in str(caught.value)
 
 
 def test_an_incremental_read_sees_contacts_deleted_in_the_ui_through_the_archive(population):
