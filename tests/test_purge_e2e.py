@@ -258,3 +258,14 @@ def test_a_vendor_failing_leaves_failed_actions_for_the_next_run(tmp_path):
     assert statuses == ["failed", "succeeded"]
     assert deleted_elsewhere > 0  # one failing vendor does not stop the others
     assert customers_left < len([p for p in population.people if p.mollie])
+
+
+def test_a_second_apply_right_after_the_first_sends_no_changing_request(tmp_path):
+    population = generate(60, seed=3, today=TODAY)
+    with Sandbox(population, rates=FAST) as sandbox:
+        config = load_config(str(sandbox.write_config(tmp_path, client_rates=FAST)))
+        assert run_purge(config, RULES, apply=True, day=TODAY, force=True, show=0) == 0
+        first = _mutations(sandbox)
+        assert {system for system, _, _ in first} == {"moneybird", "mailblue", "mollie", "google_calendar"}
+        assert run_purge(config, RULES, apply=True, day=TODAY, force=True, show=0) == 0
+        assert _mutations(sandbox) == first
