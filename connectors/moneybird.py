@@ -39,6 +39,9 @@ developer.moneybird.com/changelog/<date>), HC-<n> helpcenter.moneybird.nl articl
   `Email` to `Manual`. With `sepa_active` every SEPA field is required, and `direct_debit` requires them
   (SPEC): blanking SEPA details switches both off. The contact's `events` keep old and new values of every
   change, which the API cannot erase.
+- Anonymising starts from the contact as this connector read it minutes before (a nightly run reads, then
+  acts) or a GET, and ends with a GET: what Moneybird still shows of what was to go is reported as a task for a
+  human (NOT_SUPPORTED, with where), not as done; a contact with nothing left to remove is not written again.
 - Contact people: PATCH and DELETE `contacts/{contact_id}/contact_people/{id}`; a contact person needs a name
   (SPEC 422 example), so its phone and e-mail are blanked, and it is deleted when the names go. Notes: the API
   has only POST and DELETE `contacts/{contact_id}/notes/{id}` (a note cannot be edited), and DELETE may answer
@@ -428,7 +431,8 @@ class MoneybirdConnector:
                                     f"(HTTP {exc.status}{said}); change them by hand {EDIT_CONTACT}")
         parts = [(f"contact person {person_id}", f"contacts/{ref.record_id}/contact_people/{person_id}.json", change)
                  for person_id, change in scrub.people]
-        parts += [(f"note {note_id}", f"contacts/{ref.record_id}/notes/{note_id}.json", None) for note_id in scrub.notes]
+        parts += [(f"note {note_id}", f"contacts/{ref.record_id}/notes/{note_id}.json", None)
+                  for note_id in scrub.notes]
         for what, path, change in parts:
             try:
                 if change is None:

@@ -5,7 +5,7 @@ Each test names the source of the behaviour it depends on; the fake's docstring 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from vergeet import pipeline
 from vergeet.ledger import Ledger
 from vergeet.rules import load_rules
 from vergeet.sandbox.fake_moneybird import WRITABLE_FIELDS, MoneybirdFake
-from vergeet.sandbox.population import Document, generate
+from vergeet.sandbox.population import generate
 from vergeet.sandbox.server import FakeServer
 
 TODAY = date(2026, 6, 1)
@@ -392,3 +392,19 @@ def test_a_second_purge_right_after_the_first_sends_no_changing_request(tmp_path
     assert fake.count(status=400) + fake.count(status=422) > 0 or any(
         c["archived"] for c in fake.contacts.values())  # Moneybird kept something the plan wanted gone
     assert second == []
+
+
+def test_an_archived_contact_does_not_drop_out_of_the_cache_between_full_reads(population):
+    """The audit's flapping: a sync listing without `include_archived` made the cache drop archived contacts."""
+    fake = MoneybirdFake(population)
+    with serve(fake) as server, Ledger("sqlite://", b"pepper") as cached, Ledger("sqlite://", b"pepper") as fresh:
+        mb = connect(server, fake)
+        pipeline.sync(mb, cached)
+        contact_id = fake.contact_ids[next(p for p in population.people if p.moneybird).key]
+        fake.archive(contact_id)
+
+        night = pipeline.sync(mb, cached)
+        full = pipeline.sync(mb, fresh)
+
+    assert not night.full and f"moneybird/contact/{contact_id}" in night.summaries
+    assert night.summaries == full.summaries
