@@ -153,8 +153,8 @@ def test_vendor_calls_grow_with_the_identifiers_and_never_list_a_whole_system(sa
         # per identifier: a query (two for a phone); per hit: its details or documents; one token exchange
         assert len(requests) <= 2 * searched + 2 * hits[system] + found.rounds, system
     listings = [(system, r.path, r.query) for system, requests in calls.items() for r in requests if r.method == "GET"
-                and r.path.endswith(("/contacts.json", "/sales_invoices.json", "/estimates.json", "/contacts",
-                                     "/events"))]
+                and r.path.endswith(("/contacts.json", "/contacts/filter.json", "/sales_invoices.json",
+                                     "/estimates.json", "/contacts", "/events"))]
     assert listings
     for system, path, query in listings:
         assert any(term in unquote(query) for term in ("query=", "contact_id:", "email=", "search=", "q=")), path
