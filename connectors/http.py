@@ -216,43 +216,6 @@ class Paginator(Protocol):
         """Params for the next request, an absolute next URL, or None when done."""
 
 
-@dataclass
-class PageNumberPaginator:
-    """`page`/`per_page` paging; stops on a short page or when a Link header has no `next`."""
-
-    size: int = 100
-    page_param: str = "page"
-    size_param: str = "per_page"
-
-    def first(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {**params, self.page_param: 1, self.size_param: self.size}
-
-    def next(self, page: Page, params: dict[str, Any]) -> dict[str, Any] | None:
-        if "link" in page.response.headers and "next" not in page.response.links:
-            return None
-        if len(page.items) < self.size:
-            return None
-        return {**params, self.page_param: int(params[self.page_param]) + 1}
-
-
-@dataclass
-class NextLinkPaginator:
-    """Follows a next URL, from the `Link` header or from a JSON path in the body."""
-
-    json_path: tuple[str, ...] = ()
-
-    def first(self, params: dict[str, Any]) -> dict[str, Any]:
-        return dict(params)
-
-    def next(self, page: Page, params: dict[str, Any]) -> str | None:
-        if not self.json_path:
-            return page.response.links.get("next", {}).get("url")
-        node: Any = page.body
-        for key in self.json_path:
-            node = node.get(key) if isinstance(node, Mapping) else None
-        return node or None
-
-
 class VendorSession:
     """A requests session for one vendor, with retries, pacing and typed errors."""
 
