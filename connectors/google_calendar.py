@@ -93,6 +93,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import build_http
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
+from connectors.matching import email_key
 from connectors.http import (RateLimiter, VendorAuthError, VendorBadResponse, VendorError, VendorNotFound,
                              VendorRejected, VendorUnavailable, error_for_status, redact_query_strings)
 
@@ -191,7 +192,7 @@ class GoogleCalendarConnector:
             raise ValueError("give exactly one of credentials_file (service account) or http (tests)")
         self.calendar_ids = tuple(calendar_ids)
         self.retries, self.backoff_factor, self._clock = retries, backoff_factor, clock
-        self._own = {_normalise(e) for e in (*own_emails, *self.calendar_ids) if "@" in e}
+        self._own = {email_key(e) for e in (*own_emails, *self.calendar_ids) if "@" in e}
         #: nextSyncToken of the last full read, per calendar id, for a later incremental sync
         self.sync_tokens: dict[str, str] = {}
         self._zones: dict[str, str] = {}  # calendar id -> its time zone, as its list pages say
@@ -292,7 +293,7 @@ class GoogleCalendarConnector:
         Each hit is marked in `fields["_match"]` (see the module docstring); an event is reported once. A calendar
         this account cannot read in detail (not shared, free/busy only) is an error, never an empty answer.
         """
-        emails = {_normalise(e) for e in identifiers.emails if e.strip()}
+        emails = {email_key(e) for e in identifiers.emails if e.strip()}
         queries = [*sorted(emails), *(n.strip() for n in identifiers.names if n.strip())]
         now = self._clock()
         for calendar_id in self.calendar_ids:
@@ -302,7 +303,7 @@ class GoogleCalendarConnector:
                     if event["id"] in reported:
                         continue
                     reported.add(event["id"])
-                    found_by_email = bool(emails & {_normalise(e) for e, _ in self._persons(event)})
+                    found_by_email = bool(emails & {email_key(e) for e, _ in self._persons(event)})
                     yield self._record(calendar_id, event, now, match=MATCH_EMAIL if found_by_email else MATCH_TEXT)
 
     def delete(self, ref: RecordRef) -> ActionResult:
@@ -509,7 +510,7 @@ class GoogleCalendarConnector:
         persons = []
         for party in [*event.get("attendees", ()), event.get("organizer") or {}]:
             email = party.get("email")
-            key = _normalise(email) if email else ""
+            key = email_key(email) if email else ""
             if (not key or party.get("self") or party.get("resource") or key in self._own or key in seen
                     or NOT_A_PERSON.search(key)):
                 continue
@@ -611,10 +612,6 @@ def _split(ref: RecordRef) -> tuple[str, str]:
     if ref.system != SYSTEM or ref.record_type != RECORD_TYPE or not calendar_id or not event_id:
         raise ValueError(f"not a {SYSTEM} event reference: {ref}")
     return calendar_id, event_id
-
-
-def _normalise(email: str) -> str:
-    return email.strip().casefold()
 
 
 def _split_name(display_name: str | None) -> tuple[str | None, str | None]:

@@ -273,7 +273,7 @@ class VendorSession:
             return None
         try:
             return response.json()
-        except ValueError as exc:
+        except ValueError:
             raise VendorBadResponse(self.vendor, method, self._path_for_errors(response.url), response.status_code,
                                     "response is not valid JSON") from None
 

@@ -77,6 +77,7 @@ from urllib.parse import urlparse
 import phonenumbers
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
+from connectors.matching import email_key, name_key, parse_phone, phone_key
 from connectors.http import (HeaderTokenAuth, Page, RateLimiter, VendorAuthError, VendorBadResponse, VendorNotFound,
                              VendorSession)
 
@@ -306,16 +307,16 @@ class MailblueConnector:
     def _matching(self, identifiers: Identifiers, listing: Callable[[dict[str, Any]], Iterable[Mapping[str, Any]]],
                   *, email_param: str) -> Iterator[Mapping[str, Any]]:
         for email in filter(str.strip, identifiers.emails):
-            wanted = _email_key(email)
-            yield from (c for c in listing({email_param: email.strip()}) if _email_key(c.get("email")) == wanted)
+            wanted = email_key(email)
+            yield from (c for c in listing({email_param: email.strip()}) if email_key(c.get("email")) == wanted)
         for phone in filter(_phone_key, identifiers.phones):
             wanted = _phone_key(phone)
             for term in _phone_search_terms(phone):
                 yield from (c for c in listing({"search": term}) if _phone_key(c.get("phone")) == wanted)
-        for name in filter(_name_key, identifiers.names):
-            wanted = _name_key(name)
+        for name in filter(name_key, identifiers.names):
+            wanted = name_key(name)
             yield from (c for c in listing({"search": " ".join(name.split())})
-                        if _name_key(f"{c.get('firstName') or ''} {c.get('lastName') or ''}") == wanted)
+                        if name_key(f"{c.get('firstName') or ''} {c.get('lastName') or ''}") == wanted)
 
     def _full_record(self, contact_id: str) -> Record | None:
         try:
@@ -515,35 +516,17 @@ def _target(ref: RecordRef) -> tuple[str, str]:
 
 
 # -- matching identifiers ----------------------------------------------------------------
-def _email_key(email: str | None) -> str:
-    return (email or "").strip().casefold()
-
-
-def _name_key(name: str) -> str:
-    return " ".join(name.casefold().split())
-
-
-def _parsed_phone(raw: str) -> phonenumbers.PhoneNumber | None:
-    try:
-        return phonenumbers.parse(raw, "NL")
-    except phonenumbers.NumberParseException:
-        return None
-
-
 def _phone_key(raw: str | None) -> str:
     """E.164 where the number parses (default region NL), else its digits; '' for none."""
     if not raw or not raw.strip():
         return ""
-    parsed = _parsed_phone(raw)
-    if parsed is None:
-        return "".join(ch for ch in raw if ch.isdigit())
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return phone_key(raw) or "".join(ch for ch in raw if ch.isdigit())
 
 
 def _phone_search_terms(raw: str) -> list[str]:
     """The vendor's `search` matches text, so try the number as given, in E.164 and in national digits."""
     terms = [raw.strip()]
-    parsed = _parsed_phone(raw)
+    parsed = parse_phone(raw)
     if parsed is not None:
         terms += [phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
                   "0" + str(parsed.national_number)]

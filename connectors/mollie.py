@@ -75,7 +75,6 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-import phonenumbers
 import requests
 from dateutil.parser import isoparse
 from mollie.api.client import Client
@@ -85,6 +84,7 @@ from mollie.api.objects.list import PaginationList
 from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_result, stop_after_attempt, wait_exponential
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Link, Listing, Outcome, Record, RecordRef
+from connectors.matching import email_key, name_key, phone_key
 from connectors.http import (
     RETRY_STATUSES, RateLimiter, VendorBadResponse, VendorError, VendorNotFound, VendorRejected, VendorUnavailable,
     error_for_status,
@@ -122,7 +122,6 @@ RUNNING_SUBSCRIPTION = frozenset({"active", "pending", "suspended"})
 OPEN_PAYMENT = frozenset({"open", "pending", "authorized"})
 #: when the person made a payment (entity-payment-response: each is omitted until it happens)
 MADE_AT = ("paidAt", "authorizedAt")
-DEFAULT_PHONE_REGION = "NL"
 MANDATE_SEQUENCE_TYPES = frozenset({"first", "recurring"})  # payments that create or use a mandate
 #: mandates are listed per customer only: one whose customer is gone cannot be read any more
 OWNED = {"mandate": "customer"}
@@ -391,22 +390,6 @@ def _customers_with_new_mandates(records: Sequence[Record], known: Known) -> set
     return customers
 
 
-def _normalised(text: str | None) -> str:
-    """E-mail/name as compared: surrounding whitespace dropped, inner runs collapsed, case folded."""
-    return " ".join((text or "").split()).casefold() if isinstance(text, str) else ""
-
-
-def _phone(text: Any) -> str | None:
-    """A phone number in E.164 for comparison (default region NL); None when it is none."""
-    if not isinstance(text, str) or not text.strip():
-        return None
-    try:
-        number = phonenumbers.parse(text, DEFAULT_PHONE_REGION)
-    except phonenumbers.NumberParseException:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 @dataclass(frozen=True)
 class _Wanted:
     """The searched identifiers, normalised as payments' payer details are compared with them."""
@@ -417,27 +400,27 @@ class _Wanted:
 
     @classmethod
     def of(cls, identifiers: Identifiers) -> _Wanted:
-        return cls(frozenset(map(_normalised, identifiers.emails)) - {""},
-                   frozenset(map(_normalised, identifiers.names)) - {""},
-                   frozenset(filter(None, map(_phone, identifiers.phones))))
+        return cls(frozenset(map(email_key, identifiers.emails)) - {""},
+                   frozenset(map(name_key, identifiers.names)) - {""},
+                   frozenset(filter(None, map(phone_key, identifiers.phones))))
 
     def __bool__(self) -> bool:
         return bool(self.emails or self.names or self.phones)
 
     def customer(self, customer: dict[str, Any]) -> bool:
-        return _normalised(customer.get("email")) in self.emails or _normalised(customer.get("name")) in self.names
+        return email_key(customer.get("email")) in self.emails or name_key(customer.get("name")) in self.names
 
     def payer(self, payment: dict[str, Any]) -> bool:
         """The payer of a payment: billing/shipping e-mail, phone or full name, the account or card holder."""
         addresses = [payment.get("billingAddress") or {}, payment.get("shippingAddress") or {}]
         details = payment.get("details") or {}
-        if any(_normalised(a.get("email")) in self.emails for a in addresses):
+        if any(email_key(a.get("email")) in self.emails for a in addresses):
             return True
         names = [" ".join(filter(None, (a.get("givenName"), a.get("familyName")))) for a in addresses]
         names += [details.get("consumerName"), details.get("cardHolder")]
-        if any(_normalised(name) in self.names for name in names):
+        if any(name_key(name) in self.names for name in names):
             return True
-        return bool(self.phones) and any(_phone(a.get("phone")) in self.phones for a in addresses if a.get("phone"))
+        return bool(self.phones) and any(phone_key(a.get("phone")) in self.phones for a in addresses if a.get("phone"))
 
 
 # -- the connector --------------------------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ import phonenumbers
 import requests
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Link, Listing, Outcome, Record, RecordRef
+from connectors.matching import DEFAULT_REGION, email_key, name_key, parse_phone, phone_key
 from connectors.http import (BearerAuth, RateLimiter, VendorAuthError, VendorBadResponse, VendorNotFound,
                              VendorRejected, VendorSession)
 
@@ -85,7 +86,6 @@ PAGE_SIZE = 100
 SYNC_BATCH = 100  # ids per synchronization POST (SPEC: "Returns a maximum of 100")
 FRESH_SECONDS = 900.0  # a contact read this recently is where an anonymisation starts, without reading it again
 ALL_PERIODS = "20000101..20991231"
-DEFAULT_PHONE_REGION = "NL"
 
 CONTACT_EMAIL_FIELDS = ("email", "send_invoices_to_email", "send_estimates_to_email")
 ANONYMISED = "Geanonimiseerd"
@@ -635,7 +635,7 @@ def contact_identifiers(contact: dict[str, Any]) -> tuple[tuple[str, ...], tuple
         text = note.get("note") if isinstance(note, dict) else None
         if isinstance(text, str) and text.strip():
             emails += _EMAIL_IN_TEXT.findall(text)
-            phones += [match.raw_string for match in phonenumbers.PhoneNumberMatcher(text, DEFAULT_PHONE_REGION)]
+            phones += [match.raw_string for match in phonenumbers.PhoneNumberMatcher(text, DEFAULT_REGION)]
     return _present(emails), _present(phones)
 
 
@@ -680,16 +680,16 @@ Matcher = Callable[[dict[str, Any]], bool]
 def contact_queries(identifiers: Identifiers) -> Iterator[tuple[str, Matcher]]:
     """The `query` values to send, each with the check a hit must pass to count."""
     for email in identifiers.emails:
-        wanted = normalise_email(email)
+        wanted = email_key(email)
         if wanted:
             yield email.strip(), lambda contact, wanted=wanted: wanted in _contact_emails(contact)
     for phone in identifiers.phones:
-        wanted = normalise_phone(phone)
+        wanted = phone_key(phone)
         query = phone_query(phone) if wanted else None
         if query:
             yield query, lambda contact, wanted=wanted: wanted in _contact_phones(contact)
     for name in identifiers.names:
-        wanted = _normalise_name(name)
+        wanted = name_key(name)
         if wanted:
             yield " ".join(name.split()), lambda contact, wanted=wanted: wanted in _contact_names(contact)
 
@@ -703,9 +703,8 @@ def phone_query(phone: str) -> str | None:
     whole, split in two, and in pairs (06-12345678, +31 6 1234 5678, 06 12 34 56 78; 035-1234567,
     +31 35 123 4567, 035 123 45 67): "12 34 56 78", "35 23 45 67". A contact must hold all of them to be a hit.
     """
-    try:
-        number = phonenumbers.parse(phone, DEFAULT_PHONE_REGION)
-    except phonenumbers.NumberParseException:
+    number = parse_phone(phone)
+    if number is None:
         return None
     national = str(number.national_number)
     area = phonenumbers.length_of_national_destination_code(number)
@@ -739,34 +738,15 @@ def _pairs_every_notation_keeps(digits: str) -> list[int]:
     return sorted(chosen)
 
 
-def normalise_email(email: Any) -> str:
-    return email.strip().casefold() if isinstance(email, str) else ""
-
-
-def normalise_phone(phone: Any) -> str | None:
-    """E.164 for comparison (default region NL); None when it is not a phone number."""
-    if not isinstance(phone, str) or not phone.strip():
-        return None
-    try:
-        number = phonenumbers.parse(phone, DEFAULT_PHONE_REGION)
-    except phonenumbers.NumberParseException:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _normalise_name(name: Any) -> str:
-    return " ".join(name.split()).casefold() if isinstance(name, str) else ""
-
-
 def _contact_emails(contact: dict[str, Any]) -> set[str]:
-    return set(map(normalise_email, contact_identifiers(contact)[0])) - {""}
+    return set(map(email_key, contact_identifiers(contact)[0])) - {""}
 
 
 def _contact_phones(contact: dict[str, Any]) -> set[str]:
-    return set(map(normalise_phone, contact_identifiers(contact)[1])) - {None}
+    return set(map(phone_key, contact_identifiers(contact)[1])) - {None}
 
 
 def _contact_names(contact: dict[str, Any]) -> set[str]:
     people = [contact, *(p for p in contact.get("contact_people") or [] if isinstance(p, dict))]
-    full = {_normalise_name(f"{p.get('firstname') or ''} {p.get('lastname') or ''}") for p in people}
-    return (full | {_normalise_name(contact.get("company_name"))}) - {""}
+    full = {name_key(f"{p.get('firstname') or ''} {p.get('lastname') or ''}") for p in people}
+    return (full | {name_key(contact.get("company_name"))}) - {""}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, time, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httplib2
 import pytest

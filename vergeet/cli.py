@@ -82,10 +82,6 @@ def purge(ctx: typer.Context,
                                                                       "not only what changed (a reconciliation; "
                                                                       "a dry run always reads in full).")] = False):
     """The nightly purge: find what outlived its retention period, show it, and with --apply delete it."""
-    from vergeet import pipeline
-    from vergeet.connect import build_connectors, open_ledger
-    from vergeet.present import plan_details, plan_overview, summary_table
-
     day = parse_day(as_of, "--as-of") if as_of else date.today()
     config = ctx.obj.config()
     raise typer.Exit(run_purge(config, ctx.obj.rules(config), apply=apply, day=day, force=force,
