@@ -206,6 +206,10 @@ class MoneybirdConnector:
     def _refusal(self) -> str | None:
         return getattr(self._last, "refusal", None)
 
+    def _refused(self, exc: VendorRejected) -> str:
+        """How Moneybird refused the last call: its status, and its rule where it states one."""
+        return f"HTTP {exc.status}" + (f": Moneybird says \"{self._refusal}\"" if self._refusal else "")
+
     # -- reading ----------------------------------------------------------------------
     def records(self, since: datetime | None = None) -> Iterator[Record]:
         """Every contact (archived ones too), sales invoice and estimate, in bulk.
@@ -343,13 +347,12 @@ class MoneybirdConnector:
         except VendorRejected as exc:
             if exc.status not in REFUSAL_STATUSES:
                 raise
-            said = f": Moneybird says \"{self._refusal}\"" if self._refusal else ""
             if ref.record_type == "contact":
-                return ActionResult(Outcome.NOT_SUPPORTED, f"Moneybird keeps {ref} (HTTP {exc.status}{said}): "
+                return ActionResult(Outcome.NOT_SUPPORTED, f"Moneybird keeps {ref} ({self._refused(exc)}): "
                                                            f"{CONTACT_KEPT}")
             kind = SALES_INVOICE if ref.record_type == SALES_INVOICE.record_type else ESTIMATE
             return ActionResult(Outcome.NOT_SUPPORTED,
-                                f"Moneybird refused to delete {ref} (HTTP {exc.status}{said}). {kind.refusal}")
+                                f"Moneybird refused to delete {ref} ({self._refused(exc)}). {kind.refusal}")
         kept_as = response.headers.get("x-kept-as")
         if kept_as:
             kept = kept_as if re.fullmatch(r"[a-z_]{1,30}", kept_as) else "something else"
@@ -425,10 +428,9 @@ class MoneybirdConnector:
             except VendorRejected as exc:
                 if exc.status not in REFUSAL_STATUSES:
                     raise
-                said = f": Moneybird says \"{self._refusal}\"" if self._refusal else ""
                 return ActionResult(Outcome.NOT_SUPPORTED,
                                     f"Moneybird refused to change {', '.join(sorted(scrub.contact))} on {ref} "
-                                    f"(HTTP {exc.status}{said}); change them by hand {EDIT_CONTACT}")
+                                    f"({self._refused(exc)}); change them by hand {EDIT_CONTACT}")
         parts = [(f"contact person {person_id}", f"contacts/{ref.record_id}/contact_people/{person_id}.json", change)
                  for person_id, change in scrub.people]
         parts += [(f"note {note_id}", f"contacts/{ref.record_id}/notes/{note_id}.json", None)
@@ -444,8 +446,7 @@ class MoneybirdConnector:
             except VendorRejected as exc:
                 if exc.status not in REFUSAL_STATUSES:
                     raise
-                problems.append(f"{what} (HTTP {exc.status}"
-                                + (f": Moneybird says \"{self._refusal}\")" if self._refusal else ")"))
+                problems.append(f"{what} ({self._refused(exc)})")
         return None
 
     def _remember(self, contacts: Iterable[dict[str, Any]]) -> None:
