@@ -20,9 +20,11 @@ by comparing the fakes' state. Changed pages: per change feed the vendor offers,
 - Mollie: the pages of payments and customers (newest first, 250 a page) that hold a new or changed one, all
   pages of subscriptions (/v2/subscriptions has no sort parameter and no documented order, so no cheaper read
   is correct), plus a mandates listing per customer with a new mandate;
-- Google Calendar: the sync-token pages (2,500 a page; deletions come as tombstones), plus for every new or
-  changed recurring series one events.instances page (Google's own expansion of its rule, exceptions and
-  cancellations is what dates a series: a local parse of the rule is what went wrong, issue 12), and for a
+- Google Calendar: the sync-token pages (2,500 a page; deletions come as tombstones), plus for every new
+  recurring series, and every series whose start, end or recurrence changed, one events.instances page
+  (Google's own expansion of its rule, exceptions and cancellations is what dates a series: a local parse of
+  the rule is what went wrong, issue 12; a series changed only in title or guests, as an anonymisation changes
+  it, keeps the dates it had), and for a
   series whose exception (a moved or cancelled instance) changed while the series did not, its events.get
   besides. Series that are no appointment (birthdays) need neither. A night on which a cached `valid_until`
   has passed also lists what ended since (one page), with a get and an instances page per series in it; the
@@ -146,16 +148,24 @@ def differences(before: dict[str, dict[str, str]], after: dict[str, dict[str, st
     return {change: ids for change, ids in found.items() if ids}
 
 
-def series_reads(fake, touched: dict[tuple, set[str]]) -> int:
+def series_timing(fake) -> dict[str, str]:
+    """Google Calendar: per event, what its instances follow from (start, end, recurrence)."""
+    return {event_id: json.dumps([stored.payload.get(k) for k in ("start", "end", "recurrence")], sort_keys=True)
+            for event_id, stored in fake.events.items()}
+
+
+def series_reads(fake, touched: dict[tuple, set[str]], timing_before: dict[str, str]) -> int:
     """Google Calendar: the calls beyond the sync pages that date the series a night touched (module docstring)."""
     events = {event_id: stored.payload for event_id, stored in fake.events.items()}
+    timing = series_timing(fake)
 
     def touched_ids(*kinds: str) -> set[str]:
         return {i for (kind, record_type), ids in touched.items() if record_type == "event" and kind in kinds
                 for i in ids}
 
     masters = {i for i in touched_ids("new", "changed")
-               if "recurrence" in events[i] and events[i].get("eventType", "default") == "default"}
+               if "recurrence" in events[i] and events[i].get("eventType", "default") == "default"
+               and timing_before.get(i) != timing[i]}
     parents = {events[i]["recurringEventId"] for i in touched_ids("new", "changed", "removed")
                if events[i].get("recurringEventId")} - masters
     # a series deleted with its exceptions is a tombstone in the feed: nothing left to date
@@ -241,6 +251,7 @@ def main() -> None:
                                                       client_rates=FAST)))
         started = time.monotonic()
         seen = {system: state(fake) for system, fake in sandbox.fakes.items()}
+        timing_seen = series_timing(sandbox.fakes["google_calendar"])
         cold_actions = act(config, rules, read(config, args.full))
         cold = calls(sandbox)
         cold_time = time.monotonic() - started
@@ -251,7 +262,7 @@ def main() -> None:
         order = listed_order(mollie)
         order["contact_list"] = {row["id"]: position for position, row in enumerate(  # Mailblue's rows, whole
             row for rows in sandbox.fakes["mailblue"].memberships.values() for row in rows)}
-        calendar_series = series_reads(sandbox.fakes["google_calendar"], touched["google_calendar"])
+        calendar_series = series_reads(sandbox.fakes["google_calendar"], touched["google_calendar"], timing_seen)
         started = time.monotonic()
         records = read(config, args.full)
         night_read = time.monotonic() - started

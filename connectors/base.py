@@ -134,6 +134,9 @@ class Known(Protocol):
     def version(self, ref: RecordRef) -> str | None:
         """The vendor version the last run saw of a record; None when unknown."""
 
+    def previous(self, ref: RecordRef) -> Record | None:
+        """The record as the last run saw it (identifiers as keyed hashes, no vendor fields); None when unknown."""
+
     def changed(self, records: Sequence[Record]) -> list[Record]:
         """Those of `records` that are new or differ from what the last run saw."""
 

@@ -75,6 +75,7 @@ events on a writerWithoutPrivateAccess share (refused as a role).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -257,15 +258,16 @@ class GoogleCalendarConnector:
         next_tokens: dict[str, str] = {}
         for calendar_id, token in tokens.items():
             done: set[str] = set()  # event ids read (or gone) this night
-            series: set[str] = set()  # masters whose instances may have changed
-            for item in self._items(calendar_id, need=WRITE_ROLES, sync_tokens=next_tokens, syncToken=token):
+            feed = list(self._items(calendar_id, need=WRITE_ROLES, sync_tokens=next_tokens, syncToken=token))
+            # masters whose instances may have changed: those with a moved or cancelled instance in the feed
+            series = {item["recurringEventId"] for item in feed if item.get("recurringEventId")}
+            for item in feed:
                 done.add(item["id"])
-                if item.get("recurringEventId"):
-                    series.add(item["recurringEventId"])
                 if item.get("status") == "cancelled":
                     gone.append(_ref(calendar_id, item["id"]))
                 else:
-                    records.append(self._record(calendar_id, item, now))
+                    records.append(self._record(calendar_id, item, now,
+                                                known=None if item["id"] in series else known))
             if due is not None:  # what ended since: timeMin bounds the end, exclusively; instances expanded
                 ended = self._items(calendar_id, need=WRITE_ROLES, single_events=True, showDeleted=False,
                                     timeMin=_rfc3339(due - timedelta(seconds=1)), timeMax=_rfc3339(now))
@@ -518,16 +520,24 @@ class GoogleCalendarConnector:
             persons.append((email, party.get("displayName")))
         return persons
 
-    def _record(self, calendar_id: str, event: dict[str, Any], now: datetime, match: str | None = None) -> Record:
+    def _record(self, calendar_id: str, event: dict[str, Any], now: datetime, match: str | None = None,
+                known: Known | None = None) -> Record:
+        """The event as a record; a series is dated from its instances, unless `known` holds what the last read
+        concluded for it and neither its timing (start, end, recurrence) nor time itself has changed that since."""
         persons = self._persons(event)
         first, last = _split_name(next((name for _, name in persons if name), None))
         created = _parse_time(event.get("created"))
         left_alone = NOT_APPOINTMENTS.get(event.get("eventType") or "default")
         timing = _Timing(None, False)
+        version = event.get("etag")
         if left_alone is None:
             zone = self._zone(calendar_id)
-            found = self._series_timing(calendar_id, event, now) if event.get("recurrence") else \
-                _timing(event, now, zone)
+            if event.get("recurrence"):
+                version = f"{version} timing:{_timing_fingerprint(event)}"
+                found = _timing_seen(known, _ref(calendar_id, event["id"]), version, now) if known else None
+                found = found or self._series_timing(calendar_id, event, now)
+            else:
+                found = _timing(event, now, zone)
             if found is None:
                 left_alone = UNDATABLE
             else:
@@ -537,7 +547,7 @@ class GoogleCalendarConnector:
                       first_name=first, last_name=last, fields=fields, created_at=created,
                       updated_at=_parse_time(event.get("updated")),
                       last_activity_at=None if left_alone else timing.last_ended or created,
-                      running_contract=timing.running, shared=len(persons) > 1, version=event.get("etag"),
+                      running_contract=timing.running, shared=len(persons) > 1, version=version,
                       valid_until=timing.next_end, left_alone=left_alone)
 
     def _series_timing(self, calendar_id: str, event: Mapping[str, Any], now: datetime) -> _Timing | None:
@@ -656,6 +666,25 @@ class _Timing(NamedTuple):
     last_ended: datetime | None  # end of the latest occurrence that has ended
     running: bool  # an occurrence has yet to end
     next_end: datetime | None = None  # end of the next occurrence, when that changes the two above
+
+
+def _timing_fingerprint(event: Mapping[str, Any]) -> str:
+    """What a series' instances follow from in the master itself: start, end and recurrence lines."""
+    timing = json.dumps([event.get("start"), event.get("end"), event.get("recurrence")], sort_keys=True)
+    return hashlib.sha256(timing.encode()).hexdigest()[:16]
+
+
+def _timing_seen(known: Known, ref: RecordRef, version: str, now: datetime) -> _Timing | None:
+    """The timing the last read worked out for a series, when it still holds: the same start, end and recurrence
+    (its version's fingerprint), and its next instance not yet ended. A series changed only in title or guests
+    (an anonymisation, say) is not expanded again."""
+    seen = known.previous(ref)
+    before = known.version(ref) or ""
+    if seen is None or seen.left_alone or before.partition(" timing:")[2] != version.partition(" timing:")[2]:
+        return None
+    if seen.valid_until is not None and seen.valid_until <= now:
+        return None
+    return _Timing(seen.last_activity_at, seen.running_contract, seen.valid_until)
 
 
 def _timing(event: Mapping[str, Any], now: datetime, zone: Any) -> _Timing:

@@ -42,6 +42,9 @@ class Known:
         record = self.records.get(ref)
         return record.version if record else None
 
+    def previous(self, ref):
+        return self.records.get(ref)
+
     def changed(self, records):
         return list(records)
 
@@ -286,6 +289,34 @@ def test_instances_are_asked_for_series_only_once_each(fake, tmp_path):
 
     assert fake.count("GET", "/instances") == 2
     assert fake.count("GET", "/events") == 3  # one page of events, two series
+
+
+def test_a_series_changed_only_in_title_and_guests_is_not_expanded_again(fake, tmp_path):
+    """The night after an anonymisation: the series' etag moved, its timing did not."""
+    starts = weekly(date(2025, 3, 3), 4)
+    series = fake.add_series(CLIENT, starts, 60, ["RRULE:FREQ=WEEKLY;COUNT=4"])
+    reader = connector(fake, tmp_path)
+    first = reader.changes(None, Known([]))
+    [before] = first.records
+    assert reader.anonymise(before.ref, ["summary", "attendees"]).outcome is Outcome.DONE
+    expanded = fake.count("GET", "/instances")
+
+    night = reader.changes(first.cursor, Known(first.records))
+
+    [after] = night.records
+    assert fake.count("GET", "/instances") == expanded
+    assert (after.last_activity_at, after.running_contract, after.valid_until) == (
+        before.last_activity_at, before.running_contract, before.valid_until) == (
+        starts[3] + timedelta(hours=1), False, None)
+    assert after.version != before.version and not after.emails
+    fake.events[series].payload["recurrence"] = ["RRULE:FREQ=WEEKLY;COUNT=3"]  # the owner shortens it
+    fake.calendars[OWNER].series[series] = fake.calendars[OWNER].series[series][:3]
+    fake._store(fake.events[series].payload, NOW)
+
+    [shortened] = reader.changes(night.cursor, Known(night.records)).records
+
+    assert fake.count("GET", "/instances") == expanded + 1
+    assert shortened.last_activity_at == starts[2] + timedelta(hours=1)
 
 
 def test_an_instance_cancelled_since_the_last_read_redates_its_series(fake, tmp_path):

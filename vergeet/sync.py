@@ -145,6 +145,10 @@ class Cache:
     def version(self, ref: RecordRef) -> str | None:
         return self.summaries.get(str(ref), {}).get("version")
 
+    def previous(self, ref: RecordRef) -> Record | None:
+        summary = self.summaries.get(str(ref))
+        return None if summary is None else _restored(str(ref), summary)
+
     def changed(self, records: Sequence[Record]) -> list[Record]:
         fresh = self.summarise(records)
         return [record for record in records if fresh[str(record.ref)] != self.summaries.get(str(record.ref))]
