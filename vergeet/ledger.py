@@ -37,7 +37,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-IDENTIFIER_KINDS = ("email", "phone", "name")
+IDENTIFIER_KINDS = ("email", "phone", "name", "link")  # "link": a record key another record links to (index)
 RUN_KINDS = ("purge", "access", "erasure")
 RUN_FINAL_STATUSES = ("succeeded", "failed", "aborted")
 ACTION_STATUSES = ("planned", "in_progress", "done", "failed")
@@ -210,6 +210,20 @@ sync_state_table = sa.Table(
     sa.Column("updated_at", _UTCDateTime, nullable=False),
 )
 
+#: The identity index: every identifier hash vergeet has seen on a record, mapped to that record. Append-only in
+#: spirit: a record's former identifiers (before it changed or was anonymised) stay mapped, so `find` and `erase`
+#: still reach it. Hashes and record ids only, never a plaintext identifier.
+identity_index_table = sa.Table(
+    "identity_index",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("system", sa.String(64), primary_key=True),
+    sa.Column("record_type", sa.String(64), primary_key=True),
+    sa.Column("record_id", sa.String(255), primary_key=True),
+    sa.Column("first_seen", _UTCDateTime, nullable=False),
+    sa.Column("last_seen", _UTCDateTime, nullable=False),
+)
+
 _LEDGER_TABLES = frozenset(t.name for t in metadata.sorted_tables) - {"meta"}
 
 
@@ -380,6 +394,9 @@ class Ledger:
                 )
                 return
             meta = dict(conn.execute(sa.select(meta_table.c.key, meta_table.c.value)).all())
+            if "identity_index" not in existing and meta.get("schema_version") == str(SCHEMA_VERSION):
+                # added within schema version 1: a ledger written before it gets the table, nothing else changes
+                identity_index_table.create(conn)
         version = meta.get("schema_version")
         if version is None or not version.strip().isdigit():
             raise LedgerError(
@@ -863,6 +880,61 @@ class Ledger:
             ).all()
         return [_hold_dict(r) for r in rows]
 
+    # -- identity index ----------------------------------------------------
+
+    def index_identifiers(self, entries: Iterable[tuple[str, str]], *, seen_at: datetime | None = None) -> int:
+        """Map identifier hashes to record keys ("system/record_type/record_id"), in one bulk upsert.
+
+        `entries` are (hash, record key) pairs. A pair already mapped keeps its `first_seen` and gets
+        `last_seen` = `seen_at` (default now); nothing is ever removed, so a record's former identifiers keep
+        finding it. Returns the number of distinct pairs written.
+        """
+        pairs = list(dict.fromkeys((h, key) for h, key in entries))
+        if not pairs:
+            return 0
+        _check_hashes([h for h, _ in pairs])
+        now = seen_at or _now()
+        rows = []
+        for h, key in pairs:
+            system, record_type, record_id = _record_key(key)
+            rows.append({"hash": h, "system": system, "record_type": record_type, "record_id": record_id,
+                         "first_seen": now, "last_seen": now})
+        t = identity_index_table
+        with self._engine.begin() as conn:
+            name = conn.dialect.name
+            if name in ("sqlite", "postgresql"):
+                if name == "sqlite":
+                    from sqlalchemy.dialects.sqlite import insert
+                else:
+                    from sqlalchemy.dialects.postgresql import insert
+                statement = insert(t)
+                statement = statement.on_conflict_do_update(
+                    index_elements=["hash", "system", "record_type", "record_id"],
+                    set_={"last_seen": statement.excluded.last_seen})
+                for start in range(0, len(rows), _IN_CHUNK):
+                    conn.execute(statement, rows[start:start + _IN_CHUNK])
+            else:  # other backends: update what is there, insert the rest
+                for row in rows:
+                    result = conn.execute(
+                        t.update().where(t.c.hash == row["hash"], t.c.system == row["system"],
+                                         t.c.record_type == row["record_type"], t.c.record_id == row["record_id"])
+                        .values(last_seen=now))
+                    if result.rowcount == 0:
+                        conn.execute(t.insert().values(**row))
+        return len(rows)
+
+    def indexed_records(self, hashes: Iterable[str]) -> dict[str, set[str]]:
+        """The record keys each of these identifier hashes was ever seen on (one query per 500 hashes)."""
+        wanted = _check_hashes(list(hashes))
+        out: dict[str, set[str]] = {}
+        t = identity_index_table
+        with self._engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                for h, system, record_type, record_id in conn.execute(
+                        sa.select(t.c.hash, t.c.system, t.c.record_type, t.c.record_id).where(t.c.hash.in_(chunk))):
+                    out.setdefault(h, set()).add(f"{system}/{record_type}/{record_id}")
+        return out
+
     # -- incremental-sync cache ------------------------------------------
 
     def get_sync_state(self, system: str, key: str) -> Any | None:
@@ -886,6 +958,13 @@ class Ledger:
             )
             if result.rowcount == 0:
                 conn.execute(s.insert().values(**row))
+
+
+def _record_key(key: str) -> tuple[str, str, str]:
+    parts = str(key).split("/", 2)
+    if len(parts) != 3 or not all(parts):
+        raise ValueError("a record key is system/record_type/record_id")
+    return parts[0], parts[1], parts[2]
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:

@@ -28,6 +28,7 @@ Summary = dict[str, Any]
 Hasher = Callable[[str, str], str]
 
 RECORDS, CURSOR, FULL_AT = "records", "cursor", "full_at"  # the sync-state keys of one system
+INDEXED = "indexed"  # sync-state key: every cached record of the system is in the identity index
 
 
 @dataclass
@@ -56,14 +57,35 @@ def sync_system(connector: Connector, ledger: Ledger, *, full_every: timedelta, 
         cursor = None
     summarise = Summariser(ledger.hash_identifier)
     changes = connector.changes(cursor, Cache(cached, summarise))
-    summaries = updated(cached, changes, summarise(changes.records))
-    # the records before the cursor: a crash in between reads the same changes again
+    fresh = summarise(changes.records)
+    summaries = updated(cached, changes, fresh)
+    # the records and the index before the cursor: a crash in between reads the same changes again
     if summaries != cached:
         ledger.set_sync_state(system, RECORDS, summaries)
+    indexed = ledger.get_sync_state(system, INDEXED)
+    ledger.index_identifiers(index_entries(fresh if indexed and not changes.full else summaries,
+                                           ledger.hash_identifier), seen_at=now)
+    if not indexed:
+        ledger.set_sync_state(system, INDEXED, True)
     ledger.set_sync_state(system, CURSOR, changes.cursor)
     if changes.full:
         ledger.set_sync_state(system, FULL_AT, now.isoformat())
     return Snapshot(system, summaries, changes.full, len(changes.records))
+
+
+def index_entries(summaries: Mapping[str, Summary], hasher: Hasher) -> list[tuple[str, str]]:
+    """The identity index's (hash, record key) pairs of summaries: their identifier hashes, and per link the
+    hash of the record it links to (so a contact found in the index brings the documents that link to it)."""
+    return [(h, key) for key, summary in summaries.items()
+            for h in (*summary.get("emails", ()), *summary.get("phones", ()),
+                      *([summary["name"]] if summary.get("name") else []),
+                      *(hasher("link", target) for _, target in summary.get("links", ())))]
+
+
+def index_records(ledger: Ledger, records: Sequence[Record]) -> None:
+    """Put records read in plaintext (a vendor search, a read by id) into the identity index, hashed."""
+    if records:
+        ledger.index_identifiers(index_entries(Summariser(ledger.hash_identifier)(records), ledger.hash_identifier))
 
 
 def forget(ledger: Ledger, system: str, keys: Iterable[str]) -> None:
