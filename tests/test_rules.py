@@ -153,3 +153,9 @@ def test_a_rule_may_select_on_consent_states_and_an_unknown_state_names_the_line
     with pytest.raises(BadInput, match=r"rules.toml: line \d+: rules\[\d+\]\.consent\[0\]: unknown value 'maybe'"):
         parse_rules(broken('clock = "consent_withdrawn"', 'consent = ["maybe"]\nclock = "consent_withdrawn"'),
                     "rules.toml")
+
+
+def test_the_narrower_reading_for_invoice_contacts_is_off_by_default_and_valid_when_switched_on():
+    assert load_rules(ROOT / "retention_rules.toml").rule("moneybird-contact-1y").while_retained is None
+    switched_on = parse_rules(SHIPPED_TEXT.replace("# while_retained = ", "while_retained = "), "rules.toml")
+    assert "phone" in switched_on.rule("moneybird-contact-1y").while_retained.fields
