@@ -455,7 +455,7 @@ IDENTITY_STAGES = ["_utc", "_keys", "_normalised", "_per_distinct", "normalise_e
                    "normalise_name", "_people"]
 DECIDE_STAGES = ["_hash_identifiers", "_people_with", "_reappeared", "_exception_masks", "_utc_ns", "_day",
                  "_actions", "_dates", "_kept", "_exception_names", "_best_reason", "_settle_shared",
-                 "_skip_already_anonymised", "_ordered", "_sort_order"]
+                 "_left_alone", "_skip_settled", "_awaiting", "_ordered", "_sort_order"]
 
 
 def _hasher(pepper: bytes):

@@ -414,12 +414,17 @@ def _skip_settled(actions: pd.DataFrame, m: pd.DataFrame, settled: Mapping[tuple
     """
     if not settled or actions.empty:
         return actions, actions.iloc[:0]
-    when = pd.Series(list(settled.values()), index=pd.MultiIndex.from_tuples(list(settled)),
-                     dtype="datetime64[ns, UTC]")
-    done = pd.Series(when.reindex(pd.MultiIndex.from_arrays([actions["key"], actions["action"]])).array,
-                     index=actions.index)
-    updated = pd.Series(m["updated_at"].iloc[records.first_of(_rows(actions))].array, index=actions.index)
-    unchanged = (done.notna() & (updated.isna() | (updated <= done))).to_numpy(dtype=bool)
+    by_action: dict[str, dict[str, datetime]] = {}
+    for (key, action), moment in settled.items():
+        by_action.setdefault(action, {})[key] = moment
+    unchanged = np.zeros(len(actions), dtype=bool)
+    for action, moments in by_action.items():  # one action kind at a time: keys only, no (key, action) pairs
+        rows = np.flatnonzero((actions["action"] == action).to_numpy(dtype=bool))
+        done = actions["key"].iloc[rows].map(pd.Series(moments, dtype="datetime64[ns, UTC]"))
+        rows, done = rows[done.notna().to_numpy()], done[done.notna()]
+        updated = pd.Series(m["updated_at"].iloc[records.first_of(_rows(actions.iloc[rows]))].array,
+                            index=done.index)
+        unchanged[rows[(updated.isna() | (updated <= done)).to_numpy(dtype=bool)]] = True
     return actions[~unchanged], actions[unchanged]
 
 
