@@ -190,6 +190,11 @@ class Connector(Protocol):
     def search(self, identifiers: Identifiers) -> Iterator[Record]:
         """Records matching any of the identifiers, through vendor search endpoints."""
 
+    def read(self, ref: RecordRef, parent: RecordRef | None = None) -> Record | None:
+        """One record by its id, through the vendor's get-by-id call, as the listing gives it (same identifiers,
+        dates and links); None when the vendor has it no more. `parent` is the record it lives under, for a
+        vendor that addresses it only there (a Mollie mandate or subscription under its customer)."""
+
     def delete(self, ref: RecordRef) -> ActionResult:
         """Delete one record; a record that is already gone is `ALREADY_GONE`."""
 

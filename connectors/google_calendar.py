@@ -308,6 +308,15 @@ class GoogleCalendarConnector:
                     found_by_email = bool(emails & {email_key(e) for e, _ in self._persons(event)})
                     yield self._record(calendar_id, event, now, match=MATCH_EMAIL if found_by_email else MATCH_TEXT)
 
+    def read(self, ref: RecordRef, parent: RecordRef | None = None) -> Record | None:
+        """One event by its id (events.get), dated as a listing dates it; None when Google has it no more (404,
+        410, or a cancelled tombstone)."""
+        calendar_id, event_id = _split(ref)
+        event = self._get(calendar_id, event_id)
+        if event is None or event.get("status") == "cancelled":
+            return None
+        return self._record(calendar_id, event, self._clock())
+
     def delete(self, ref: RecordRef) -> ActionResult:
         """Scrub, then delete the event, without mailing its guests (`sendUpdates=none`); a series goes whole.
 

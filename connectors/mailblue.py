@@ -331,6 +331,21 @@ class MailblueConnector:
         return _record(body["contact"], consent=consent, consent_changed_at=changed_at,
                        extra={**side_loads, "contactLists": rows, "fieldValues": body.get("fieldValues") or []})
 
+    def read(self, ref: RecordRef, parent: RecordRef | None = None) -> Record | None:
+        """One contact (`GET /contacts/{id}`, read whole as `search` reads it) or archived contact
+        (`GET /contactArchives/{id}`, any user, AC-ARCH); None when Mailblue has it no more."""
+        record_type, contact_id = _target(ref)
+        if record_type == CONTACT:
+            return self._full_record(contact_id)
+        try:
+            body = self.http.json("GET", f"/contactArchives/{contact_id}")
+        except VendorNotFound:
+            return None  # restored (a contact again) or purged
+        if not isinstance(body, dict) or not isinstance(body.get("contactArchive"), dict):
+            raise VendorBadResponse(SYSTEM, "GET", f"/contactArchives/{contact_id}", 200,
+                                    "response has no contactArchive")
+        return _archived_record(body["contactArchive"])
+
     # -- acting -----------------------------------------------------------------------
     def delete(self, ref: RecordRef) -> ActionResult:
         """Delete the contact and purge it from the archive the vendor keeps it in for 360 days; or purge an

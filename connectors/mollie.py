@@ -612,6 +612,30 @@ class MollieConnector:
             yield _mandate_record(mandate, customer.id)
         yield _customer_record(customer, evidence)
 
+    def read(self, ref: RecordRef, parent: RecordRef | None = None) -> Record | None:
+        """One record by its id, as a listing gives it (get-customer, get-payment; a mandate or subscription under
+        its customer, `parent`: get-mandate, get-subscription); None when Mollie has it no more (404/410).
+
+        A customer comes with its own facts only (as in `changes`): its payments, mandates and subscriptions are
+        records linked to it. A mandate or subscription without its customer cannot be addressed: ValueError.
+        """
+        record_type = self._checked(ref)
+        try:
+            if record_type == "customer":
+                return _customer_record(self.client.customers.get(ref.record_id), _Evidence())
+            if record_type == "payment":
+                return _payment_record(self.client.payments.get(ref.record_id))
+            if parent is None or parent.record_type != "customer":
+                raise ValueError(f"a Mollie {record_type} is read under its customer; none given for {ref}")
+            customer = Customer({"resource": "customer", "id": parent.record_id}, self.client)
+            if record_type == "mandate":
+                return _mandate_record(customer.mandates.get(ref.record_id), parent.record_id)
+            return _subscription_record(customer.subscriptions.get(ref.record_id))
+        except (VendorNotFound, VendorRejected) as exc:
+            if _is_gone(exc):
+                return None
+            raise
+
     # -- actions -----------------------------------------------------------------------------------------------
 
     @staticmethod

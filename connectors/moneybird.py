@@ -335,6 +335,24 @@ class MoneybirdConnector:
         yield from self._pages(f"{kind.resource}.json", params,
                                count=lambda: len(self._versions(kind.resource, params)))
 
+    def read(self, ref: RecordRef, parent: RecordRef | None = None) -> Record | None:
+        """One contact (`GET contacts/{id}.json` with `include_archived`, as the listing reads archived ones too),
+        sales invoice (`GET sales_invoices/{id}.json`) or estimate (`GET estimates/{id}.json`), as the listing
+        gives it; None when Moneybird has it no more (404). One request."""
+        path = _record_path(ref)
+        try:
+            if ref.record_type == "contact":
+                contact = self._contact(ref.record_id)
+                self._remember([contact])
+                return contact_record(contact)
+            document = self._json("GET", path)
+        except VendorNotFound:
+            return None
+        if not isinstance(document, dict):
+            raise VendorBadResponse(SYSTEM, "GET", f"/{path}", 200, "response does not have the expected shape")
+        kind = next(kind for kind in DOCUMENT_TYPES if kind.record_type == ref.record_type)
+        return document_record(kind, document)
+
     # -- acting -----------------------------------------------------------------------
     def delete(self, ref: RecordRef) -> ActionResult:
         """Delete a contact, sales invoice or estimate; what Moneybird refuses or keeps is NOT_SUPPORTED."""

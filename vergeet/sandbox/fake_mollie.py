@@ -496,6 +496,8 @@ class MollieFake(FakeVendor):
             Route("/v2/customers/{id}/payments", self.customer_payments, methods=["GET"]),
             Route("/v2/customers/{id}/mandates", self.customer_mandates, methods=["GET"]),
             Route("/v2/customers/{id}/subscriptions", self.customer_subscriptions, methods=["GET"]),
+            Route("/v2/customers/{id}/mandates/{item_id}", self.customer_mandate, methods=["GET"]),
+            Route("/v2/customers/{id}/subscriptions/{item_id}", self.customer_subscription, methods=["GET"]),
             Route("/v2/payments", self.list_payments, methods=["GET"]),
             Route("/v2/payments/{id}", self.one_payment, methods=["GET", "PATCH"]),
             Route("/v2/subscriptions", self.list_subscriptions, methods=["GET"]),
@@ -544,6 +546,27 @@ class MollieFake(FakeVendor):
             request, f"customers/{customer_id}/subscriptions", "subscriptions",
             self._newest_first(s for s in self.subscriptions.values() if s["customerId"] == customer_id),
             self._owned("subscriptions", "subscriptions-api/get-subscription"))
+
+    async def customer_mandate(self, request: Request) -> Response:
+        """get-mandate (`GET /v2/customers/{customerId}/mandates/{mandateId}`): 404 when the customer has no such
+        mandate (mandates-api/get-mandate documents 404); a deleted customer's as every call on it (410, ASSUMED)."""
+        return self._owned_item(request, self.mandates, "mandates", "mandates-api/get-mandate", "mandate")
+
+    async def customer_subscription(self, request: Request) -> Response:
+        """get-subscription (`GET /v2/customers/{customerId}/subscriptions/{subscriptionId}`): 404 when the customer
+        has no such subscription (subscriptions-api/get-subscription documents 404)."""
+        return self._owned_item(request, self.subscriptions, "subscriptions", "subscriptions-api/get-subscription",
+                                "subscription")
+
+    def _owned_item(self, request: Request, items: dict[str, dict[str, Any]], kind: str, doc: str,
+                    noun: str) -> Response:
+        customer_id, missing = self._known_customer(request)
+        if missing:
+            return missing
+        item = items.get(request.path_params["item_id"])
+        if item is None or item["customerId"] != customer_id:
+            return self.error(404, f"No {noun} exists with token {request.path_params['item_id']}.")
+        return self._json(self._owned(kind, doc)(item, self._base(request)))
 
     async def one_customer(self, request: Request) -> Response:
         customer_id, missing = self._known_customer(request)
