@@ -49,9 +49,9 @@ def execute_request(ledger, plan, connectors):
     return erasure.execute(ledger, plan, connectors)
 
 
-def verify_request(connectors, plan, rules):
+def verify_request(connectors, plan, rules, ledger=None):
     """Search every system again, each as its own task."""
-    return erasure.verify(connectors, plan, rules, search_systems=search_as_tasks)
+    return erasure.verify(connectors, plan, rules, search_systems=search_as_tasks, ledger=ledger)
 
 
 def plan_markdown(plan: erasure.ErasurePlan) -> str:
@@ -104,7 +104,7 @@ def erasure_request(identifiers: list[SecretStr] | None = None, names: list[Secr
             erasure.reject(ledger, request, decision.note)
             return {"request_id": request["id"], "status": "rejected", "erased": 0}
         summary = execute_request(ledger, plan, connectors)
-        still_found = verify_request(connectors, plan, rules)
+        still_found = verify_request(connectors, plan, rules, ledger)
         status = erasure.finish(ledger, plan, summary, still_found)
         certificate = erasure.certificate(ledger, plan, rules, summary, still_found, status, lang)
         create_markdown_artifact(f"Request {request['id']}: {status}; "

@@ -111,7 +111,7 @@ def subject_access(identifiers: list[SecretStr] | None = None, names: list[Secre
     connectors = build_connectors(config)
     with open_ledger(config) as ledger:
         request = register_request(ledger, subject, rules, received or date.today(), verified_by)
-        found = access.find_person(connectors, subject, rules, search_systems=search_as_tasks)
+        found = access.find_person(connectors, subject, rules, search_systems=search_as_tasks, ledger=ledger)
         report = build_report(found, rules, subject, request, lang, ledger)
     paths = write_report(report, out_dir)
     logger.info("request %s: %s records, %s possible matches", request["id"], len(report["records"]),

@@ -36,14 +36,15 @@ from typing import Any
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from connectors.base import Connector, Identifiers, Record
+from connectors.base import Connector, Identifiers, Record, RecordRef
 from connectors.http import VendorError
 from vergeet import pipeline
 from vergeet.decide import Context, Plan, decide
 from vergeet.errors import BadInput
-from vergeet.identity import IdentityView, normalise_emails, normalise_phones
+from vergeet.identity import IdentityView, normalise_emails, normalise_name, normalise_phones
 from vergeet.ledger import Ledger
 from vergeet.rules import Period, Rule, Rules
+from vergeet.sync import index_records
 
 MAX_ROUNDS = 3
 REPORT_FORMAT = "vergeet-access-report/1"
@@ -161,6 +162,7 @@ class Found:
     searched: Identifiers  # normalised: those asked for and those found by expansion
     rounds: int
     unsearched: int  # identifiers found in the last round allowed, left unsearched
+    former: frozenset[str] = frozenset()  # keys found only through the identity index, by identifiers they lost
 
     @property
     def mentions(self) -> pd.DataFrame:
@@ -183,11 +185,19 @@ class Found:
 
 
 def find_person(connectors: Mapping[str, Connector], identifiers: Identifiers, rules: Rules, *,
-                search_systems: SearchSystems = search_all, max_rounds: int = MAX_ROUNDS) -> Found:
+                search_systems: SearchSystems = search_all, max_rounds: int = MAX_ROUNDS,
+                ledger: Ledger | None = None) -> Found:
     """Search every system for the person, expanding through the identifiers on their records.
 
     `identifiers` must hold an e-mail address or a phone number (see `classify`). `search_systems` runs one
     round of searches; the Prefect flow passes one that runs each system as a task.
+
+    With `ledger`, each round first looks the round's identifiers up in the identity index (keyed hashes, one
+    query, and one more for the records that link to what it found: a contact's invoices, a customer's
+    payments), searches the vendors as before, and reads by id what the index knows and the search did not
+    find (gone records are None and stay out). A record the index maps to an identifier asked for belongs to
+    the person even when it no longer carries it (anonymised, changed): in the identity view it carries it
+    again, so it links and expands like any other. Every record seen goes into the index.
     """
     asked = normalise(identifiers)
     linking = _pairs(replace(asked, names=()))
@@ -195,18 +205,97 @@ def find_person(connectors: Mapping[str, Connector], identifiers: Identifiers, r
         raise ValueError("a name alone never identifies a person: give an e-mail address or a phone number")
     pending, searched = _pairs(asked), set()
     hits: dict[str, Record] = {}
+    searched_hits: set[str] = set()  # found by a vendor search
+    mapped: dict[str, set[tuple[str, str]]] = {}  # record key -> identifiers the index mapped to it
     rounds = 0
     while pending and rounds < max_rounds:
         rounds += 1
+        indexed = _index_lookup(ledger, pending) if ledger is not None else {}
         for records in search_systems(connectors, _from_pairs(pending)).values():
             hits.update((str(record.ref), record) for record in records)
+        searched_hits.update(hits)
+        if ledger is not None:
+            owned = _owned_lookup(ledger, [key for key, pairs in indexed.items()
+                                           if any(kind != "name" for kind, _ in pairs)])
+            hits.update(_read(connectors, {key: None for key in indexed} | owned, hits))
+        for key, pairs in indexed.items():
+            mapped.setdefault(key, set()).update(pairs)
         searched |= pending
-        view = pipeline.identity_view({"hits": list(hits.values())}, rules)
+        view = pipeline.identity_view({"hits": [_as_indexed(hits[key], mapped.get(key, ())) for key in hits]}, rules)
         people = view.people_with_identifiers(linking)
         on_their_records = view.identifiers[view.identifiers["person"].isin(people)]
         pending = set(zip(on_their_records["kind"], on_their_records["value"])) - searched
+    if ledger is not None:
+        index_records(ledger, list(hits.values()))
+    former = frozenset(key for key in hits if key not in searched_hits and key in mapped
+                       and not _carries(hits[key], mapped[key]))
     return Found(tuple(connectors), hits, view, frozenset(people), asked.names, _from_pairs(searched), rounds,
-                 len(pending))
+                 len(pending), former)
+
+
+def _index_lookup(ledger: Ledger, pairs: set[tuple[str, str]]) -> dict[str, set[tuple[str, str]]]:
+    """Record key -> the normalised identifiers (of `pairs`) the identity index maps to it: one query."""
+    hashes: dict[str, tuple[str, str]] = {}
+    for kind, value in pairs:
+        if kind == "name":
+            name = normalise_name(pd.Series([value]), pd.Series([""])).iloc[0]  # as `IdentityView.possible_matches`
+            if pd.isna(name):
+                continue
+            value = name
+        hashes[ledger.hash_identifier(kind, value)] = (kind, value)
+    found: dict[str, set[tuple[str, str]]] = {}
+    for hashed, keys in ledger.indexed_records(hashes).items():
+        for key in keys:
+            found.setdefault(key, set()).add(hashes[hashed])
+    return found
+
+
+def _owned_lookup(ledger: Ledger, keys: list[str]) -> dict[str, RecordRef]:
+    """Record key -> the record among `keys` it links to (an invoice's contact, a payment's customer): one query."""
+    targets = {ledger.hash_identifier("link", key): key for key in keys}
+    return {owned: _ref(target) for hashed, owners in ledger.indexed_records(targets).items()
+            for target in [targets[hashed]] for owned in owners}
+
+
+def _read(connectors: Mapping[str, Connector], wanted: Mapping[str, RecordRef | None],
+          hits: Mapping[str, Record]) -> dict[str, Record]:
+    """The records of `wanted` (key -> the record it lives under, if any) not in `hits`, read by id where their
+    system is connected; gone ones are left out. A vendor error becomes `SearchFailed`."""
+    out: dict[str, Record] = {}
+    for key, parent in sorted(wanted.items()):
+        ref = _ref(key)
+        connector = connectors.get(ref.system)
+        if key in hits or connector is None:
+            continue
+        try:
+            record = connector.read(ref, parent)
+        except VendorError as exc:
+            raise SearchFailed(f"could not read {ref.system} {ref.record_type} {ref.record_id}: {exc}") from None
+        except ValueError:
+            continue  # not addressable on its own (a Mollie mandate without its customer): the search finds it
+        if record is not None:
+            out[key] = record
+    return out
+
+
+def _as_indexed(record: Record, pairs: Iterable[tuple[str, str]]) -> Record:
+    """The record as the identity view links it: with the e-mail addresses and phone numbers the index mapped to
+    it (former ones included); names never link, so they are not added."""
+    emails = tuple(value for kind, value in pairs if kind == "email")
+    phones = tuple(value for kind, value in pairs if kind == "phone")
+    if not emails and not phones:
+        return record
+    return replace(record, emails=record.emails + emails, phones=record.phones + phones)
+
+
+def _carries(record: Record, pairs: Iterable[tuple[str, str]]) -> bool:
+    """Whether the record, as the vendor has it now, carries any of these linking identifiers."""
+    own = _pairs(normalise(Identifiers(record.emails, record.phones)))
+    return bool(own & {pair for pair in pairs if pair[0] != "name"})
+
+
+def _ref(key: str) -> RecordRef:
+    return RecordRef(*key.split("/", 2))
 
 
 # -- the report ------------------------------------------------------------------------------

@@ -339,7 +339,7 @@ def find(ctx: typer.Context,
         request = access.register_request(ledger, subject, rules, received=day, verified_by=verified_by)
         try:
             with err.status("Searching " + ", ".join(connectors) + " ..."):
-                found = access.find_person(connectors, subject, rules)
+                found = access.find_person(connectors, subject, rules, ledger=ledger)
         except access.SearchFailed as exc:
             err.print(f"[bold red]error:[/] {exc}; no report was made, request {request['id']} stays open",
                       highlight=False)
@@ -468,7 +468,7 @@ def erase(ctx: typer.Context,
                                      lambda advance: erasure.execute(ledger, plan, connectors, advance))
             out.print(summary_table(summary.rows(), f"Erasure request {request['id']}"))
         with err.status("Searching again to verify ..."):
-            still_found = erasure.verify(connectors, plan, rules) if summary else []
+            still_found = erasure.verify(connectors, plan, rules, ledger=ledger) if summary else []
         status = erasure.finish(ledger, plan, summary, still_found)
         certificate = erasure.certificate(ledger, plan, rules, summary, still_found, status, lang)
     paths = erasure.write_certificate(certificate, Path(out_dir))

@@ -80,7 +80,7 @@ def plan_erasure(connectors: Mapping[str, Connector], identifiers: Identifiers, 
 
     `search_systems` runs one round of searches (see `find_person`); the Prefect flow runs each as a task.
     """
-    found = find_person(connectors, identifiers, rules, search_systems=search_systems)
+    found = find_person(connectors, identifiers, rules, search_systems=search_systems, ledger=ledger)
     plan = decide(found.view, rules, as_of, decision_context(ledger, as_of), Erasure(found.people, systems))
     return ErasurePlan(request, found.searched, systems, plan)
 
@@ -101,12 +101,20 @@ def execute(ledger: Ledger, erasure: ErasurePlan, connectors: Mapping[str, Conne
 
 
 def verify(connectors: Mapping[str, Connector], erasure: ErasurePlan, rules: Rules,
-           search_systems: SearchSystems = search_all) -> list[dict[str, str]]:
-    """Search every system again: the erased records still found by the person's identifiers (record refs)."""
-    found = find_person(connectors, erasure.identifiers, rules, search_systems=search_systems)
-    erased = set(erasure.plan.actions["key"])
+           search_systems: SearchSystems = search_all, ledger: Ledger | None = None) -> list[dict[str, str]]:
+    """Search every system again: the erased records still found by the person's identifiers (record refs).
+
+    With `ledger` the identity index is asked too, so a deleted record is read back by id: still there is
+    still found. An anonymised record the index still maps to the person's former identifiers is not: it
+    carries none of them any more, which is what anonymising it meant.
+    """
+    found = find_person(connectors, erasure.identifiers, rules, search_systems=search_systems, ledger=ledger)
+    actions = erasure.plan.actions
+    erased = set(actions["key"])
     if erasure.systems is not None:
         erased = {key for key in erased if key.split("/", 1)[0] in erasure.systems}
+    deleted = set(actions.loc[actions["action"] == "delete", "key"])
+    erased -= {key for key in found.former if key not in deleted}
     return [{"system": row.system, "record_type": row.record_type, "record_id": str(row.record_id)}
             for row in found.mentions.itertuples(index=False) if row.key in erased]
 
