@@ -91,7 +91,9 @@ def report_markdown(report: dict) -> str:
     request = report["request"]
     lines = [f"# Access request {request['id']}", "", f"Received {request['received']}, answer by "
              f"{request['deadline']}.", "", "| system | records |", "|---|---|"]
-    lines += [f"| {s['system']} | {s['records']} |" for s in report["systems"]]
+    lines += [f"| {s['system']} | {s['records']} |" for s in report["systems"] if s["status"] == "searched"]
+    lines += ["", "Check by hand before the answer goes out:", ""] + [f"- {line}" for line in
+                                                                      access.checklist(report["systems"])]
     search = report["search"]
     lines += ["", f"{len(report['possible_matches'])} possible matches (not included), "
                   f"{search['rounds']} search rounds, {search['identifiers_searched']} identifiers searched, "

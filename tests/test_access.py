@@ -202,7 +202,14 @@ def test_every_record_has_its_purpose_legal_basis_and_retention_date(population,
         assert invoice["retention"]["until"] == (issued + relativedelta(years=7)).isoformat()
         assert [p["legal_basis"] for p in invoice["purpose"]] == ["legal_obligation"]
     systems = {s["system"]: s for s in report["systems"]}
-    assert set(systems) == set(SYSTEMS) and systems["google_calendar"]["may_leave_eea"]
+    assert {k for k, s in systems.items() if s["status"] == "searched"} == set(SYSTEMS)
+    assert systems["google_calendar"]["may_leave_eea"]
+    by_hand = {s["name"]: s["check"] for s in report["systems"] if s["status"] == "checked_by_hand"}
+    assert {"WooCommerce", "Vimexx", "Zoom / Google Meet", "Boekhouder", "Google Analytics"} <= set(by_hand)
+    assert all(by_hand.values())
+    # the bookkeeper receives the invoicing system's data; WooCommerce shares a purpose but receives none of it
+    assert [p["name"] for p in systems["moneybird"]["processors"]] == ["Moneybird", "Boekhouder"]
+    assert [p["name"] for p in systems["mailblue"]["processors"]] == ["Mailblue"]
     assert {r["key"] for r in report["rights"]["available"]} >= {"access", "erasure", "portability"}
 
 
@@ -355,6 +362,14 @@ def test_someone_in_no_system_gets_a_report_saying_so(config_path, tmp_path):
     result = run("--config", config_path, "find", "nobody.here@example.org", "+31 6 9999 0000")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["records"] == [] and all(s["records"] == 0 for s in report["systems"])
-    assert run("--config", config_path, "find", "nobody.here@example.org", "--format", "html",
-               "--out", tmp_path / "none.html").exit_code == 0
+    searched = [s for s in report["systems"] if s["status"] == "searched"]
+    assert report["records"] == [] and len(searched) == 4 and all(s["records"] == 0 for s in searched)
+    unsearched = {s["name"] for s in report["systems"] if s["status"] != "searched"}
+    assert {"WooCommerce", "Vimexx", "Zoom / Google Meet", "Boekhouder", "Google Analytics"} <= unsearched
+    assert "Check by hand before you send the answer" in result.stderr and "WooCommerce:" in result.stderr
+    for lang, heading in (("nl", "Niet automatisch doorzocht"), ("en", "Not searched automatically")):
+        page = tmp_path / f"none-{lang}.html"
+        assert run("--config", config_path, "find", "nobody.here@example.org", "--format", "html",
+                   "--lang", lang, "--out", page).exit_code == 0
+        html = page.read_text()
+        assert heading in html and "WooCommerce" in html and "Vimexx" in html

@@ -311,6 +311,7 @@ _TEXT = {
         "due": "de bewaartermijn ({period}) is voorbij",
         "open_ended": "zolang dit geldt: {why}",
         "left_alone": "niet automatisch beoordeeld: de verwerkingsverantwoordelijke beoordeelt dit gegeven zelf",
+        "check_by_hand": "zoek de persoon hier met de hand op",
         "no_rule": "geen bewaarregel voor dit soort gegevens; vraag het na bij de verwerkingsverantwoordelijke",
         "retained_by": "bewaard door {name} onder diens eigen wettelijke plicht",
         "rights": {"access": "inzage", "rectification": "correctie", "erasure": "verwijdering",
@@ -328,6 +329,7 @@ _TEXT = {
         "due": "the retention period ({period}) is over",
         "open_ended": "as long as this holds: {why}",
         "left_alone": "not decided automatically: the controller reviews this record by hand",
+        "check_by_hand": "look the person up here by hand",
         "no_rule": "no retention rule for this kind of data; ask the controller",
         "retained_by": "kept by {name} under its own legal duty",
         "rights": {"access": "access", "rectification": "rectification", "erasure": "erasure",
@@ -386,7 +388,8 @@ def access_report(found: Found, rules: Rules, *, subject: Identifiers, as_of: da
         "controller": rules.controller.model_dump(),
         "request": _request_entry(request),
         "records": records,
-        "systems": [_system_entry(system, records, rules) for system in found.systems],
+        "systems": [_system_entry(system, records, rules) for system in found.systems]
+        + [entry for entry in coverage(rules, found.systems, lang) if entry["status"] != "searched"],
         "rights": _rights_entry(rules, lang),
         "possible_matches": found.possible_matches(),
         "search": {"rounds": found.rounds, "identifiers_searched": len(_pairs(found.searched)),
@@ -483,10 +486,34 @@ def _kept_reason(kept: pd.Series, rules: Rules, lang: str) -> dict[str, Any]:
     return reason
 
 
+def coverage(rules: Rules, searched: Iterable[str], lang: str) -> list[dict[str, Any]]:
+    """Per system of the rules file whether it was searched or is not connected, then every processor vergeet
+    has no connector for, with what the owner must check there by hand: what a person's answer covers."""
+    searched = list(searched)
+    entries = [{"system": system, "name": rules.system_name(system), "status": "searched"} for system in searched]
+    entries += [{"system": system, "name": rules.system_name(system), "status": "not_connected"}
+                for system in rules.systems if system not in searched]
+    entries += [{"system": key, "name": processor.name, "status": "checked_by_hand", "service": processor.service,
+                 "check": getattr(processor.check, lang) if processor.check else _TEXT[lang]["check_by_hand"]}
+                for key, processor in rules.processors.items() if processor.system is None]
+    return entries
+
+
+def checklist(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """For the owner, before the answer goes out: the systems vergeet did not search, and what to check there."""
+    lines = []
+    for entry in entries:
+        if entry["status"] == "not_connected":
+            lines.append(f"{entry['name']}: not connected to vergeet, so not searched; look the person up there")
+        elif entry["status"] == "checked_by_hand":
+            lines.append(f"{entry['name']}: {entry['check']}")
+    return lines
+
+
 def _system_entry(system: str, records: list[dict], rules: Rules) -> dict[str, Any]:
     processors = rules.processors_of(system)
     own = rules.system_name(system)
-    return {"system": system, "name": own, "records": sum(r["system"] == system for r in records),
+    return {"system": system, "name": own, "status": "searched", "records": sum(r["system"] == system for r in records),
             "may_leave_eea": any(p.outside_eea for p in processors),
             "processors": [{"name": p.name, "role": p.role, "service": p.service, "outside_eea": p.outside_eea}
                            for p in processors]}
@@ -555,7 +582,7 @@ def render_html(report: dict[str, Any]) -> str:
 def _sections(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Per system its records grouped by the rule that keeps them, each record with a title and a date."""
     sections = []
-    for system in report["systems"]:
+    for system in (s for s in report["systems"] if s["status"] == "searched"):
         records = [r for r in report["records"] if r["system"] == system["system"]]
         groups = [list(group) for _, group in groupby(records, key=lambda r: r["retention"]["rule_id"])]
         sections.append(system | {"groups": [_group(group) for group in groups]})

@@ -150,9 +150,12 @@ def _print_notices(plan) -> None:
                   highlight=False)
     if plan.unidentified:
         out.print(f"{plan.unidentified} records identify nobody (no e-mail, phone or name) and are left alone.")
-    for row in plan.awaiting_owner.itertuples(index=False):
-        out.print(f"[bold yellow]Waiting for you[/] since {row.since:%Y-%m-%d}: {row.action} {row.system} "
-                  f"{row.record_type} {row.record_id}: {row.detail}", highlight=False)
+    waiting = plan.awaiting_owner
+    for (system, record_type, action), rows in waiting.groupby(["system", "record_type", "action"]):
+        out.print(f"[bold yellow]Waiting for you[/] since {rows['since'].min():%Y-%m-%d}: {action} "
+                  f"{len(rows)} {system} {record_type} record{'s' if len(rows) != 1 else ''} "
+                  f"({', '.join(map(str, rows['record_id']))}), which the vendor's API cannot do. "
+                  f"What to do, for the first: {rows['detail'].iloc[0]}", highlight=False)
     for (system, reason), rows in plan.left_alone().groupby(["system", "left_alone"]):
         out.print(f"[bold yellow]Left alone, check by hand:[/] {system}: {reason}: " +
                   ", ".join(f"{r.record_type} {r.record_id}" for r in rows.itertuples()), highlight=False)
@@ -369,10 +372,13 @@ def _write_access_report(report: dict, format_: str, out_path: str | None) -> No
 
 def _print_access_notices(report: dict, request: dict, today: date) -> None:
     """What the operator must know, on stderr (stdout may carry the JSON): record references, never identifiers."""
-    held = ", ".join(f"{s['system']} {s['records']}" for s in report["systems"])
+    from vergeet.access import checklist
+
+    held = ", ".join(f"{s['system']} {s['records']}" for s in report["systems"] if s["status"] == "searched")
     days_left = (request["deadline"] - today).days
     err.print(f"Access request {request['id']}: received {request['received']}, answer by {request['deadline']} "
               f"({days_left} days left). Records found: {held}.", highlight=False, soft_wrap=True)
+    _print_checklist(checklist(report["systems"]))
     matches = report["possible_matches"]
     if matches:
         err.print(f"[bold yellow]{len(matches)} possible matches, not included[/] (found by name or free text, "
@@ -386,6 +392,14 @@ def _print_access_notices(report: dict, request: dict, today: date) -> None:
         err.print(f"[bold yellow]Incomplete:[/] the search stopped after {report['search']['rounds']} rounds with "
                   f"{left} identifiers on the person's records not searched; run again with the identifiers "
                   "in the report's records.", highlight=False, soft_wrap=True)
+
+
+def _print_checklist(lines: list[str]) -> None:
+    if lines:
+        err.print("[bold]Check by hand before you send the answer[/] (vergeet has not searched these):",
+                  highlight=False)
+        for line in lines:
+            err.print(f"  - {line}", highlight=False, soft_wrap=True)
 
 
 @requests_app.command("close")
@@ -473,6 +487,9 @@ def erase(ctx: typer.Context,
         certificate = erasure.certificate(ledger, plan, rules, summary, still_found, status, lang)
     paths = erasure.write_certificate(certificate, Path(out_dir))
     out.print(f"Request {request['id']}: {status}. Certificate: {', '.join(str(p) for p in paths)}", highlight=False)
+    from vergeet.access import checklist
+
+    _print_checklist(checklist(certificate["systems"]))
     if status != "completed":
         err.print(f"{len(still_found)} erased records were still found; the request stays open. Run the same "
                   "command again to finish it.", highlight=False)

@@ -25,8 +25,8 @@ import pandas as pd
 
 from connectors.base import Connector, Identifiers
 from vergeet import pipeline
-from vergeet.access import (SearchSystems, decision_context, find_person, html_environment, identifier_hashes,
-                            left_alone_text, period_text, register_request, search_all)
+from vergeet.access import (SearchSystems, coverage, decision_context, find_person, html_environment,
+                            identifier_hashes, left_alone_text, period_text, register_request, search_all)
 from vergeet.decide import Erasure, Plan, decide
 from vergeet.errors import BadInput
 from vergeet.ledger import Ledger
@@ -67,6 +67,7 @@ class ErasurePlan:
     identifiers: Identifiers
     systems: frozenset[str] | None
     plan: Plan
+    searched: tuple[str, ...] = ()  # the connected systems the person was looked for in
 
     @property
     def empty(self) -> bool:
@@ -82,7 +83,7 @@ def plan_erasure(connectors: Mapping[str, Connector], identifiers: Identifiers, 
     """
     found = find_person(connectors, identifiers, rules, search_systems=search_systems, ledger=ledger)
     plan = decide(found.view, rules, as_of, decision_context(ledger, as_of), Erasure(found.people, systems))
-    return ErasurePlan(request, found.searched, systems, plan)
+    return ErasurePlan(request, found.searched, systems, plan, found.systems)
 
 
 def reject(ledger: Ledger, request: dict, note: str) -> None:
@@ -189,6 +190,7 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "erased": erased,
         "kept": kept,
+        "systems": coverage(rules, erasure.searched, lang),
         "verification": {"searched_again": True, "still_found": still_found},
     }
 

@@ -106,12 +106,22 @@ class Purpose(_Model):
     legal_basis: str
 
 
+class Texts(_Model):
+    nl: str
+    en: str
+
+
 class Processor(_Model):
     name: str
     role: Literal["processor", "independent_controller", "recipient"]
     service: str
     purposes: list[str]
+    #: the connected system that is this processor's own (its data is what vergeet reads there)
     system: str | None = None
+    #: connected systems whose data this processor receives besides (the bookkeeper: the invoicing system's)
+    receives: list[str] = []
+    #: what the owner looks at by hand for a person's request, where vergeet has no connector
+    check: Texts | None = None
     outside_eea: bool
 
 
@@ -173,11 +183,13 @@ class Rules(_Model):
         return [r for r in self.rules if r.system == system and r.record_type == record_type]
 
     def processors_of(self, system: str) -> list[Processor]:
-        """The processors holding a system's data: the system's own vendor first."""
-        purposes = set(self.systems[system].purposes) if system in self.systems else set()
+        """The processors holding a system's data: the system's own vendor first, then those that receive it."""
         own = [p for p in self.processors.values() if p.system == system]
-        return own + [p for p in self.processors.values() if p.system != system and purposes & set(p.purposes)
-                      and p.system is None]
+        return own + [p for p in self.processors.values() if p.system != system and system in p.receives]
+
+    def unconnected_processors(self) -> list[Processor]:
+        """Processors with no system of their own vergeet could search: checked by hand for a request."""
+        return [p for p in self.processors.values() if p.system is None]
 
     def contact_systems(self) -> set[str]:
         return {name for name, policy in self.systems.items() if policy.counts_as_contact}
@@ -268,6 +280,8 @@ def _references(rules: Rules) -> list[tuple[tuple[Any, ...], str]]:
                      for p in processor.purposes if p not in rules.purposes]
         if processor.system is not None and processor.system not in connectors.SYSTEMS:
             problems.append((("processors", name, "system"), _unknown_system(processor.system)))
+        problems += [(("processors", name, "receives"), _unknown_system(system))
+                     for system in processor.receives if system not in connectors.SYSTEMS]
     for name, policy in rules.systems.items():
         if name not in connectors.SYSTEMS:
             problems.append((("systems", name), _unknown_system(name)))
