@@ -146,8 +146,8 @@ DOCUMENT_TYPES = (SALES_INVOICE, ESTIMATE)
 RESOURCES = {"contact": "contacts", **{kind.record_type: kind.resource for kind in DOCUMENT_TYPES}}
 SCOPES = {"sales_invoices": "`sales_invoices`", "estimates": "`estimates`"}
 CONTACT_KEPT = ("invoices or quotes still refer to it, and Moneybird does not delete a contact its bookkeeping "
-                "uses. What is not on those documents goes by the anonymise rule; the contact itself can be "
-                "deleted by hand in Moneybird (Contacten, the contact, Verwijderen) once they are gone")
+                "uses. The contact can be deleted by hand in Moneybird (Contacten, the contact, Verwijderen) once "
+                "they are gone")
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,10 @@ def test_find_by_the_former_email_lists_the_appointment_the_purge_anonymised(san
         assert plan.plan.records_per_system.get("google_calendar") == 1  # the erasure sees the event too
         summary = None if plan.empty else erasure.execute(ledger, plan, connectors)
         assert erasure.verify(connectors, plan, RULES, ledger=ledger) == []
+        certificate = erasure.certificate(ledger, plan, RULES, summary, [], "completed", lang="en")
+    # the certificate says the appointment was made unrecognisable by the earlier purge, and when
+    [event] = [e for e in certificate["erased"] if e["system"] == "google_calendar"]
+    assert (event["action"], event["outcome"]) == ("anonymise", "done") and event["at"].startswith(str(TODAY))
 
 
 def test_a_phone_in_another_spelling_finds_the_records(sandbox):

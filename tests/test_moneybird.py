@@ -220,7 +220,7 @@ def test_delete_of_a_contact_kept_as_archived_is_not_supported():
     result = connector().delete(RecordRef("moneybird", "contact", "42"))
 
     assert result.outcome is Outcome.NOT_SUPPORTED
-    assert "archived" in result.detail and "anonymise" in result.detail
+    assert "archived" in result.detail and "by hand in Moneybird" in result.detail  # what, and where
 
 
 @responses.activate

@@ -37,6 +37,7 @@ ACTION_COLUMNS = ["key", "system", "record_type", "record_id", "person", "action
 KEPT_COLUMNS = ["key", "system", "record_type", "record_id", "person", "rule_id", "exceptions", "retained_until",
                 "retained_by", "left_alone"]
 AWAITING_COLUMNS = ["key", "system", "record_type", "record_id", "action", "since", "detail"]
+DONE_BEFORE_COLUMNS = ["key", "system", "record_type", "record_id", "action", "fields", "rule_id", "since"]
 #: exceptions that still hold when the person asks for erasure: the law, and a dispute
 ERASURE_EXCEPTIONS = frozenset({"document_retention", "legal_hold"})
 
@@ -79,6 +80,8 @@ class Plan:
     #: actions an earlier run handed to a human (the vendor's API cannot do them), on records unchanged since:
     #: not planned again; key, system, record_type, record_id, action, since, detail
     awaiting_owner: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=AWAITING_COLUMNS))
+    #: anonymisations an earlier run did on records unchanged since: not planned again; since = when
+    done_before: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DONE_BEFORE_COLUMNS))
 
     def planned_actions(self) -> list[PlannedAction]:
         return [PlannedAction(system=row.system, record_type=row.record_type, record_id=str(row.record_id),
@@ -209,13 +212,14 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
         settled[what] = max(moment, settled.get(what, moment))
     actions, skipped = _skip_settled(actions, m, settled, records)
     awaiting = _awaiting(skipped, handed_over)
+    done_before = _done_before(skipped, handed_over, context.anonymised_at)
 
     reappeared = m.loc[_reappeared(view, context, hashed), ["key", "system", "record_type", "record_id", "person"]]
     one_per_record = m["system"].iloc[records.first]
     records_per_system = one_per_record.groupby(one_per_record).size().to_dict()
     return Plan(as_of, _ordered(actions, m, records)[ACTION_COLUMNS], kept[KEPT_COLUMNS].reset_index(drop=True),
                 reappeared.reset_index(drop=True), {k: int(v) for k, v in records_per_system.items()},
-                int((~identified).sum()), awaiting)
+                int((~identified).sum()), awaiting, done_before)
 
 
 def _hash_identifiers(identifiers: pd.DataFrame, hasher: Callable[[str, str], str]) -> pd.Series:
@@ -426,6 +430,14 @@ def _skip_settled(actions: pd.DataFrame, m: pd.DataFrame, settled: Mapping[tuple
                             index=done.index)
         unchanged[rows[(updated.isna() | (updated <= done)).to_numpy(dtype=bool)]] = True
     return actions[~unchanged], actions[unchanged]
+
+
+def _done_before(skipped: pd.DataFrame, handed_over: Mapping[tuple[str, str], tuple[datetime, str]],
+                 anonymised_at: Mapping[str, datetime]) -> pd.DataFrame:
+    """The skipped anonymisations an earlier run carried out, with when."""
+    done = skipped[(skipped["action"] == "anonymise").to_numpy(dtype=bool)]
+    done = done[np.array([(key, "anonymise") not in handed_over for key in done["key"]], dtype=bool)]
+    return done.assign(since=done["key"].map(anonymised_at))[DONE_BEFORE_COLUMNS].drop_duplicates("key")
 
 
 def _awaiting(skipped: pd.DataFrame, handed_over: Mapping[tuple[str, str], tuple[datetime, str]]) -> pd.DataFrame:

@@ -159,6 +159,11 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
                        "outcome": action.get("outcome") or "not carried out",
                        "at": action["finished_at"].isoformat(timespec="seconds") if action.get("finished_at")
                        else None})
+    for row in erasure.plan.done_before.itertuples(index=False):  # anonymised by an earlier run: say so, and when
+        erased.append({"system": row.system, "system_name": rules.system_name(row.system),
+                       "record_type": row.record_type, "record_label": getattr(rules.rule(row.rule_id), lang),
+                       "record_id": str(row.record_id), "action": row.action, "fields": list(row.fields),
+                       "rule": row.rule_id, "outcome": "done", "at": row.since.isoformat(timespec="seconds")})
     actions = erasure.plan.actions
     deleted = set(actions.loc[actions["action"] == "delete", "key"])  # anonymised records may still be kept
     kept = []
