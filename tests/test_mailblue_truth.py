@@ -97,31 +97,18 @@ def test_an_active_row_on_another_list_outweighs_an_unsubscribe(population):
     assert record.consent == "subscribed"
 
 
-def test_an_unconfirmed_sign_up_is_not_deleted_the_next_night(population):
+@pytest.mark.parametrize("key, known_for, signed_up, expected", [
+    ("U1", 1, 1, ("kept", "mailblue-unconfirmed-30d")),  # not deleted the next night
+    ("U2", 31, 31, ("delete", "mailblue-unconfirmed-30d")),  # goes 30 days after the sign-up
+    ("U3", 800, 2, ("kept", "mailblue-unconfirmed-30d")),  # an old contact gets its 30 days from the sign-up
+], ids=["next night", "after 30 days", "old contact signs up"])
+def test_an_unconfirmed_sign_up_has_30_days_from_the_sign_up(population, key, known_for, signed_up, expected):
     fake = MailblueFake(population)
-    pending = joined(fake, "U1", days_ago=1)
-    fake.unconfirm(pending, at=NOW - timedelta(days=1))
+    contact = joined(fake, key, days_ago=known_for)
+    fake.unconfirm(contact, at=NOW - timedelta(days=signed_up))
     with serving(fake) as mailblue:
         plan = plan_of(mailblue.records())
-    assert fate(plan, f"mailblue/contact/{pending}") == ("kept", "mailblue-unconfirmed-30d")
-
-
-def test_an_unconfirmed_sign_up_goes_30_days_after_it(population):
-    fake = MailblueFake(population)
-    stale = joined(fake, "U2", days_ago=31)
-    fake.unconfirm(stale, at=NOW - timedelta(days=31))
-    with serving(fake) as mailblue:
-        plan = plan_of(mailblue.records())
-    assert fate(plan, f"mailblue/contact/{stale}") == ("delete", "mailblue-unconfirmed-30d")
-
-
-def test_an_older_contact_that_signs_up_now_gets_the_30_days_from_its_sign_up(population):
-    fake = MailblueFake(population)
-    known = joined(fake, "U3", days_ago=800)  # a contact for two years (a course), no newsletter so far
-    fake.unconfirm(known, at=NOW - timedelta(days=2))  # signs up for the newsletter now: double opt-in pending
-    with serving(fake) as mailblue:
-        plan = plan_of(mailblue.records())
-    assert fate(plan, f"mailblue/contact/{known}")[0] == "kept"
+    assert fate(plan, f"mailblue/contact/{contact}") == expected
 
 
 def test_a_bounced_contact_is_not_deleted_as_withdrawn_consent_but_after_its_year(population):
