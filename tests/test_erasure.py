@@ -87,6 +87,10 @@ def test_approved_full_erasure_leaves_only_the_retained_invoice(sandbox):
         ("mailblue", "contact", "delete"), ("mollie", "customer", "delete"), ("google_calendar", "event", "anonymise")}
     assert ("moneybird", "contact") not in {(e["system"], e["record_type"]) for e in certificate["erased"]}
     assert all(e["outcome"] in ("done", "already_gone") and e["at"] for e in certificate["erased"])
+    # the running subscription and the mandate end with the deleted customer: said so, not "kept until"
+    ended = {(e["record_type"], e["outcome"]) for e in certificate["erased"] if e["action"] == "ended"}
+    assert ended == {("mandate", "done"), ("subscription", "done")}
+    assert not [k for k in certificate["kept"] if k["record_type"] in ("mandate", "subscription")]
     kept = {(k["system"], k["record_type"]): k for k in certificate["kept"]}
     assert kept[("moneybird", "contact")]["until"] == invoice_until  # stays whole while the invoice is kept
     invoice = kept[("moneybird", "sales_invoice")]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,8 @@ class ErasurePlan:
     systems: frozenset[str] | None
     plan: Plan
     searched: tuple[str, ...] = ()  # the connected systems the person was looked for in
+    #: record key -> (relation, target key) of its links, for what ends with the record it belongs to
+    links: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -83,7 +85,9 @@ def plan_erasure(connectors: Mapping[str, Connector], identifiers: Identifiers, 
     """
     found = find_person(connectors, identifiers, rules, search_systems=search_systems, ledger=ledger)
     plan = decide(found.view, rules, as_of, decision_context(ledger, as_of), Erasure(found.people, systems))
-    return ErasurePlan(request, found.searched, systems, plan, found.systems)
+    links = {key: tuple((link.relation, str(link.target)) for link in record.links)
+             for key, record in found.hits.items() if record.links}
+    return ErasurePlan(request, found.searched, systems, plan, found.systems, links)
 
 
 def reject(ledger: Ledger, request: dict, note: str) -> None:
@@ -147,18 +151,21 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
     else's data nor repeat the erased data.
     """
     request = ledger.get_request(erasure.request["id"])
-    done = {(a["system"], a["record_type"], a["record_id"]): a
+    done = {f"{a['system']}/{a['record_type']}/{a['record_id']}": a
             for a in (ledger.actions(summary.run_id) if summary else [])}
+
+    def carried_out(key: str) -> dict[str, Any]:
+        action = done.get(key, {})
+        return {"outcome": action.get("outcome") or "not carried out",
+                "at": action["finished_at"].isoformat(timespec="seconds") if action.get("finished_at") else None}
+
     erased = []
     for row in erasure.plan.actions.itertuples(index=False):
-        action = done.get((row.system, row.record_type, str(row.record_id)), {})
         erased.append({"system": row.system, "system_name": rules.system_name(row.system),
                        "record_type": row.record_type, "record_label": getattr(rules.rule(row.rule_id), lang),
                        "record_id": str(row.record_id),
                        "action": row.action, "fields": list(row.fields), "rule": row.rule_id,
-                       "outcome": action.get("outcome") or "not carried out",
-                       "at": action["finished_at"].isoformat(timespec="seconds") if action.get("finished_at")
-                       else None})
+                       **carried_out(row.key)})
     for row in erasure.plan.done_before.itertuples(index=False):  # anonymised by an earlier run: say so, and when
         erased.append({"system": row.system, "system_name": rules.system_name(row.system),
                        "record_type": row.record_type, "record_label": getattr(rules.rule(row.rule_id), lang),
@@ -171,6 +178,14 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
         if row.key in deleted:
             continue
         rule = rules.rule(row.rule_id)
+        parent = next((target for relation, target in erasure.links.get(row.key, ())
+                       if relation == rule.ends_with and target in deleted), None)
+        if parent is not None:  # it ended with the record it belonged to (Mollie cancels a customer's mandates)
+            erased.append({"system": row.system, "system_name": rules.system_name(row.system),
+                           "record_type": row.record_type, "record_label": getattr(rule, lang),
+                           "record_id": str(row.record_id), "action": "ended", "fields": [], "rule": row.rule_id,
+                           **carried_out(parent)})
+            continue
         basis = rules.exceptions["document_retention"].legal_basis if "document_retention" in row.exceptions \
             else rules.purposes[rule.purposes[0]].legal_basis
         kept.append({"system": row.system, "system_name": rules.system_name(row.system),

@@ -156,6 +156,9 @@ class Rule(_Model):
     exceptions: list[ExceptionName] = []
     while_retained: PartialAction | None = None
     retained_by: str | None = None
+    #: the link relation of the record this one ends with (a mandate with its customer): where that record is
+    #: deleted, this one is reported as ended with it, not as kept
+    ends_with: str | None = None
     nl: str
     en: str
 
