@@ -203,3 +203,18 @@ def test_an_existing_ledger_gets_the_index_table_and_keeps_its_data(tmp_path):
                                     "where record_id = '7'")).one()
     engine.dispose()
     assert str(seen.first_seen).startswith("2024-01-01") and not str(seen.last_seen).startswith("2024")
+
+
+def test_the_access_report_says_an_appointment_was_made_unrecognisable_and_when(sandbox):
+    assert run_purge(sandbox.config, RULES, apply=True, day=TODAY, force=True, show=0) == 0
+    from vergeet.access import access_report, decision_context, render_html
+
+    asked = classify(["Hanna@Example.nl"])
+    with open_ledger(sandbox.config) as ledger:
+        found = find_person(build_connectors(sandbox.config), asked, RULES, ledger=ledger)
+        report = access_report(found, RULES, subject=asked, as_of=TODAY, lang="nl",
+                               context=decision_context(ledger, TODAY))
+    [event] = [r for r in report["records"] if r["system"] == "google_calendar"]
+    assert event["retention"]["done_before"]["action"] == "anonymise"
+    assert event["retention"]["why"].startswith("op ") and "onherkenbaar gemaakt" in event["retention"]["why"]
+    assert "onherkenbaar gemaakt" in render_html(report)

@@ -312,6 +312,7 @@ _TEXT = {
         "open_ended": "zolang dit geldt: {why}",
         "left_alone": "niet automatisch beoordeeld: de verwerkingsverantwoordelijke beoordeelt dit gegeven zelf",
         "check_by_hand": "zoek de persoon hier met de hand op",
+        "done_before": "op {date} onherkenbaar gemaakt: wat naar jou verwees is eruit gehaald",
         "no_rule": "geen bewaarregel voor dit soort gegevens; vraag het na bij de verwerkingsverantwoordelijke",
         "retained_by": "bewaard door {name} onder diens eigen wettelijke plicht",
         "rights": {"access": "inzage", "rectification": "correctie", "erasure": "verwijdering",
@@ -330,6 +331,7 @@ _TEXT = {
         "open_ended": "as long as this holds: {why}",
         "left_alone": "not decided automatically: the controller reviews this record by hand",
         "check_by_hand": "look the person up here by hand",
+        "done_before": "made unrecognisable on {date}: what pointed to you was removed",
         "no_rule": "no retention rule for this kind of data; ask the controller",
         "retained_by": "kept by {name} under its own legal duty",
         "rights": {"access": "access", "rectification": "rectification", "erasure": "erasure",
@@ -431,8 +433,18 @@ def _record_entry(record: Record, person: int, plan: Plan, rules: Rules, lang: s
                      "legal_basis": rules.purposes[name].legal_basis} for name in purposes],
         "legal_basis": [{"key": basis, "text": getattr(rules.legal_bases[basis], lang),
                          "gdpr": rules.legal_bases[basis].gdpr} for basis in bases],
-        "retention": _retention(rule, kept, actions, rules, plan.as_of, lang),
+        "retention": _retention(rule, kept, actions, rules, plan.as_of, lang)
+        | _done_before(plan.done_before[plan.done_before["key"] == key], lang),
     }
+
+
+def _done_before(done: pd.DataFrame, lang: str) -> dict[str, Any]:
+    """What an earlier run already did to the record (anonymised it): said, with when, instead of a period."""
+    if done.empty:
+        return {}
+    when = done["since"].iloc[0]
+    return {"done_before": {"action": done["action"].iloc[0], "at": when.isoformat(timespec="seconds")},
+            "why": _TEXT[lang]["done_before"].format(date=_long_date(when.date().isoformat(), lang))}
 
 
 def _system_purposes(rules: Rules, system: str) -> list[str]:
