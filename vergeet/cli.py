@@ -467,6 +467,8 @@ def erase(ctx: typer.Context,
             raise typer.Exit(1) from None
         for table in erasure_tables(plan.plan):
             out.print(table)
+        if plan.empty:
+            out.print("Nothing to erase.")
         summary = None
         if not plan.empty:
             if not approve:

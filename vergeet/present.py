@@ -78,4 +78,4 @@ def erasure_tables(plan: Plan) -> list[Table]:
         until = str(row.retained_until) if pd.notna(row.retained_until) else "-"
         kept.add_row(row.system, f"{row.record_type} {row.record_id}", until,
                      row.why + (f" ({row.retained_by})" if row.retained_by else ""))
-    return [erased, kept]
+    return [table for table in (erased, kept) if table.row_count]
