@@ -17,3 +17,12 @@ def record_fields(system: str) -> dict[str, frozenset[str]]:
     if system not in SYSTEMS:
         raise KeyError(system)
     return importlib.import_module(f"connectors.{system}").RECORD_FIELDS
+
+
+def record_labels(system: str) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, tuple[str, str]]]]:
+    """`system`'s labels for a person to read: (FIELD_LABELS, VALUE_LABELS) of its connector module, each
+    label (nl, en); empty for an unknown system (its fields are then not shown, only exported)."""
+    if system not in SYSTEMS:
+        return {}, {}
+    module = importlib.import_module(f"connectors.{system}")
+    return getattr(module, "FIELD_LABELS", {}), getattr(module, "VALUE_LABELS", {})

@@ -709,3 +709,29 @@ def _zone(name: str | None) -> Any:
         return ZoneInfo(name) if name else timezone.utc
     except (ZoneInfoNotFoundError, ValueError):
         return timezone.utc
+
+
+# -- what a person reads ---------------------------------------------------------------------
+
+#: labels (nl, en) of the fields a person's record shows in the access report (paths as `vergeet.access` walks
+#: the record, `[]` a list position, `{n}` that position from 1). Fields not named here (ids, etags, sequence,
+#: the owner's own addresses, links, reminders) stay out of the HTML; the JSON export keeps them all.
+FIELD_LABELS: dict[str, tuple[str, str]] = {
+    "summary": ("Titel", "Title"), "description": ("Beschrijving", "Description"), "location": ("Locatie", "Location"),
+    "start.dateTime": ("Begint", "Starts"), "start.date": ("Datum", "Date"),
+    "end.dateTime": ("Eindigt", "Ends"), "end.date": ("Einddatum", "End date"),
+    "status": ("Stand", "Status"), "created": ("Aangemaakt", "Created"),
+    "attendees[].email": ("Deelnemer {n}: e-mailadres", "Attendee {n}: e-mail address"),
+    "attendees[].displayName": ("Deelnemer {n}: naam", "Attendee {n}: name"),
+    "attendees[].responseStatus": ("Deelnemer {n}: antwoord", "Attendee {n}: response"),
+    "attendees[].comment": ("Deelnemer {n}: opmerking", "Attendee {n}: comment"),
+    "recurrence[]": ("Herhaling", "Repeats"),
+}
+#: vendor codes in words (nl, en)
+VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "status": {"confirmed": ("bevestigd", "confirmed"), "tentative": ("onder voorbehoud", "tentative"),
+               "cancelled": ("geannuleerd", "cancelled")},
+    "attendees[].responseStatus": {"accepted": ("geaccepteerd", "accepted"), "declined": ("afgeslagen", "declined"),
+                                   "tentative": ("misschien", "maybe"),
+                                   "needsAction": ("nog niet geantwoord", "not answered yet")},
+}

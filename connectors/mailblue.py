@@ -546,3 +546,30 @@ def _phone_search_terms(raw: str) -> list[str]:
         terms += [phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
                   "0" + str(parsed.national_number)]
     return list(dict.fromkeys(term for term in terms if term))
+
+
+# -- what a person reads ---------------------------------------------------------------------
+
+#: labels (nl, en) of the fields a person's record shows in the access report (paths as `vergeet.access` walks
+#: the record, `[]` a list position, `{n}` that position from 1). Fields not named here (ids, hashes, API links,
+#: counters, internal flags) stay out of the HTML; the JSON export keeps them all.
+FIELD_LABELS: dict[str, tuple[str, str]] = {
+    "email": ("E-mailadres", "E-mail address"), "firstName": ("Voornaam", "First name"),
+    "lastName": ("Achternaam", "Last name"), "phone": ("Telefoonnummer", "Phone number"),
+    "cdate": ("Aangemeld", "Signed up"), "udate": ("Laatst gewijzigd", "Last changed"),
+    "contactLists[].status": ("Lijst {n}: inschrijving", "List {n}: subscription"),
+    "contactLists[].sdate": ("Lijst {n}: sinds", "List {n}: since"),
+    "contactLists[].unsubreason": ("Lijst {n}: reden van uitschrijven", "List {n}: reason for unsubscribing"),
+    "fieldValues[].value": ("Extra veld {n}", "Extra field {n}"),
+    "geoIps[].ip4": ("Locatie {n}: IP-adres", "Location {n}: IP address"),
+    "geoAddresses[].city": ("Locatie {n}: plaats", "Location {n}: city"),
+    "geoAddresses[].country": ("Locatie {n}: land", "Location {n}: country"),
+    "deals[].title": ("Traject {n}", "Engagement {n}"),
+    "deals[].cdate": ("Traject {n}: begonnen", "Engagement {n}: started"),
+    "notes[].note": ("Notitie {n}", "Note {n}"),
+}
+#: vendor codes in words (nl, en); list row statuses as `LIST_STATUS` reads them
+VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "contactLists[].status": {"1": ("ingeschreven", "subscribed"), "2": ("uitgeschreven", "unsubscribed"),
+                              "0": ("nog niet bevestigd", "not yet confirmed"), "3": ("onbestelbaar", "bounced")},
+}

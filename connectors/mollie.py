@@ -688,3 +688,51 @@ class MollieConnector:
             return ActionResult(Outcome.NOT_SUPPORTED, f"not overwritten: {', '.join(sorted(rest))}. "
                                                        + RETAINED_BY_MOLLIE[record_type])
         return ActionResult(Outcome.DONE, f"overwrote {', '.join(sorted(updatable))}")
+
+
+# -- what a person reads ---------------------------------------------------------------------
+
+#: labels (nl, en) of the fields a person's record shows in the access report (paths as `vergeet.access` walks
+#: the record). Fields not named here (ids, mode, profile, `_links`, webhook and redirect URLs) stay out of the
+#: HTML; the JSON export keeps them all.
+FIELD_LABELS: dict[str, tuple[str, str]] = {
+    "name": ("Naam", "Name"), "email": ("E-mailadres", "E-mail address"), "locale": ("Taal", "Language"),
+    "createdAt": ("Aangemaakt", "Created"), "description": ("Omschrijving", "Description"),
+    "amount.value": ("Bedrag", "Amount"), "amount.currency": ("Valuta", "Currency"),
+    "method": ("Betaalmethode", "Payment method"), "status": ("Stand", "Status"),
+    "sequenceType": ("Soort betaling", "Kind of payment"), "paidAt": ("Betaald op", "Paid on"),
+    "canceledAt": ("Geannuleerd op", "Cancelled on"), "interval": ("Elke", "Every"),
+    "times": ("Aantal keer", "Number of times"), "startDate": ("Begindatum", "Start date"),
+    "signatureDate": ("Getekend op", "Signed on"), "mandateReference": ("Kenmerk machtiging", "Mandate reference"),
+    "details.consumerName": ("Naam rekeninghouder", "Account holder's name"),
+    "details.consumerAccount": ("Rekeningnummer", "Account number"), "details.consumerBic": ("BIC", "BIC"),
+    "details.cardHolder": ("Naam kaarthouder", "Cardholder's name"),
+    "details.cardNumber": ("Laatste cijfers van de kaart", "Last digits of the card"),
+    "details.cardLabel": ("Soort kaart", "Card type"),
+    "billingAddress.givenName": ("Factuuradres: voornaam", "Billing address: first name"),
+    "billingAddress.familyName": ("Factuuradres: achternaam", "Billing address: last name"),
+    "billingAddress.email": ("Factuuradres: e-mailadres", "Billing address: e-mail address"),
+    "billingAddress.streetAndNumber": ("Factuuradres: straat", "Billing address: street"),
+    "billingAddress.postalCode": ("Factuuradres: postcode", "Billing address: postcode"),
+    "billingAddress.city": ("Factuuradres: plaats", "Billing address: city"),
+    "billingAddress.country": ("Factuuradres: land", "Billing address: country"),
+    "metadata.order_id": ("Bestelnummer", "Order number"),
+}
+#: vendor codes in words (nl, en)
+VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "status": {"open": ("open", "open"), "pending": ("in behandeling", "pending"),
+               "authorized": ("goedgekeurd", "authorised"), "paid": ("betaald", "paid"),
+               "canceled": ("geannuleerd", "cancelled"), "expired": ("verlopen", "expired"),
+               "failed": ("mislukt", "failed"), "valid": ("geldig", "valid"), "invalid": ("ongeldig", "invalid"),
+               "active": ("actief", "active"), "suspended": ("opgeschort", "suspended"),
+               "completed": ("afgerond", "completed")},
+    "method": {"ideal": ("iDEAL", "iDEAL"), "directdebit": ("automatische incasso", "direct debit"),
+               "creditcard": ("creditcard", "credit card"), "banktransfer": ("overboeking", "bank transfer"),
+               "bancontact": ("Bancontact", "Bancontact"), "paypal": ("PayPal", "PayPal")},
+    "sequenceType": {"oneoff": ("eenmalig", "one-off"), "first": ("eerste van een reeks", "first of a series"),
+                     "recurring": ("terugkerend", "recurring")},
+    "locale": {"nl_NL": ("Nederlands", "Dutch"), "nl_BE": ("Nederlands (België)", "Dutch (Belgium)"),
+               "en_US": ("Engels", "English"), "en_GB": ("Engels", "English"), "de_DE": ("Duits", "German")},
+    "interval": {"1 month": ("maand", "month"), "1 week": ("week", "week"), "1 year": ("jaar", "year"),
+                 "3 months": ("3 maanden", "3 months"), "12 months": ("jaar", "year")},
+}

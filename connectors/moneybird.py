@@ -769,3 +769,71 @@ def _contact_names(contact: dict[str, Any]) -> set[str]:
     people = [contact, *(p for p in contact.get("contact_people") or [] if isinstance(p, dict))]
     full = {name_key(f"{p.get('firstname') or ''} {p.get('lastname') or ''}") for p in people}
     return (full | {name_key(contact.get("company_name"))}) - {""}
+
+
+# -- what a person reads ---------------------------------------------------------------------
+
+#: labels (nl, en) of the fields a person's record shows in the access report; a flat path as
+#: `vergeet.access` walks the record ("contact.firstname", "notes[].note"), `[]` standing for a list position
+#: and `{n}` in a label for that position counted from 1. Fields not named here (ids, versions, URLs of the
+#: API, tax bookkeeping, internal flags) stay out of the HTML; the JSON export keeps them all.
+_PERSON_LABELS: dict[str, tuple[str, str]] = {
+    "company_name": ("Bedrijfsnaam", "Company name"), "firstname": ("Voornaam", "First name"),
+    "lastname": ("Achternaam", "Last name"), "attention": ("Ter attentie van", "For the attention of"),
+    "address1": ("Adres", "Address"), "address2": ("Adres (vervolg)", "Address (continued)"),
+    "zipcode": ("Postcode", "Postcode"), "city": ("Plaats", "City"), "country": ("Land", "Country"),
+    "phone": ("Telefoonnummer", "Phone number"), "email": ("E-mailadres", "E-mail address"),
+    "send_invoices_to_email": ("E-mailadres voor facturen", "E-mail address for invoices"),
+    "send_invoices_to_attention": ("Facturen ter attentie van", "Invoices for the attention of"),
+    "send_estimates_to_email": ("E-mailadres voor offertes", "E-mail address for quotes"),
+    "send_estimates_to_attention": ("Offertes ter attentie van", "Quotes for the attention of"),
+    "delivery_method": ("Verzendwijze", "Delivery method"),
+    "chamber_of_commerce": ("KvK-nummer", "Chamber of Commerce number"), "tax_number": ("Btw-nummer", "VAT number"),
+    "bank_account": ("Bankrekening", "Bank account"), "sepa_iban": ("IBAN", "IBAN"),
+    "sepa_iban_account_name": ("Naam rekeninghouder", "Account holder's name"), "sepa_bic": ("BIC", "BIC"),
+    "sepa_mandate_id": ("Kenmerk incassomachtiging", "Direct debit mandate reference"),
+    "sepa_mandate_date": ("Datum incassomachtiging", "Direct debit mandate date"),
+    "direct_debit": ("Automatische incasso", "Direct debit"),
+    "created_at": ("Aangemaakt", "Created"),
+}
+FIELD_LABELS: dict[str, tuple[str, str]] = {
+    **_PERSON_LABELS,
+    **{f"contact.{key}": (f"Klant: {nl[0].lower()}{nl[1:]}", f"Customer: {en[0].lower()}{en[1:]}")
+       for key, (nl, en) in _PERSON_LABELS.items() if key not in ("direct_debit", "created_at")},
+    "contact_people[].firstname": ("Contactpersoon {n}: voornaam", "Contact person {n}: first name"),
+    "contact_people[].lastname": ("Contactpersoon {n}: achternaam", "Contact person {n}: last name"),
+    "contact_people[].email": ("Contactpersoon {n}: e-mailadres", "Contact person {n}: e-mail address"),
+    "contact_people[].phone": ("Contactpersoon {n}: telefoonnummer", "Contact person {n}: phone number"),
+    "contact_people[].department": ("Contactpersoon {n}: afdeling", "Contact person {n}: department"),
+    "notes[].note": ("Notitie {n}", "Note {n}"), "notes[].created_at": ("Notitie {n}: datum", "Note {n}: date"),
+    "custom_fields[].value": ("Extra veld {n}", "Extra field {n}"),
+    "invoice_id": ("Factuurnummer", "Invoice number"), "estimate_id": ("Offertenummer", "Quote number"),
+    "invoice_date": ("Factuurdatum", "Invoice date"), "estimate_date": ("Offertedatum", "Quote date"),
+    "due_date": ("Vervaldatum", "Due date"), "due_date_estimate": ("Geldig tot", "Valid until"),
+    "state": ("Stand", "Status"), "reference": ("Omschrijving", "Reference"),
+    "sent_at": ("Verstuurd op", "Sent on"), "paid_at": ("Betaald op", "Paid on"),
+    "accepted_at": ("Geaccepteerd op", "Accepted on"), "rejected_at": ("Afgewezen op", "Rejected on"),
+    "details[].description": ("Regel {n}: omschrijving", "Line {n}: description"),
+    "details[].amount": ("Regel {n}: aantal", "Line {n}: quantity"),
+    "details[].price": ("Regel {n}: prijs", "Line {n}: price"),
+    "total_price_excl_tax": ("Totaal zonder btw", "Total excluding VAT"),
+    "total_price_incl_tax": ("Totaal met btw", "Total including VAT"), "currency": ("Valuta", "Currency"),
+    "total_paid": ("Betaald", "Paid"), "total_unpaid": ("Nog te betalen", "Still to pay"),
+    "payments[].payment_date": ("Betaling {n}: datum", "Payment {n}: date"),
+    "payments[].price": ("Betaling {n}: bedrag", "Payment {n}: amount"),
+    "payment_reference": ("Betalingskenmerk", "Payment reference"),
+    "pre_text": ("Tekst boven de regels", "Text above the lines"),
+    "post_text": ("Tekst onder de regels", "Text below the lines"),
+}
+#: vendor codes in words (nl, en), per field as in `FIELD_LABELS`
+VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "state": {"draft": ("concept", "draft"), "open": ("openstaand", "open"), "scheduled": ("ingepland", "scheduled"),
+              "pending_payment": ("betaling in behandeling", "payment pending"),
+              "reminded": ("herinnering verstuurd", "reminder sent"), "late": ("te laat", "overdue"),
+              "uncollectible": ("oninbaar", "uncollectible"), "paid": ("betaald", "paid"),
+              "accepted": ("geaccepteerd", "accepted"), "rejected": ("afgewezen", "rejected"),
+              "billed": ("gefactureerd", "invoiced"), "archived": ("gearchiveerd", "archived")},
+    "delivery_method": {"Email": ("e-mail", "e-mail"), "Post": ("post", "post"), "Manual": ("handmatig", "by hand"),
+                        "Simplerinvoicing": ("e-factuur (Peppol)", "e-invoice (Peppol)"),
+                        "Peppol": ("e-factuur (Peppol)", "e-invoice (Peppol)")},
+}
