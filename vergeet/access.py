@@ -570,7 +570,7 @@ _MONTHS = {"nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli"
            "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                   "October", "November", "December")}
 #: fields that name a record for a reader, and that date it, in the vendors' own names
-_TITLE_FIELDS = ("invoice_id", "estimate_id", "summary", "description", "name", "email")
+_TITLE_FIELDS = ("invoice_id", "estimate_id", "company_name", "summary", "description", "name")
 _DATE_FIELDS = ("invoice_date", "estimate_date", "start.dateTime", "start.date", "createdAt", "created_at", "cdate")
 
 
@@ -580,6 +580,8 @@ def html_environment(lang: str) -> Environment:
                               trim_blocks=True, lstrip_blocks=True)
     environment.filters["long_date"] = lambda iso: _long_date(iso, lang)
     environment.filters["flat"] = lambda data: list(_flat(data))
+    environment.filters["field_label"] = lambda field, system: _field_label(system, field, lang)
+    environment.filters["service"] = lambda entry: _service_text(entry, lang)
     environment.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
     return environment
 
@@ -593,26 +595,110 @@ def render_html(report: dict[str, Any]) -> str:
 
 def _sections(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Per system its records grouped by the rule that keeps them, each record with a title and a date."""
-    sections = []
+    sections, lang = [], report["language"]
     for system in (s for s in report["systems"] if s["status"] == "searched"):
         records = [r for r in report["records"] if r["system"] == system["system"]]
         groups = [list(group) for _, group in groupby(records, key=lambda r: r["retention"]["rule_id"])]
-        sections.append(system | {"groups": [_group(group) for group in groups]})
+        processors = [p | {"service": _service_text(p, lang)} for p in system.get("processors", [])]
+        sections.append(system | {"processors": processors, "groups": [_group(group, lang) for group in groups]})
     return sections
 
 
-def _group(records: list[dict[str, Any]]) -> dict[str, Any]:
+def _group(records: list[dict[str, Any]], lang: str = "nl") -> dict[str, Any]:
     """Records under one rule; a retention reason they all share is shown once, above them."""
     reasons = {json.dumps([r["retention"]["why"], r["retention"]["next_run"]]) for r in records}
-    return {"first": records[0], "records": [_titled(r) for r in records],
+    return {"first": records[0], "records": [_titled(r, lang) for r in records],
             "shared_retention": records[0]["retention"] if len(reasons) == 1 else None}
 
 
-def _titled(record: dict[str, Any]) -> dict[str, Any]:
+def _titled(record: dict[str, Any], lang: str = "nl") -> dict[str, Any]:
+    """The record with a title a person recognises (an invoice's number, an appointment's date and time, a
+    name), its date, and `fields`: its labelled fields as (label, value) in `lang` (see `_labelled`)."""
     flat = dict(_flat(record["data"]))
-    title = next((str(flat[f]) for f in _TITLE_FIELDS if flat.get(f)), record["record_id"])
     when = next((str(flat[f])[:10] for f in _DATE_FIELDS if flat.get(f)), None)
-    return record | {"title": title, "date": when}
+    name = " ".join(str(flat[f]) for f in ("firstname", "lastname") if flat.get(f))
+    if record["system"] == "google_calendar" and when:
+        title = _long_date(when, lang) + _clock(flat.get("start.dateTime"), lang)
+    else:
+        title = (next((str(flat[f]) for f in _TITLE_FIELDS if flat.get(f)), None) or name
+                 or str(flat.get("email") or "").strip() or record["label"])
+    return record | {"title": title, "date": when, "fields": _labelled(record["system"], record["data"], lang)}
+
+
+_API_URL = re.compile(r"https?://[^\s]*(?:/api/|/v\d+/|googleapis\.com|api\.mollie\.com|\.api-us1\.com)")
+#: date-time fields whose time of day a reader needs (an appointment's start and end)
+_TIMED_FIELDS = ("start.dateTime", "end.dateTime")
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?")
+
+
+def _labelled(system: str, data: Any, lang: str) -> list[tuple[str, Any]]:
+    """The fields of a record a person reads: those the connector labels (`connectors.record_labels`), with
+    the label in `lang`, codes in words and dates written out; unlabelled and technical fields and any value
+    that is an API URL are left out (the JSON export keeps them all)."""
+    labels, values = _labels(system)
+    column = LANGUAGES.index(lang)
+    shown = []
+    for path, value in _flat(data):
+        pattern, positions = _pattern(path)
+        if pattern not in labels or (isinstance(value, str) and _API_URL.match(value)):
+            continue
+        label = labels[pattern][column].format(n=positions[0] + 1 if positions else "")
+        coded = values.get(pattern, {}).get(str(value))
+        if coded:
+            value = coded[column]
+        elif isinstance(value, str) and _ISO.fullmatch(value.strip()):
+            value = _long_date(value.strip(), lang) + (_clock(value, lang) if pattern in _TIMED_FIELDS else "")
+        shown.append((label, value))
+    return shown
+
+
+def _labels(system: str) -> tuple[dict, dict]:
+    import connectors  # lazily: only the connector module of the system asked about is loaded
+    return connectors.record_labels(system)
+
+
+def _pattern(path: str) -> tuple[str, list[int]]:
+    """"attendees[0].email" -> ("attendees[].email", [0]): the path as a label table names it."""
+    positions = [int(n) for n in re.findall(r"\[(\d+)\]", path)]
+    return re.sub(r"\[\d+\]", "[]", path), positions
+
+
+def _field_label(system: str, field: str, lang: str) -> str | None:
+    """A field's label as part of a sentence ("e-mailadres voor facturen"), None where the connector has none."""
+    label = _labels(system)[0].get(field)
+    if not label:
+        return None
+    text = label[LANGUAGES.index(lang)]
+    return text if text[:2].isupper() else text[:1].lower() + text[1:]
+
+
+def _clock(iso: Any, lang: str) -> str:
+    """", 11:00" / " at 11:00" for an ISO date-time in its own offset; empty for a date."""
+    match = re.match(r"\d{4}-\d{2}-\d{2}[T ](\d{2}:\d{2})", str(iso or ""))
+    if not match:
+        return ""
+    return (", " if lang == "nl" else " at ") + match.group(1)
+
+
+def _service_text(entry: Mapping[str, Any], lang: str) -> str:
+    """A processor's service in `lang`: `service` is the Dutch text; in English the rules' `service_en` (read
+    from the rules file, as the report entries carry the Dutch one only), and nothing where none is known."""
+    service = entry.get("service") or ""
+    if lang == "nl" or not service:
+        return service
+    if entry.get("service_en"):
+        return entry["service_en"]
+    return _english_services().get((entry.get("name"), service), "")
+
+
+def _english_services() -> dict[tuple[str, str], str]:
+    """(processor name, Dutch service) -> English service, from the rules file `load_rules` picks."""
+    from vergeet.rules import load_rules
+    try:
+        processors = load_rules().processors.values()
+    except BadInput:
+        return {}
+    return {(p.name, p.service): p.service_en for p in processors if getattr(p, "service_en", None)}
 
 
 def _flat(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:

@@ -114,7 +114,10 @@ class Texts(_Model):
 class Processor(_Model):
     name: str
     role: Literal["processor", "independent_controller", "recipient"]
+    #: what the processor does for the business, in Dutch; `service_en` in English (the English documents leave
+    #: the service out where it is missing, never showing the Dutch text)
     service: str
+    service_en: str | None = None
     purposes: list[str]
     #: the connected system that is this processor's own (its data is what vergeet reads there)
     system: str | None = None
