@@ -390,7 +390,7 @@ def access_report(found: Found, rules: Rules, *, subject: Identifiers, as_of: da
         "controller": rules.controller.model_dump(),
         "request": _request_entry(request),
         "records": records,
-        "systems": [_system_entry(system, records, rules) for system in found.systems]
+        "systems": [_system_entry(system, records, rules, lang) for system in found.systems]
         + [entry for entry in coverage(rules, found.systems, lang) if entry["status"] != "searched"],
         "rights": _rights_entry(rules, lang),
         "possible_matches": found.possible_matches(),
@@ -505,7 +505,8 @@ def coverage(rules: Rules, searched: Iterable[str], lang: str) -> list[dict[str,
     entries = [{"system": system, "name": rules.system_name(system), "status": "searched"} for system in searched]
     entries += [{"system": system, "name": rules.system_name(system), "status": "not_connected"}
                 for system in rules.systems if system not in searched]
-    entries += [{"system": key, "name": processor.name, "status": "checked_by_hand", "service": processor.service,
+    entries += [{"system": key, "name": processor.name, "status": "checked_by_hand",
+                 "service": processor.service_in(lang),
                  "check": getattr(processor.check, lang) if processor.check else _TEXT[lang]["check_by_hand"]}
                 for key, processor in rules.processors.items() if processor.system is None]
     return entries
@@ -522,13 +523,14 @@ def checklist(entries: Iterable[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def _system_entry(system: str, records: list[dict], rules: Rules) -> dict[str, Any]:
+def _system_entry(system: str, records: list[dict], rules: Rules, lang: str) -> dict[str, Any]:
     processors = rules.processors_of(system)
     own = rules.system_name(system)
-    return {"system": system, "name": own, "status": "searched", "records": sum(r["system"] == system for r in records),
+    return {"system": system, "name": own, "status": "searched",
+            "records": sum(r["system"] == system for r in records),
             "may_leave_eea": any(p.outside_eea for p in processors),
-            "processors": [{"name": p.name, "role": p.role, "service": p.service, "outside_eea": p.outside_eea}
-                           for p in processors]}
+            "processors": [{"name": p.name, "role": p.role, "service": p.service_in(lang),
+                            "outside_eea": p.outside_eea} for p in processors]}
 
 
 def _rights_entry(rules: Rules, lang: str) -> dict[str, Any]:
@@ -581,7 +583,6 @@ def html_environment(lang: str) -> Environment:
     environment.filters["long_date"] = lambda iso: _long_date(iso, lang)
     environment.filters["flat"] = lambda data: list(_flat(data))
     environment.filters["field_label"] = lambda field, system: _field_label(system, field, lang)
-    environment.filters["service"] = lambda entry: _service_text(entry, lang)
     environment.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
     return environment
 
@@ -599,8 +600,7 @@ def _sections(report: dict[str, Any]) -> list[dict[str, Any]]:
     for system in (s for s in report["systems"] if s["status"] == "searched"):
         records = [r for r in report["records"] if r["system"] == system["system"]]
         groups = [list(group) for _, group in groupby(records, key=lambda r: r["retention"]["rule_id"])]
-        processors = [p | {"service": _service_text(p, lang)} for p in system.get("processors", [])]
-        sections.append(system | {"processors": processors, "groups": [_group(group, lang) for group in groups]})
+        sections.append(system | {"groups": [_group(group, lang) for group in groups]})
     return sections
 
 
@@ -678,27 +678,6 @@ def _clock(iso: Any, lang: str) -> str:
     if not match:
         return ""
     return (", " if lang == "nl" else " at ") + match.group(1)
-
-
-def _service_text(entry: Mapping[str, Any], lang: str) -> str:
-    """A processor's service in `lang`: `service` is the Dutch text; in English the rules' `service_en` (read
-    from the rules file, as the report entries carry the Dutch one only), and nothing where none is known."""
-    service = entry.get("service") or ""
-    if lang == "nl" or not service:
-        return service
-    if entry.get("service_en"):
-        return entry["service_en"]
-    return _english_services().get((entry.get("name"), service), "")
-
-
-def _english_services() -> dict[tuple[str, str], str]:
-    """(processor name, Dutch service) -> English service, from the rules file `load_rules` picks."""
-    from vergeet.rules import load_rules
-    try:
-        processors = load_rules().processors.values()
-    except BadInput:
-        return {}
-    return {(p.name, p.service): p.service_en for p in processors if getattr(p, "service_en", None)}
 
 
 def _flat(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:

@@ -127,6 +127,10 @@ class Processor(_Model):
     check: Texts | None = None
     outside_eea: bool
 
+    def service_in(self, lang: str) -> str:
+        """What the processor does, in `lang`; "" in English where no English text is given."""
+        return self.service if lang == "nl" else self.service_en or ""
+
 
 class SystemPolicy(_Model):
     purposes: list[str]
