@@ -726,6 +726,7 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "attendees[].responseStatus": ("Deelnemer {n}: antwoord", "Attendee {n}: response"),
     "attendees[].comment": ("Deelnemer {n}: opmerking", "Attendee {n}: comment"),
     "recurrence[]": ("Herhaling", "Repeats"),
+    "attendees": ("Deelnemers", "Attendees"), "attachments": ("Bijlagen", "Attachments"),
 }
 #: vendor codes in words (nl, en)
 VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
