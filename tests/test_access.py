@@ -367,9 +367,10 @@ def test_someone_in_no_system_gets_a_report_saying_so(config_path, tmp_path):
     unsearched = {s["name"] for s in report["systems"] if s["status"] != "searched"}
     assert {"WooCommerce", "Vimexx", "Zoom / Google Meet", "Boekhouder", "Google Analytics"} <= unsearched
     assert "Check by hand before you send the answer" in result.stderr and "WooCommerce:" in result.stderr
-    for lang, heading in (("nl", "Niet automatisch doorzocht"), ("en", "Not searched automatically")):
+    for lang, heading, bookkeeper in (("nl", "Niet automatisch doorzocht", "Boekhouder"),
+                                      ("en", "Not searched automatically", "Bookkeeper")):
         page = tmp_path / f"none-{lang}.html"
         assert run("--config", config_path, "find", "nobody.here@example.org", "--format", "html",
                    "--lang", lang, "--out", page).exit_code == 0
         html = page.read_text()
-        assert heading in html and "WooCommerce" in html and "Vimexx" in html
+        assert heading in html and "WooCommerce" in html and "Vimexx" in html and bookkeeper in html

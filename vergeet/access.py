@@ -505,7 +505,7 @@ def coverage(rules: Rules, searched: Iterable[str], lang: str) -> list[dict[str,
     entries = [{"system": system, "name": rules.system_name(system), "status": "searched"} for system in searched]
     entries += [{"system": system, "name": rules.system_name(system), "status": "not_connected"}
                 for system in rules.systems if system not in searched]
-    entries += [{"system": key, "name": processor.name, "status": "checked_by_hand",
+    entries += [{"system": key, "name": processor.name_in(lang), "status": "checked_by_hand",
                  "service": processor.service_in(lang),
                  "check": getattr(processor.check, lang) if processor.check else _TEXT[lang]["check_by_hand"]}
                 for key, processor in rules.processors.items() if processor.system is None]
@@ -529,7 +529,7 @@ def _system_entry(system: str, records: list[dict], rules: Rules, lang: str) -> 
     return {"system": system, "name": own, "status": "searched",
             "records": sum(r["system"] == system for r in records),
             "may_leave_eea": any(p.outside_eea for p in processors),
-            "processors": [{"name": p.name, "role": p.role, "service": p.service_in(lang),
+            "processors": [{"name": p.name_in(lang), "role": p.role, "service": p.service_in(lang),
                             "outside_eea": p.outside_eea} for p in processors]}
 
 

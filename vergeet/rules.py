@@ -113,6 +113,8 @@ class Texts(_Model):
 
 class Processor(_Model):
     name: str
+    #: the name in English documents, where it is a Dutch word ("Boekhouder")
+    name_en: str | None = None
     role: Literal["processor", "independent_controller", "recipient"]
     #: what the processor does for the business, in Dutch; `service_en` in English (the English documents leave
     #: the service out where it is missing, never showing the Dutch text)
@@ -126,6 +128,9 @@ class Processor(_Model):
     #: what the owner looks at by hand for a person's request, where vergeet has no connector
     check: Texts | None = None
     outside_eea: bool
+
+    def name_in(self, lang: str) -> str:
+        return self.name_en if lang == "en" and self.name_en else self.name
 
     def service_in(self, lang: str) -> str:
         """What the processor does, in `lang`; "" in English where no English text is given."""
