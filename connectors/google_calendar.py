@@ -328,24 +328,15 @@ class GoogleCalendarConnector:
         patch = self._events.patch(calendarId=calendar_id, eventId=event_id, body=_body(PLACEHOLDERS),
                                    sendUpdates="none", supportsAttachments=True)
         try:
-            self._execute(patch)
-        except VendorError as exc:
-            if exc.status == 410:
-                return _gone(ref, 410)
-            if exc.status == 404:
-                return self._confirm_gone(ref, exc)
-            if not (isinstance(exc, VendorRejected) and exc.status == 403):
+            gone = self._write(ref, patch)
+        except VendorRejected as exc:
+            if exc.status != 403:
                 raise
-            foreign = True  # a copy of another organizer's event: only they may change it
-        try:
-            self._execute(self._events.delete(calendarId=calendar_id, eventId=event_id, sendUpdates="none"),
-                          body=False)
-        except VendorError as exc:
-            if exc.status == 410:
-                return _gone(ref, 410)
-            if exc.status == 404:
-                return self._confirm_gone(ref, exc)
-            raise
+            gone, foreign = None, True  # a copy of another organizer's event: only they may change it
+        gone = gone or self._write(ref, self._events.delete(calendarId=calendar_id, eventId=event_id,
+                                                            sendUpdates="none"), body=False)
+        if gone:
+            return gone
         if foreign:
             return ActionResult(Outcome.DONE, f"event {ref.record_id} is a copy of another organizer's event: "
                                               "deleted unscrubbed (only the organizer may change it); Google keeps "
@@ -368,17 +359,26 @@ class GoogleCalendarConnector:
         request = self._events.patch(calendarId=calendar_id, eventId=event_id, sendUpdates="none",
                                      body=_body({k: v for k, v in PLACEHOLDERS.items() if k in fields}), **extra)
         try:
-            self._execute(request)
+            gone = self._write(ref, request)
+        except VendorRejected as exc:
+            if exc.status != 403:
+                raise
+            return ActionResult(Outcome.NOT_SUPPORTED, f"event {ref.record_id} belongs to another organizer, "
+                                                       "who alone can change it: delete it from this calendar")
+        return gone or ActionResult(Outcome.DONE)
+
+    def _write(self, ref: RecordRef, request: Any, *, body: bool = True) -> ActionResult | None:
+        """Run a patch or delete of `ref`: None when it went through, the outcome when the event is gone (410, or
+        a 404 that events.get confirms); any other error is raised."""
+        try:
+            self._execute(request, body=body)
         except VendorError as exc:
             if exc.status == 410:
                 return _gone(ref, 410)
             if exc.status == 404:
                 return self._confirm_gone(ref, exc)
-            if isinstance(exc, VendorRejected) and exc.status == 403:
-                return ActionResult(Outcome.NOT_SUPPORTED, f"event {ref.record_id} belongs to another organizer, "
-                                                           "who alone can change it: delete it from this calendar")
             raise
-        return ActionResult(Outcome.DONE)
+        return None
 
     # -- calls ----------------------------------------------------------------------------------------
     def _list(self, calendar_id: str, *, need: frozenset[str], remember_sync: bool = False,
