@@ -697,6 +697,7 @@ class MollieConnector:
 #: HTML; the JSON export keeps them all.
 FIELD_LABELS: dict[str, tuple[str, str]] = {
     "name": ("Naam", "Name"), "email": ("E-mailadres", "E-mail address"), "locale": ("Taal", "Language"),
+    "metadata": ("Extra gegevens", "Extra data"),
     "createdAt": ("Aangemaakt", "Created"), "description": ("Omschrijving", "Description"),
     "amount.value": ("Bedrag", "Amount"), "amount.currency": ("Valuta", "Currency"),
     "method": ("Betaalmethode", "Payment method"), "status": ("Stand", "Status"),

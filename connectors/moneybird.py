@@ -798,6 +798,7 @@ _PERSON_LABELS: dict[str, tuple[str, str]] = {
 }
 FIELD_LABELS: dict[str, tuple[str, str]] = {
     **_PERSON_LABELS,
+    "notes": ("Notities", "Notes"),
     **{f"contact.{key}": (f"Klant: {nl[0].lower()}{nl[1:]}", f"Customer: {en[0].lower()}{en[1:]}")
        for key, (nl, en) in _PERSON_LABELS.items() if key not in ("direct_debit", "created_at")},
     "contact_people[].firstname": ("Contactpersoon {n}: voornaam", "Contact person {n}: first name"),

@@ -107,3 +107,14 @@ def test_a_list_status_is_a_word_and_an_invoice_its_number(pages, lang, label, s
     assert ("Factuurnummer" if lang == "nl" else "Invoice number") in text
     month = "december" if lang == "nl" else "December"
     assert re.search(rf"\b\d{{1,2}} {month} \d{{4}}\b", text)
+
+
+def test_every_field_a_rule_may_erase_has_a_label_in_both_languages():
+    """The certificate names erased fields by the connectors' labels only: none may fall back to the raw key."""
+    import connectors
+
+    for system in connectors.SYSTEMS:
+        labels = connectors.record_labels(system)[0]
+        for record_type, fields in connectors.record_fields(system).items():
+            missing = sorted(f for f in fields if not all(labels.get(f, ("", ""))))
+            assert not missing, f"{system} {record_type}: {missing}"
