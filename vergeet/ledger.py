@@ -901,12 +901,8 @@ class Ledger:
                          "first_seen": now, "last_seen": now})
         t = identity_index_table
         with self._engine.begin() as conn:
-            name = conn.dialect.name
-            if name in ("sqlite", "postgresql"):
-                if name == "sqlite":
-                    from sqlalchemy.dialects.sqlite import insert
-                else:
-                    from sqlalchemy.dialects.postgresql import insert
+            insert = _conflict_insert(conn)
+            if insert is not None:
                 statement = insert(t)
                 statement = statement.on_conflict_do_update(
                     index_elements=["hash", "system", "record_type", "record_id"],
@@ -981,15 +977,22 @@ def _describe(exc: sa_exc.SQLAlchemyError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _conflict_insert(conn: Connection) -> Any:
+    """The dialect's INSERT that takes ON CONFLICT (SQLite, PostgreSQL), or None where SQLAlchemy has none."""
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        return None
+    return insert
+
+
 def _insert_ignoring_existing(
     conn: Connection, table: sa.Table, rows: list[dict], key: list[str]
 ) -> None:
-    name = conn.dialect.name
-    if name in ("sqlite", "postgresql"):
-        if name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
+    insert = _conflict_insert(conn)
+    if insert is not None:
         conn.execute(insert(table).on_conflict_do_nothing(index_elements=key), rows)
         return
     # Other backends: skip rows whose key is already present.
