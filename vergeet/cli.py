@@ -372,13 +372,11 @@ def _write_access_report(report: dict, format_: str, out_path: str | None) -> No
 
 def _print_access_notices(report: dict, request: dict, today: date) -> None:
     """What the operator must know, on stderr (stdout may carry the JSON): record references, never identifiers."""
-    from vergeet.access import checklist
-
     held = ", ".join(f"{s['system']} {s['records']}" for s in report["systems"] if s["status"] == "searched")
     days_left = (request["deadline"] - today).days
     err.print(f"Access request {request['id']}: received {request['received']}, answer by {request['deadline']} "
               f"({days_left} days left). Records found: {held}.", highlight=False, soft_wrap=True)
-    _print_checklist(checklist(report["systems"]))
+    _print_checklist(report["systems"])
     matches = report["possible_matches"]
     if matches:
         err.print(f"[bold yellow]{len(matches)} possible matches, not included[/] (found by name or free text, "
@@ -394,7 +392,11 @@ def _print_access_notices(report: dict, request: dict, today: date) -> None:
                   "in the report's records.", highlight=False, soft_wrap=True)
 
 
-def _print_checklist(lines: list[str]) -> None:
+def _print_checklist(systems: list[dict]) -> None:
+    """The owner's checklist of what vergeet did not search (`access.checklist`), on stderr."""
+    from vergeet.access import checklist
+
+    lines = checklist(systems)
     if lines:
         err.print("[bold]Check by hand before you send the answer[/] (vergeet has not searched these):",
                   highlight=False)
@@ -489,9 +491,7 @@ def erase(ctx: typer.Context,
         certificate = erasure.certificate(ledger, plan, rules, summary, still_found, status, lang)
     paths = erasure.write_certificate(certificate, Path(out_dir))
     out.print(f"Request {request['id']}: {status}. Certificate: {', '.join(str(p) for p in paths)}", highlight=False)
-    from vergeet.access import checklist
-
-    _print_checklist(checklist(certificate["systems"]))
+    _print_checklist(certificate["systems"])
     if status != "completed":
         err.print(f"{len(still_found)} erased records were still found; the request stays open. Run the same "
                   "command again to finish it.", highlight=False)
