@@ -8,6 +8,7 @@ not load the others' SDKs).
 from __future__ import annotations
 
 import importlib
+from typing import NamedTuple
 
 SYSTEMS = ("moneybird", "mailblue", "mollie", "google_calendar")
 
@@ -19,10 +20,21 @@ def record_fields(system: str) -> dict[str, frozenset[str]]:
     return importlib.import_module(f"connectors.{system}").RECORD_FIELDS
 
 
-def record_labels(system: str) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, tuple[str, str]]]]:
-    """`system`'s labels for a person to read: (FIELD_LABELS, VALUE_LABELS) of its connector module, each
-    label (nl, en); empty for an unknown system (its fields are then not shown, only exported)."""
+class Labels(NamedTuple):
+    """How a system's records read for a person, each label (nl, en): `fields` by field path
+    ("attendees[].email"), `values` vendor codes in words per field path, and `own_entries` the flags
+    ("attendees[].self") that mark a list entry as the business's own, not shown in a person's report."""
+
+    fields: dict[str, tuple[str, str]]
+    values: dict[str, dict[str, tuple[str, str]]]
+    own_entries: tuple[str, ...]
+
+
+def record_labels(system: str) -> Labels:
+    """`system`'s labels from its connector module (FIELD_LABELS, VALUE_LABELS, OWN_ENTRIES); empty for an
+    unknown system (its fields are then not shown, only exported)."""
     if system not in SYSTEMS:
-        return {}, {}
+        return Labels({}, {}, ())
     module = importlib.import_module(f"connectors.{system}")
-    return getattr(module, "FIELD_LABELS", {}), getattr(module, "VALUE_LABELS", {})
+    return Labels(getattr(module, "FIELD_LABELS", {}), getattr(module, "VALUE_LABELS", {}),
+                  getattr(module, "OWN_ENTRIES", ()))

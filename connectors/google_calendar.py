@@ -728,6 +728,9 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "recurrence[]": ("Herhaling", "Repeats"),
     "attendees": ("Deelnemers", "Attendees"), "attachments": ("Bijlagen", "Attachments"),
 }
+#: an attendee entry with `self` set is this calendar, the business itself (DISC `Event.attendees[].self`): not
+#: the person's data, so the report does not show it among their fields
+OWN_ENTRIES = ("attendees[].self",)
 #: vendor codes in words (nl, en)
 VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
     "status": {"confirmed": ("bevestigd", "confirmed"), "tentative": ("onder voorbehoud", "tentative"),

@@ -25,7 +25,7 @@ from flows.subject_access import search_as_tasks
 from vergeet import erasure
 from vergeet.config import load_config
 from vergeet.connect import build_connectors, open_ledger
-from vergeet.rules import load_rules
+from vergeet.rules import Rules, load_rules
 
 SIDE_EFFECTS = {"cache_policy": NO_CACHE, "persist_result": False}
 WEEK = 7 * 24 * 3600
@@ -54,17 +54,18 @@ def verify_request(connectors, plan, rules, ledger=None):
     return erasure.verify(connectors, plan, rules, search_systems=search_as_tasks, ledger=ledger)
 
 
-def plan_markdown(plan: erasure.ErasurePlan) -> str:
+def plan_markdown(plan: erasure.ErasurePlan, rules: Rules) -> str:
     """Record ids and counts: what the owner approves, without the person's data."""
     lines = [f"# Erasure request {plan.request['id']}", "", f"Scope: {plan.request['scope']}; "
              f"deadline {plan.request['deadline']}.", "", "| system | record | action | rule |", "|---|---|---|---|"]
     lines += [f"| {r.system} | {r.record_type} {r.record_id} | {r.action} {' '.join(r.fields)} | {r.rule_id} |"
               for r in plan.plan.actions.itertuples(index=False)]
-    kept = plan.plan.kept.assign(why=plan.plan.kept_reasons(otherwise=plan.plan.kept["rule_id"]))
+    lines += [f"| {key.split('/')[0]} | {' '.join(key.split('/', 2)[1:])} | ends with {parent} | - |"
+              for key, parent in plan.ended(rules).items()]
     lines += ["", "Kept (by law, or left for the owner to check):", "", "| system | record | until | why |",
               "|---|---|---|---|"]
     lines += [f"| {r.system} | {r.record_type} {r.record_id} | {r.retained_until} | {r.why} |"
-              for r in kept.drop_duplicates("key").itertuples(index=False)]
+              for r in plan.kept(rules).itertuples(index=False)]
     return "\n".join(lines)
 
 
@@ -85,7 +86,7 @@ def erasure_request(identifiers: list[SecretStr] | None = None, names: list[Secr
     with open_ledger(config) as ledger:
         request = erasure.register(ledger, person, rules, received=today, verified_by=verified_by, scope=scope)
         plan = plan_request(connectors, person, rules, ledger, request, today, systems)
-        create_markdown_artifact(plan_markdown(plan), key=f"erasure-request-{request['id']}",
+        create_markdown_artifact(plan_markdown(plan, rules), key=f"erasure-request-{request['id']}",
                                  description="The plan to approve (record ids only)")
         if plan.empty:
             status = erasure.finish(ledger, plan, None, [])

@@ -219,3 +219,28 @@ def test_cli_erase_rejected_at_the_prompt(sandbox, monkeypatch):
     with open_ledger(sandbox.config) as ledger:
         [request] = ledger.list_requests(open_only=False)
     assert (request["status"], request["status_note"]) == ("rejected", "verzoek ingetrokken")
+
+
+def test_what_ends_with_a_deleted_customer_is_shown_as_ending_not_as_kept(sandbox):
+    """The owner approves what the certificate will say: Lotte's Mollie mandate and subscription end with her
+    customer, in the approval table and the Prefect artifact alike; the invoice and payment stay by law."""
+    from rich.console import Console
+
+    from flows.erasure_request import plan_markdown
+    from vergeet.present import erasure_tables
+
+    _, ledger, plan = plan_for(sandbox)
+    with ledger:
+        ended = plan.ended(RULES)
+        assert sorted(key.split("/")[1] for key in ended) == ["mandate", "subscription"]
+        assert {parent.split("/")[1] for parent in ended.values()} == {"customer"}
+        kept = plan.kept(RULES)
+        assert not kept["key"].isin(list(ended)).any()
+        assert set(kept["record_type"]) == {"contact", "sales_invoice", "payment"}
+        console = Console(record=True, width=200)
+        for table in erasure_tables(plan, RULES):
+            console.print(table)
+        erased_part, kept_part = console.export_text().split("Kept (by law")
+        assert erased_part.count("ends with") == 2 and "mandate" in erased_part and "mandate" not in kept_part
+        markdown = plan_markdown(plan, RULES)
+        assert markdown.count("ends with") == 2 and "mandate" not in markdown.split("Kept (by law")[1]

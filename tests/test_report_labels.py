@@ -114,7 +114,31 @@ def test_every_field_a_rule_may_erase_has_a_label_in_both_languages():
     import connectors
 
     for system in connectors.SYSTEMS:
-        labels = connectors.record_labels(system)[0]
+        labels = connectors.record_labels(system).fields
         for record_type, fields in connectors.record_fields(system).items():
             missing = sorted(f for f in fields if not all(labels.get(f, ("", ""))))
             assert not missing, f"{system} {record_type}: {missing}"
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_the_certificate_names_records_by_number_and_date_never_by_internal_id(pages, lang):
+    out, records = pages
+    text = visible(out[("certificate", lang)])
+    ids = [r.record_id for r in records if len(r.record_id) > 3]  # a short id ("1") is any number
+    assert ids and [i for i in ids if i in text] == []
+    invoice = next(r for r in records if r.record_type == "sales_invoice")
+    assert invoice.fields["invoice_id"] in text
+    appointment = "12 november 2026, 11:00" if lang == "nl" else "12 November 2026 at 11:00"
+    assert appointment in text
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_the_calendar_itself_is_not_shown_among_the_persons_fields(pages, lang):
+    out, records = pages
+    event = next(r for r in records if r.system == "google_calendar")
+    own = [a["email"] for a in event.fields["attendees"] if a.get("self")]
+    assert own, "the fake marks the calendar's own attendee entry"
+    text = visible(out[("report", lang)])
+    guest = "Deelnemer" if lang == "nl" else "Attendee"
+    shown = re.findall(rf"{guest} \d+: e-mail ?ad+res+\s+(\S+)", text)
+    assert shown == [EMAIL]

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -45,6 +45,9 @@ from vergeet.identity import IdentityView, normalise_emails, normalise_name, nor
 from vergeet.ledger import Ledger
 from vergeet.rules import Period, Rule, Rules
 from vergeet.sync import index_records
+
+if TYPE_CHECKING:
+    from connectors import Labels
 
 MAX_ROUNDS = 3
 REPORT_FORMAT = "vergeet-access-report/1"
@@ -572,8 +575,11 @@ _MONTHS = {"nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli"
            "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                   "October", "November", "December")}
 #: fields that name a record for a reader, and that date it, in the vendors' own names
-_TITLE_FIELDS = ("invoice_id", "estimate_id", "company_name", "summary", "description", "name")
-_DATE_FIELDS = ("invoice_date", "estimate_date", "start.dateTime", "start.date", "createdAt", "created_at", "cdate")
+_NUMBER_FIELDS = ("invoice_id", "estimate_id")
+_TITLE_FIELDS = (*_NUMBER_FIELDS, "company_name", "summary", "description", "name")
+_NAME_FIELDS = ("firstname", "lastname", "firstName", "lastName")
+_OWN_DATE_FIELDS = ("invoice_date", "estimate_date", "start.dateTime", "start.date")  # else: when it was created
+_DATE_FIELDS = (*_OWN_DATE_FIELDS, "createdAt", "created_at", "cdate")
 
 
 def html_environment(lang: str) -> Environment:
@@ -616,13 +622,29 @@ def _titled(record: dict[str, Any], lang: str = "nl") -> dict[str, Any]:
     name), its date, and `fields`: its labelled fields as (label, value) in `lang` (see `_labelled`)."""
     flat = dict(_flat(record["data"]))
     when = next((str(flat[f])[:10] for f in _DATE_FIELDS if flat.get(f)), None)
-    name = " ".join(str(flat[f]) for f in ("firstname", "lastname") if flat.get(f))
+    name = " ".join(str(flat[f]) for f in _NAME_FIELDS if flat.get(f))
     if record["system"] == "google_calendar" and when:
         title = _long_date(when, lang) + _clock(flat.get("start.dateTime"), lang)
     else:
         title = (next((str(flat[f]) for f in _TITLE_FIELDS if flat.get(f)), None) or name
                  or str(flat.get("email") or "").strip() or record["label"])
     return record | {"title": title, "date": when, "fields": _labelled(record["system"], record["data"], lang)}
+
+
+def reference(record: Record, lang: str = "nl") -> str | None:
+    """How a person recognises a record without reading its personal data again: an invoice's or quote's
+    number, else the date (and an appointment's time) it was made for; None when it has neither.
+
+    The erasure certificate names records this way: a name or address would repeat what was erased."""
+    flat = dict(_flat(record.fields))
+    number = next((str(flat[f]) for f in _NUMBER_FIELDS if flat.get(f)), None)
+    if number:
+        return number
+    field = next((f for f in _DATE_FIELDS if flat.get(f)), None)
+    if field is None:
+        return None
+    when = _long_date(str(flat[field]), lang) + _clock(flat.get("start.dateTime"), lang)
+    return when if field in _OWN_DATE_FIELDS else ("aangemaakt op " if lang == "nl" else "created on ") + when
 
 
 _API_URL = re.compile(r"https?://[^\s]*(?:/api/|/v\d+/|googleapis\.com|api\.mollie\.com|\.api-us1\.com)")
@@ -635,12 +657,15 @@ def _labelled(system: str, data: Any, lang: str) -> list[tuple[str, Any]]:
     """The fields of a record a person reads: those the connector labels (`connectors.record_labels`), with
     the label in `lang`, codes in words and dates written out; unlabelled and technical fields and any value
     that is an API URL are left out (the JSON export keeps them all)."""
-    labels, values = _labels(system)
+    labels, values, own_entries = _labels(system)
     column = LANGUAGES.index(lang)
+    leaves = list(_flat(data))
+    own = tuple(path.rsplit(".", 1)[0] + "." for path, value in leaves if value is True
+                and _pattern(path)[0] in own_entries)
     shown = []
-    for path, value in _flat(data):
+    for path, value in leaves:
         pattern, positions = _pattern(path)
-        if pattern not in labels or (isinstance(value, str) and _API_URL.match(value)):
+        if pattern not in labels or (isinstance(value, str) and _API_URL.match(value)) or path.startswith(own):
             continue
         label = labels[pattern][column].format(n=positions[0] + 1 if positions else "")
         coded = values.get(pattern, {}).get(str(value))
@@ -652,7 +677,7 @@ def _labelled(system: str, data: Any, lang: str) -> list[tuple[str, Any]]:
     return shown
 
 
-def _labels(system: str) -> tuple[dict, dict]:
+def _labels(system: str) -> Labels:
     import connectors  # lazily: only the connector module of the system asked about is loaded
     return connectors.record_labels(system)
 
@@ -665,7 +690,7 @@ def _pattern(path: str) -> tuple[str, list[int]]:
 
 def _field_label(system: str, field: str, lang: str) -> str | None:
     """A field's label as part of a sentence ("e-mailadres voor facturen"), None where the connector has none."""
-    label = _labels(system)[0].get(field)
+    label = _labels(system).fields.get(field)
     if not label:
         return None
     text = label[LANGUAGES.index(lang)]

@@ -467,7 +467,7 @@ def erase(ctx: typer.Context,
             err.print(f"[bold red]error:[/] {exc}; nothing was erased, request {request['id']} stays open",
                       highlight=False)
             raise typer.Exit(1) from None
-        for table in erasure_tables(plan.plan):
+        for table in erasure_tables(plan, rules):
             out.print(table)
         if plan.empty:
             out.print("Nothing to erase.")

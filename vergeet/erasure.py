@@ -23,10 +23,11 @@ from typing import Any
 
 import pandas as pd
 
-from connectors.base import Connector, Identifiers
+from connectors.base import Connector, Identifiers, Record
 from vergeet import pipeline
 from vergeet.access import (SearchSystems, coverage, decision_context, find_person, html_environment,
-                            identifier_hashes, left_alone_text, period_text, register_request, search_all)
+                            identifier_hashes, left_alone_text, period_text, reference, register_request,
+                            search_all)
 from vergeet.decide import Erasure, Plan, decide
 from vergeet.errors import BadInput
 from vergeet.ledger import Ledger
@@ -68,12 +69,42 @@ class ErasurePlan:
     systems: frozenset[str] | None
     plan: Plan
     searched: tuple[str, ...] = ()  # the connected systems the person was looked for in
-    #: record key -> (relation, target key) of its links, for what ends with the record it belongs to
-    links: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    #: record key -> the record as found, for its links and its reference (`access.reference`)
+    records: Mapping[str, Record] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
         return self.plan.actions.empty
+
+    def deleted(self) -> set[str]:
+        """Keys of the records the plan deletes."""
+        actions = self.plan.actions
+        return set(actions.loc[actions["action"] == "delete", "key"])
+
+    def ended(self, rules: Rules) -> dict[str, str]:
+        """Kept records that end with a record the plan deletes (a Mollie mandate with its customer): key ->
+        the deleted record's key. They are not kept: deleting their parent ends them."""
+        deleted, ended = self.deleted(), {}
+        for row in self.plan.kept.drop_duplicates("key").itertuples(index=False):
+            record, relation = self.records.get(row.key), rules.rule(row.rule_id).ends_with
+            parent = next((str(link.target) for link in (record.links if record else ())
+                           if link.relation == relation and str(link.target) in deleted), None)
+            if parent is not None and row.key not in deleted:
+                ended[row.key] = parent
+        return ended
+
+    def kept(self, rules: Rules) -> pd.DataFrame:
+        """One row per record that stays (by law, or left for the owner to check), with `why` in words; not
+        the records the plan deletes (an anonymised one may stay) nor those that end with one (`ended`)."""
+        gone = self.deleted() | set(self.ended(rules))
+        kept = self.plan.kept.drop_duplicates("key")
+        kept = kept[~kept["key"].isin(gone)]
+        return kept.assign(why=self.plan.kept_reasons(otherwise=self.plan.kept["rule_id"]).loc[kept.index])
+
+    def reference(self, key: str, lang: str = "nl") -> str | None:
+        """The record's number or date, as the person recognises it (`access.reference`)."""
+        record = self.records.get(key)
+        return reference(record, lang) if record else None
 
 
 def plan_erasure(connectors: Mapping[str, Connector], identifiers: Identifiers, rules: Rules, ledger: Ledger,
@@ -85,9 +116,7 @@ def plan_erasure(connectors: Mapping[str, Connector], identifiers: Identifiers, 
     """
     found = find_person(connectors, identifiers, rules, search_systems=search_systems, ledger=ledger)
     plan = decide(found.view, rules, as_of, decision_context(ledger, as_of), Erasure(found.people, systems))
-    links = {key: tuple((link.relation, str(link.target)) for link in record.links)
-             for key, record in found.hits.items() if record.links}
-    return ErasurePlan(request, found.searched, systems, plan, found.systems, links)
+    return ErasurePlan(request, found.searched, systems, plan, found.systems, found.hits)
 
 
 def reject(ledger: Ledger, request: dict, note: str) -> None:
@@ -159,46 +188,34 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
         return {"outcome": action.get("outcome") or "not carried out",
                 "at": action["finished_at"].isoformat(timespec="seconds") if action.get("finished_at") else None}
 
-    erased = []
-    for row in erasure.plan.actions.itertuples(index=False):
-        erased.append({"system": row.system, "system_name": rules.system_name(row.system),
-                       "record_type": row.record_type, "record_label": getattr(rules.rule(row.rule_id), lang),
-                       "record_id": str(row.record_id),
-                       "action": row.action, "fields": list(row.fields), "rule": row.rule_id,
-                       **carried_out(row.key)})
-    for row in erasure.plan.done_before.itertuples(index=False):  # anonymised by an earlier run: say so, and when
-        erased.append({"system": row.system, "system_name": rules.system_name(row.system),
-                       "record_type": row.record_type, "record_label": getattr(rules.rule(row.rule_id), lang),
-                       "record_id": str(row.record_id), "action": row.action, "fields": list(row.fields),
-                       "rule": row.rule_id, "outcome": "done", "at": row.since.isoformat(timespec="seconds")})
-    actions = erasure.plan.actions
-    deleted = set(actions.loc[actions["action"] == "delete", "key"])  # anonymised records may still be kept
-    kept = []
-    for row in erasure.plan.kept.drop_duplicates("key").itertuples(index=False):
-        if row.key in deleted:
-            continue
+    def entry(row, **fields) -> dict[str, Any]:
         rule = rules.rule(row.rule_id)
-        parent = next((target for relation, target in erasure.links.get(row.key, ())
-                       if relation == rule.ends_with and target in deleted), None)
-        if parent is not None:  # it ended with the record it belonged to (Mollie cancels a customer's mandates)
-            erased.append({"system": row.system, "system_name": rules.system_name(row.system),
-                           "record_type": row.record_type, "record_label": getattr(rule, lang),
-                           "record_id": str(row.record_id), "action": "ended", "fields": [], "rule": row.rule_id,
-                           **carried_out(parent)})
-            continue
+        return {"system": row.system, "system_name": rules.system_name(row.system),
+                "record_type": row.record_type, "record_label": getattr(rule, lang),
+                "record_id": str(row.record_id), "reference": erasure.reference(row.key, lang),
+                "rule": row.rule_id, **fields}
+
+    erased = [entry(row, action=row.action, fields=list(row.fields), **carried_out(row.key))
+              for row in erasure.plan.actions.itertuples(index=False)]
+    erased += [entry(row, action=row.action, fields=list(row.fields), outcome="done",  # by an earlier run
+                     at=row.since.isoformat(timespec="seconds"))
+               for row in erasure.plan.done_before.itertuples(index=False)]
+    ended = erasure.ended(rules)
+    erased += [entry(row, action="ended", fields=[], **carried_out(ended[row.key]))
+               for row in erasure.plan.kept.drop_duplicates("key").itertuples(index=False) if row.key in ended]
+    kept = []
+    for row in erasure.kept(rules).itertuples(index=False):
+        rule = rules.rule(row.rule_id)
         basis = rules.exceptions["document_retention"].legal_basis if "document_retention" in row.exceptions \
             else rules.purposes[rule.purposes[0]].legal_basis
-        kept.append({"system": row.system, "system_name": rules.system_name(row.system),
-                     "record_type": row.record_type, "record_label": getattr(rule, lang),
-                     "record_id": str(row.record_id),
-                     "until": row.retained_until.isoformat() if pd.notna(row.retained_until) else None,
-                     "why": [left_alone_text(lang)] if pd.notna(row.left_alone)
-                     else [getattr(rules.exceptions[e], lang) for e in row.exceptions.split(",") if e]
-                     or [period_text(rule.period, rule.clock, lang)],
-                     "retained_by": row.retained_by or None,
-                     "retained_by_name": rules.system_name(row.retained_by) if row.retained_by else None,
-                     "legal_basis": getattr(rules.legal_bases[basis], lang),
-                     "legal_basis_gdpr": rules.legal_bases[basis].gdpr})
+        kept.append(entry(
+            row, until=row.retained_until.isoformat() if pd.notna(row.retained_until) else None,
+            why=[left_alone_text(lang)] if pd.notna(row.left_alone)
+            else [getattr(rules.exceptions[e], lang) for e in row.exceptions.split(",") if e]
+            or [period_text(rule.period, rule.clock, lang)],
+            retained_by=row.retained_by or None,
+            retained_by_name=rules.system_name(row.retained_by) if row.retained_by else None,
+            legal_basis=getattr(rules.legal_bases[basis], lang), legal_basis_gdpr=rules.legal_bases[basis].gdpr))
     return {
         "format": "vergeet-erasure-certificate/1",
         "language": lang,

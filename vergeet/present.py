@@ -5,8 +5,10 @@ import pandas as pd
 from rich.table import Table
 
 from vergeet.decide import Plan
+from vergeet.erasure import ErasurePlan
 from vergeet.identity import IdentityView
 from vergeet.mask import mask
+from vergeet.rules import Rules
 
 HASHED = {"email": "e-mail (hashed)", "phone": "phone (hashed)"}
 
@@ -62,19 +64,23 @@ def summary_table(rows: list[dict], title: str = "Outcome") -> Table:
     return table
 
 
-def erasure_tables(plan: Plan) -> list[Table]:
-    """An erasure plan for the owner to approve: what goes, and what the law keeps (record ids only)."""
+def erasure_tables(erasure: ErasurePlan, rules: Rules) -> list[Table]:
+    """An erasure plan for the owner to approve: what goes (and what ends with it), and what stays and why
+    (record ids only)."""
+    plan = erasure.plan
     erased = Table(title="Will be erased")
     for column in ("system", "record", "action", "rule"):
         erased.add_column(column)
     for row in plan.actions.itertuples(index=False):
         action = row.action if row.action != "anonymise" else f"anonymise {', '.join(row.fields)}"
         erased.add_row(row.system, f"{row.record_type} {row.record_id}", action, row.rule_id)
+    for key, parent in erasure.ended(rules).items():
+        system, record_type, record_id = key.split("/", 2)
+        erased.add_row(system, f"{record_type} {record_id}", f"ends with {parent.split('/', 1)[1]}", "-")
     kept = Table(title="Kept (by law, or left for you to check)")
     for column in ("system", "record", "until", "why"):
         kept.add_column(column)
-    rows = plan.kept.assign(why=plan.kept_reasons(otherwise=plan.kept["rule_id"])).drop_duplicates("key")
-    for row in rows.itertuples(index=False):
+    for row in erasure.kept(rules).itertuples(index=False):
         until = str(row.retained_until) if pd.notna(row.retained_until) else "-"
         kept.add_row(row.system, f"{row.record_type} {row.record_id}", until,
                      row.why + (f" ({row.retained_by})" if row.retained_by else ""))
