@@ -18,9 +18,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import SecretStr
 
-from flows.identifiers import as_secrets, person_from_parameters
+from flows.identifiers import discard, person_from_block, stash
 from flows.subject_access import search_as_tasks
 from vergeet import erasure
 from vergeet.config import load_config
@@ -70,16 +69,20 @@ def plan_markdown(plan: erasure.ErasurePlan, rules: Rules) -> str:
 
 
 @flow(name="erasure-request", persist_result=False)
-def erasure_request(identifiers: list[SecretStr] | None = None, names: list[SecretStr] | None = None,
-                    identifiers_block: str | None = None, scope: list[str] | None = None, verified_by: str = "",
+def erasure_request(identifiers_block: str, scope: list[str] | None = None, verified_by: str = "",
                     config_path: str | None = None, lang: str = "nl", out_dir: str = ".",
                     approval_timeout: int = WEEK, poll_interval: int = 10) -> dict:
-    """Register, plan, wait for approval, erase, verify and certify one erasure request."""
+    """Register, plan, wait for approval, erase, verify and certify one erasure request.
+
+    `identifiers_block`: the name of a Secret block with the person's e-mail addresses and phone numbers (one per
+    line), read once and deleted; `scope`: all, newsletter or system names; `verified_by`: how their identity was
+    checked; `approval_timeout`: seconds to wait for the owner's answer in the UI.
+    """
     logger = get_run_logger()
+    person = person_from_block(identifiers_block)  # first: the block is gone whatever fails next
     config = load_config(config_path)
     rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
     connectors = build_connectors(config)
-    person = person_from_parameters(identifiers, names, identifiers_block)
     scope = scope or [erasure.ALL]
     systems = erasure.scope_systems(scope, rules, connectors)
     today = date.today()
@@ -118,5 +121,9 @@ def erasure_request(identifiers: list[SecretStr] | None = None, names: list[Secr
 
 
 def run_erasure_request(identifiers, names=(), **options) -> dict:
-    """Run the flow in-process with the identifiers as `SecretStr`, so Prefect stores only asterisks."""
-    return erasure_request(identifiers=as_secrets(identifiers), names=as_secrets(names), **options)
+    """Run the flow in-process, the identifiers passed through a Secret block (never a parameter)."""
+    block = stash(identifiers, names)
+    try:
+        return erasure_request(identifiers_block=block, **options)
+    finally:
+        discard(block)

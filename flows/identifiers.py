@@ -1,38 +1,74 @@
 """How a flow gets a person's identifiers without Prefect storing them in plaintext.
 
-See `flows/subject_access.py` for why: `SecretStr` parameters are stored as
-asterisks when the flow is called in-process with `SecretStr` values, and a
-deployment run takes them from a Prefect `Secret` block that is deleted once read.
+Prefect keeps every flow run's parameters in its database as they were sent,
+and shows them in the UI. A deployment's form sends what is typed into it, even
+into a field typed `SecretStr` (shown as a password field, stored as typed). So
+the request flows take no identifiers as parameters at all: they take the name
+of a Prefect `Secret` block that holds them, read it once and delete it.
+Secret block data is stored encrypted (Fernet, with the server's key:
+`PREFECT_SERVER_ENCRYPTION_KEY`, else a key Prefect generates into its own
+database) and masked in the UI.
+
+To start a request from the UI: Blocks, add a Secret block, give it a name and
+as its value the identifiers, one per line (or a JSON object
+`{"identifiers": [...], "names": [...]}`), then run the deployment with that
+block name as `identifiers_block`. In-process callers use `stash`, which does
+the same in code.
 """
 from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
 
 from prefect.blocks.system import Secret
 from pydantic import SecretStr
 
 from connectors.base import Identifiers
 from vergeet.access import classify
+from vergeet.errors import BadInput
+
+_SEPARATORS = re.compile(r"[\n,;]+")
 
 
-def from_block(name: str) -> tuple[list[str], list[str]]:
-    """The identifiers and names stored in a Secret block, which is deleted once read."""
-    stored = Secret.load(name).get()
+def person_from_block(name: str) -> Identifiers:
+    """The person a request is about, from the Secret block `name`, which is deleted once read.
+
+    The block holds identifiers one per line (or comma-separated), a JSON list of them, or a JSON object with
+    `identifiers` and optionally `names`. Messages never repeat the block's content.
+    """
+    try:
+        stored = Secret.load(name).get()
+    except ValueError:
+        raise BadInput(f"identifiers_block: there is no Secret block named {name!r}; create one (Prefect UI: "
+                       "Blocks, add a Secret) holding the person's e-mail addresses and phone numbers, one per "
+                       "line, and run again with its name") from None
     Secret.delete(name)
-    if not isinstance(stored, dict):
-        raise ValueError(f"Secret block {name!r} must hold a JSON object with 'identifiers' and 'names'")
-    return list(stored.get("identifiers", [])), list(stored.get("names", []))
+    if isinstance(stored, SecretStr):
+        stored = stored.get_secret_value()
+    if isinstance(stored, str):
+        values, names = _SEPARATORS.split(stored), []
+    elif isinstance(stored, list):
+        values, names = stored, []
+    elif isinstance(stored, dict) and isinstance(stored.get("identifiers", []), list) \
+            and isinstance(stored.get("names", []), list):
+        values, names = stored.get("identifiers", []), stored.get("names", [])
+    else:
+        raise BadInput(f"identifiers_block: Secret block {name!r} holds neither identifiers one per line nor a "
+                       'JSON object {"identifiers": [...], "names": [...]}; it was deleted, create it again')
+    return classify([str(v) for v in values if str(v).strip()], [str(n) for n in names if str(n).strip()])
 
 
-def revealed(values: list[SecretStr] | None) -> list[str]:
-    return [value.get_secret_value() for value in values or ()]
+def stash(identifiers: Sequence[str], names: Sequence[str] = ()) -> str:
+    """Put a person's identifiers in a new Secret block for one flow run; its name (random, no personal data)."""
+    name = f"vergeet-request-{secrets.token_hex(8)}"
+    Secret(value={"identifiers": list(identifiers), "names": list(names)}).save(name)
+    return name
 
 
-def person_from_parameters(identifiers: list[SecretStr] | None, names: list[SecretStr] | None,
-                           identifiers_block: str | None) -> Identifiers:
-    """The person a flow run is about, from `SecretStr` parameters and/or a Secret block."""
-    values, name_values = from_block(identifiers_block) if identifiers_block else ([], [])
-    return classify(revealed(identifiers) + values, revealed(names) + name_values)
-
-
-def as_secrets(values) -> list[SecretStr]:
-    """Wrap plain values for an in-process flow call, so Prefect stores only asterisks."""
-    return [SecretStr(value) for value in values]
+def discard(name: str) -> None:
+    """Delete a stashed block the flow did not get to read (it failed before), so nothing stays behind."""
+    try:
+        Secret.delete(name)
+    except ValueError:  # read and deleted by the flow, as it should be
+        pass

@@ -5,23 +5,10 @@ Prefect, concurrently) round after round as `find_person` expands, builds the
 report and writes it as JSON and HTML to `out_dir`, named after the request
 id. The markdown artifact and the logs carry counts only.
 
-Keeping the identifiers out of Prefect's database. They are personal data, and
-Prefect stores every flow run's parameters (and shows them in the UI):
-
-- In-process runs (`run_subject_access(...)`, or the flow called with
-  `SecretStr` values): Prefect serialises parameters for the API with FastAPI's
-  `jsonable_encoder` (`Flow.serialize_parameters` in prefect/flows.py), which
-  writes a pydantic `SecretStr` as "**********"; the flow itself gets the
-  values. Parameters are serialised before they are validated
-  (`create_flow_run` runs before `begin_run` in prefect/flow_engine.py), so a
-  plain str passed for a `SecretStr` parameter would be stored as typed:
-  `run_subject_access` wraps them.
-- Deployment runs (UI, `run_deployment`): parameters reach the run through the
-  API as JSON, where a `SecretStr` is already "**********" and its value lost.
-  Put the identifiers in a Prefect `Secret` block instead (a JSON object
-  `{"identifiers": [...], "names": [...]}`; block data is encrypted at rest
-  with the server's key and masked in the UI) and pass its name as
-  `identifiers_block`: the flow reads it and deletes the block.
+The person's identifiers are personal data and Prefect stores every flow run's
+parameters: the flow takes the name of a Secret block that holds them, reads it
+once and deletes it (see `flows/identifiers.py`, which says how to start a
+request from the UI). `run_subject_access` does that for in-process callers.
 
 Tasks neither cache nor persist results (their inputs and outputs are personal
 data); Prefect records a task's inputs as references to upstream runs only,
@@ -37,10 +24,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
-from pydantic import SecretStr
 
 from connectors.base import Connector, Identifiers, Record
-from flows.identifiers import as_secrets, person_from_parameters
+from flows.identifiers import discard, person_from_block, stash
 from vergeet import access
 from vergeet.config import load_config
 from vergeet.connect import build_connectors, open_ledger
@@ -77,13 +63,8 @@ def build_report(found: access.Found, rules: Rules, subject: Identifiers, reques
 
 @task(**SIDE_EFFECT_FREE)
 def write_report(report: dict, out_dir: str) -> list[str]:
-    """The report as JSON (the portability export) and as the HTML page for the person."""
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"access-request-{report['request']['id']}"
-    stem.with_suffix(".json").write_text(access.report_json(report), encoding="utf-8")
-    stem.with_suffix(".html").write_text(access.render_html(report), encoding="utf-8")
-    return [str(stem.with_suffix(".json")), str(stem.with_suffix(".html"))]
+    """The report as JSON (the portability export) and as the HTML page for the person (owner-readable only)."""
+    return [str(path) for path in access.write_report(report, Path(out_dir))]
 
 
 def report_markdown(report: dict) -> str:
@@ -102,12 +83,15 @@ def report_markdown(report: dict) -> str:
 
 
 @flow(name="subject-access", log_prints=False, persist_result=False)
-def subject_access(identifiers: list[SecretStr] | None = None, names: list[SecretStr] | None = None,
-                   identifiers_block: str | None = None, config_path: str | None = None, lang: str = "nl",
-                   out_dir: str = ".", verified_by: str = "", received: date | None = None) -> dict:
-    """Register the access request, find everything about the person, and write the report (JSON and HTML)."""
+def subject_access(identifiers_block: str, config_path: str | None = None, lang: str = "nl", out_dir: str = ".",
+                   verified_by: str = "", received: date | None = None) -> dict:
+    """Register the access request, find everything about the person, and write the report (JSON and HTML).
+
+    `identifiers_block`: the name of a Secret block with the person's e-mail addresses and phone numbers (one per
+    line), read once and deleted; `verified_by`: how their identity was checked; `out_dir`: where the report goes.
+    """
     logger = get_run_logger()
-    subject = person_from_parameters(identifiers, names, identifiers_block)
+    subject = person_from_block(identifiers_block)
     config = load_config(config_path)
     rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
     connectors = build_connectors(config)
@@ -126,5 +110,9 @@ def subject_access(identifiers: list[SecretStr] | None = None, names: list[Secre
 
 
 def run_subject_access(identifiers: Sequence[str], names: Sequence[str] = (), **options) -> dict:
-    """Run the flow in-process with the identifiers as `SecretStr`, so Prefect stores only asterisks."""
-    return subject_access(identifiers=as_secrets(identifiers), names=as_secrets(names), **options)
+    """Run the flow in-process, the identifiers passed through a Secret block (never a parameter)."""
+    block = stash(identifiers, names)
+    try:
+        return subject_access(identifiers_block=block, **options)
+    finally:
+        discard(block)

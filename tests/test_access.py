@@ -323,12 +323,28 @@ def test_requests_close_ends_an_access_request(population, config_path):
 # -- the Prefect flow ---------------------------------------------------------------------------
 
 
+def prefect_database_bytes() -> bytes:
+    """Every byte of the Prefect server's SQLite files (the database and its write-ahead log), freed pages too."""
+    import prefect.settings
+
+    database = Path(prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
+    return b"".join(path.read_bytes() for path in (database, Path(f"{database}-wal")) if path.exists())
+
+
+def assert_not_in_prefect(person: Person) -> None:
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()
+    stored = prefect_database_bytes().lower()
+    assert b"access-request" in stored  # the artifacts and the runs are there ...
+    for secret in (person.email, person.name, *phone_formats(person.phone)):
+        assert secret.lower().encode() not in stored, "found in Prefect's database"  # ... the person is not
+
+
 def test_the_flow_writes_the_report_and_keeps_identifiers_out_of_prefect(prefect_harness, population, config_path,
                                                                         tmp_path):
-    import prefect.settings
     from prefect.blocks.system import Secret
     from prefect.client.orchestration import get_client
-    from prefect.logging.handlers import APILogHandler
 
     from flows.subject_access import run_subject_access, subject_access
 
@@ -337,25 +353,54 @@ def test_the_flow_writes_the_report_and_keeps_identifiers_out_of_prefect(prefect
                                out_dir=str(tmp_path), verified_by="ID checked")
     report = json.loads(Path(first["files"][0]).read_text())
     assert first["records"] == len(report["records"]) > 0 and Path(first["files"][1]).is_file()
+    assert {Path(f).stat().st_mode & 0o777 for f in first["files"]} == {0o600}  # personal data: the owner's only
 
-    Secret(value={"identifiers": [other_notation(person), person.email]}).save("access-request-test")
+    Secret(value=f"{other_notation(person)}\n{person.email}").save("access-request-test")  # as typed in the UI
     second = subject_access(identifiers_block="access-request-test", config_path=str(config_path),
                             out_dir=str(tmp_path))
     assert second["request_id"] == first["request_id"] and second["records"] == first["records"]
     with pytest.raises(ValueError):
         Secret.load("access-request-test")  # read once, then deleted
 
-    APILogHandler().flush()
     with get_client(sync_client=True) as client:
         parameters = [run.parameters for run in client.read_flow_runs()]
-    assert any(p.get("identifiers") == ["**********"] and p.get("names") == ["**********"] for p in parameters)
-    database = prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[1]
-    with sqlite3.connect(database) as db:
-        tables = [row[0] for row in db.execute("select name from sqlite_master where type = 'table'")]
-        stored = " ".join(str(row) for table in tables for row in db.execute(f'select * from "{table}"')).lower()
-    assert "access-request" in stored  # the artifact and the runs are there ...
-    for secret in (person.email, person.name.lower(), *phone_formats(person.phone)):
-        assert secret.lower() not in stored  # ... the person is not
+        blocks = [b.name for b in client.read_block_documents() if (b.name or "").startswith("vergeet-request-")]
+    assert any(p.get("identifiers_block", "").startswith("vergeet-request-") for p in parameters)
+    assert blocks == []  # the stashed block went with its run
+    assert_not_in_prefect(person)
+
+
+def test_a_deployed_access_request_takes_a_block_name_only_and_leaves_no_identifier_in_prefect(
+        prefect_harness, population, config_path, tmp_path):
+    """The deployment's form has no field for identifiers (a `SecretStr` field there would be stored as typed);
+    a run started as the UI starts one reads them from a Secret block and leaves nothing of them behind."""
+    from prefect.blocks.system import Secret
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.flow_engine import run_flow_in_subprocess
+
+    from flows.subject_access import subject_access
+
+    deployment_id = subject_access.to_deployment(name="access-request-test").apply()
+    with get_client(sync_client=True) as client:
+        schema = client.read_deployment(deployment_id).parameter_openapi_schema
+    assert schema["required"] == ["identifiers_block"]
+    assert not [name for name in schema["properties"] if "identifier" in name and name != "identifiers_block"]
+
+    person = [p for p in everywhere(population) if p.phone][-1]
+    Secret(value=f"{person.email}\n{person.phone}").save("request-from-the-ui")
+    flow_run = run_deployment("subject-access/access-request-test", timeout=0, parameters={
+        "identifiers_block": "request-from-the-ui", "config_path": str(config_path), "out_dir": str(tmp_path)})
+    process = run_flow_in_subprocess(subject_access, flow_run=flow_run, parameters=flow_run.parameters)
+    process.join(180)
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(flow_run.id).state
+    assert state.is_completed(), state
+    [report_file] = tmp_path.glob("access-request-*.json")
+    assert json.loads(report_file.read_text())["records"]
+    with pytest.raises(ValueError):
+        Secret.load("request-from-the-ui")
+    assert_not_in_prefect(person)
 
 
 def test_someone_in_no_system_gets_a_report_saying_so(config_path, tmp_path):
@@ -374,3 +419,11 @@ def test_someone_in_no_system_gets_a_report_saying_so(config_path, tmp_path):
                    "--lang", lang, "--out", page).exit_code == 0
         html = page.read_text()
         assert heading in html and "WooCommerce" in html and "Vimexx" in html and bookkeeper in html
+
+
+def test_a_document_with_personal_data_is_readable_by_its_owner_only_even_over_an_older_file(tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text("older")
+    page.chmod(0o644)
+    access.write_private(page, "new")
+    assert (page.read_text(), page.stat().st_mode & 0o777) == ("new", 0o600)

@@ -184,6 +184,7 @@ def test_cli_erase_with_approve_writes_the_certificate(sandbox, tmp_path):
 
     certificate = json.loads((tmp_path / "out" / "erasure-request-1.json").read_text())
     html = (tmp_path / "out" / "erasure-request-1.html").read_text()
+    assert {f.stat().st_mode & 0o777 for f in (tmp_path / "out").iterdir()} == {0o600}
     assert certificate["request"]["status"] == "completed"
     assert "Certificate of erasure" in html and "Autoriteit Persoonsgegevens" in html
     assert "lotte" not in html.lower() and "87654321" not in html  # no erased data repeated

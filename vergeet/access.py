@@ -25,6 +25,7 @@ how to use them, and the request's deadline. The same dict is the JSON export
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -591,6 +592,26 @@ def html_environment(lang: str) -> Environment:
     environment.filters["field_label"] = lambda field, system: _field_label(system, field, lang)
     environment.filters["capitalize_first"] = lambda text: text[:1].upper() + text[1:]
     return environment
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a document that holds personal data so that only its owner can read it (mode 0600), also over a
+    file that was there before with wider permissions."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        os.chmod(path, 0o600)
+        file.write(text)
+
+
+def write_report(report: dict[str, Any], directory: Path) -> list[Path]:
+    """The report as JSON (the portability export) and as the HTML page for the person, each readable by its
+    owner only; the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = directory / f"access-request-{report['request']['id']}"
+    paths = [stem.with_suffix(".json"), stem.with_suffix(".html")]
+    write_private(paths[0], report_json(report))
+    write_private(paths[1], render_html(report))
+    return paths
 
 
 def render_html(report: dict[str, Any]) -> str:

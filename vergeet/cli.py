@@ -364,7 +364,7 @@ def _write_access_report(report: dict, format_: str, out_path: str | None) -> No
         return
     path = Path(out_path or f"access-request-{report['request']['id']}.html")
     try:
-        path.write_text(text, encoding="utf-8")
+        access.write_private(path, text)
     except OSError as exc:
         raise BadInput(f"--out: cannot write {path} ({exc.strerror})") from None
     err.print(f"Report written to {path.resolve()}", highlight=False)

@@ -27,7 +27,7 @@ from connectors.base import Connector, Identifiers, Record
 from vergeet import pipeline
 from vergeet.access import (SearchSystems, coverage, decision_context, find_person, html_environment,
                             identifier_hashes, left_alone_text, period_text, reference, register_request,
-                            search_all)
+                            search_all, write_private)
 from vergeet.decide import Erasure, Plan, decide
 from vergeet.errors import BadInput
 from vergeet.ledger import Ledger
@@ -233,12 +233,13 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
 
 
 def write_certificate(certificate: dict[str, Any], directory: Path) -> list[Path]:
-    """The certificate as JSON and as a self-contained HTML page for the person; the paths written."""
+    """The certificate as JSON and as a self-contained HTML page for the person, each readable by its owner only;
+    the paths written."""
     directory.mkdir(parents=True, exist_ok=True)
     stem = directory / f"erasure-request-{certificate['request']['id']}"
     html = html_environment(certificate["language"]).get_template("erasure_certificate.html").render(
         c=certificate, lang=certificate["language"])
     paths = [stem.with_suffix(".json"), stem.with_suffix(".html")]
-    paths[0].write_text(json.dumps(certificate, ensure_ascii=False, indent=2), encoding="utf-8")
-    paths[1].write_text(html, encoding="utf-8")
+    write_private(paths[0], json.dumps(certificate, ensure_ascii=False, indent=2))
+    write_private(paths[1], html)
     return paths
