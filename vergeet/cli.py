@@ -186,6 +186,18 @@ def demo(people: Annotated[int, typer.Option(help="Size of the synthetic populat
     raise typer.Exit(run_demo(people=people, seed=seed, workdir=workdir))
 
 
+@app.command()
+@guarded
+def sandbox(directory: Annotated[str, typer.Option("--dir", metavar="DIR", help="Where the config goes.")]
+            = "vergeet-sandbox",
+            people: Annotated[int, typer.Option(help="Size of the synthetic population.")] = 60,
+            seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 7):
+    """Serve fakes of all four vendors on 127.0.0.1, with a config to try every command against, until Ctrl-C."""
+    from vergeet.demo import run_sandbox
+
+    raise typer.Exit(run_sandbox(Path(directory), people=people, seed=seed))
+
+
 # -- rules ---------------------------------------------------------------------------------
 
 

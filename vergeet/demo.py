@@ -1,14 +1,20 @@
-"""`vergeet demo`: the nightly purge end to end against the sandbox, in under a minute.
+"""`vergeet demo` and `vergeet sandbox`: vergeet without vendor accounts.
+
+`demo` runs the nightly purge end to end against the sandbox, in under a minute.
 
 Starts the four vendor fakes on loopback with a synthetic population, writes
 a config and a ledger in a work folder, and runs the real command-line purge:
 a dry run that shows the plan, an apply that the circuit breaker first
 refuses (a first run clears years of backlog), the apply forced, and a last
 run that finds nothing left to do.
+
+`sandbox` starts the same four fakes and leaves them running, with a config
+beside them, so every command in the README can be tried by hand.
 """
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -18,7 +24,8 @@ from rich.rule import Rule
 from vergeet.cli import out, run_purge
 from vergeet.config import load_config
 from vergeet.rules import load_rules
-from vergeet.sandbox import Sandbox
+from vergeet.errors import BadInput
+from vergeet.sandbox import SANDBOX_MARK, Sandbox
 from vergeet.sandbox.population import generate
 
 
@@ -58,3 +65,32 @@ def run_demo(*, people: int = 60, seed: int = 7, workdir: str | None = None) -> 
               f"the config is {directory / 'vergeet.toml'}.", highlight=False)
     out.print(f"Demo finished in {time.monotonic() - started:.0f} s.")
     return code
+
+
+def run_sandbox(directory: Path, *, people: int = 60, seed: int = 7, stop: threading.Event | None = None) -> int:
+    """Serve the four vendor fakes on 127.0.0.1 with a config in `directory` until Ctrl-C (or `stop`).
+
+    Each start is a fresh sandbox: the fakes begin from the synthetic population again, so a ledger left by an
+    earlier sandbox in `directory` is removed with it. A folder holding anything else's config is refused.
+    """
+    config_path, ledger = directory / "vergeet.toml", directory / "ledger.db"
+    if config_path.exists() and not config_path.read_text(encoding="utf-8").startswith(SANDBOX_MARK):
+        raise BadInput(f"--dir: {config_path} is not a sandbox config; give an empty or new folder")
+    ledger.unlink(missing_ok=True)
+    population = generate(people, seed=seed, today=date.today())
+    examples = [p for p in population.people if p.moneybird and p.mailblue][:2]
+    with Sandbox(population) as sandbox:
+        path = sandbox.write_config(directory.resolve())
+        out.print(f"Sandbox running: Moneybird, Mailblue, Mollie and Google Calendar fakes on 127.0.0.1 with "
+                  f"{people} synthetic people (seed {seed}). Config: {path}", highlight=False, soft_wrap=True)
+        out.print("Try, in another terminal:", highlight=False)
+        for command in ("rules show", "purge", *(f"find {p.email} --format html" for p in examples),
+                        f"erase {examples[0].email}", "requests list", "purge --apply --force"):
+            out.print(f"  vergeet --config {path} {command}", highlight=False, soft_wrap=True)
+        out.print("Stop with Ctrl-C.", highlight=False)
+        try:
+            (stop or threading.Event()).wait()
+        except KeyboardInterrupt:
+            pass
+    out.print("Sandbox stopped.")
+    return 0

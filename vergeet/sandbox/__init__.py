@@ -21,6 +21,8 @@ from vergeet.sandbox.population import Population
 from vergeet.sandbox.server import FakeServer, FakeVendor
 
 SANDBOX_PEPPER = "sandbox-pepper-not-a-secret"
+#: the first words of every config the sandbox writes
+SANDBOX_MARK = "# Written by the vergeet sandbox"
 
 
 class Sandbox:
@@ -91,7 +93,7 @@ class Sandbox:
                 lines += f"rate = {{ calls = {calls}, period_seconds = {seconds} }}\n"
             return lines
 
-        text = f"""# Written by the vergeet sandbox: every system below is a fake on 127.0.0.1.
+        text = f"""{SANDBOX_MARK}: every system below is a fake on 127.0.0.1.
 [store]
 url = "{ledger_url or f'sqlite:///{directory / "ledger.db"}'}"
 pepper = "{SANDBOX_PEPPER}"
