@@ -9,6 +9,7 @@ personal data and the actions have side effects.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import date
 
 from prefect import flow, get_run_logger, task
@@ -80,6 +81,12 @@ def report_markdown(plan: Plan, summary: pipeline.Summary | None) -> str:
     return "\n".join(lines)
 
 
+def _log_stopped(logger, summary: pipeline.Summary) -> None:
+    """A system that stopped after a run of failures, one warning each (systems and counts only)."""
+    for message in summary.stopped.values():
+        logger.warning("%s", message)
+
+
 @flow(name="nightly-purge", log_prints=False)
 def nightly_purge(config_path: str | None = None, apply: bool = True, as_of: date | None = None,
                   force: bool = False) -> dict:
@@ -89,10 +96,12 @@ def nightly_purge(config_path: str | None = None, apply: bool = True, as_of: dat
     rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
     connectors = build_connectors(config)
     day = as_of or date.today()
-    with open_ledger(config) as ledger:
+    # one applying run per ledger: `LeaseHeld` (naming the holder) fails this flow run before anything is read
+    with open_ledger(config) as ledger, ledger.lease("nightly-purge") if apply else nullcontext():
         if apply:
             for resumed in resume_interrupted(ledger, connectors):
                 logger.info("finished interrupted run %s: %s failed", resumed.run_id, resumed.failed)
+                _log_stopped(logger, resumed)
         futures = {system: sync_system.submit(connector, ledger, config.sync)
                    for system, connector in connectors.items()}
         records = {system: future.result() for system, future in futures.items()}
@@ -100,6 +109,8 @@ def nightly_purge(config_path: str | None = None, apply: bool = True, as_of: dat
         plan = plan_purge(view, rules, day, ledger)
         logger.info("plan: %s actions, %s records kept", len(plan.actions), len(plan.kept))
         summary = execute_plan(ledger, plan, connectors, config.purge.max_delete_share, force) if apply else None
+        if summary is not None:
+            _log_stopped(logger, summary)
     create_markdown_artifact(report_markdown(plan, summary), key="nightly-purge",
                              description="Counts per system, rule and outcome (no personal data)")
     result = {"as_of": day.isoformat(), "planned": len(plan.actions), "kept": len(plan.kept),

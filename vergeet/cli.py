@@ -96,15 +96,25 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
     full, in memory only, so its plan can show whose records they are (masked); `--apply` reads incrementally
     through the ledger's cache (in full when a reconciliation is due or `full_read`), as the nightly flow does.
     """
+    from contextlib import ExitStack
+
     from vergeet import pipeline
     from vergeet.connect import build_connectors, open_ledger
+    from vergeet.ledger import LeaseHeld, LeaseLost
     from vergeet.present import plan_details, plan_overview, summary_table
 
     connectors = build_connectors(config)
-    with open_ledger(config) as ledger:
-        if apply:
+    with open_ledger(config) as ledger, ExitStack() as applying:
+        if apply:  # one applying run per ledger; a dry run needs no lease
+            try:
+                applying.enter_context(ledger.lease("purge"))
+            except LeaseHeld as exc:
+                err.print(f"[bold red]busy:[/] {exc}; nothing was changed. Run again once it has finished.",
+                          highlight=False)
+                return 1
             for resumed in pipeline.resume_unfinished(ledger, connectors):
                 out.print(summary_table(resumed.rows(), f"Run {resumed.run_id}, interrupted earlier, now finished"))
+                _print_stopped(resumed)
         try:
             with out.status("Reading " + ", ".join(connectors) + " ..."):
                 records = (pipeline.sync_all(connectors, ledger, config.sync, full=full_read) if apply
@@ -132,13 +142,24 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
                 err.print(f"[bold red]refused:[/] {exc}", highlight=False)
                 return 1
         run_id = pipeline.store_plan(ledger, plan)
-        summary = _with_progress(len(plan.actions), f"Run {run_id}",
-                                 lambda advance: pipeline.execute(ledger, run_id, connectors, advance))
+        try:
+            summary = _with_progress(len(plan.actions), f"Run {run_id}",
+                                     lambda advance: pipeline.execute(ledger, run_id, connectors, advance))
+        except LeaseLost as exc:
+            err.print(f"[bold red]stopped:[/] {exc}; that run finishes this one.", highlight=False)
+            return 1
     out.print(summary_table(summary.rows(), f"Run {summary.run_id}"))
+    _print_stopped(summary)
     if summary.failed:
         err.print(f"{summary.failed} actions failed; the next --apply run plans them again.")
         return 1
     return 0
+
+
+def _print_stopped(summary) -> None:
+    """One line per system that stopped after a run of failures (`pipeline.execute`)."""
+    for message in summary.stopped.values():
+        err.print(f"[bold yellow]Stopped:[/] {message}.", highlight=False, soft_wrap=True)
 
 
 def _print_notices(plan) -> None:
@@ -458,6 +479,7 @@ def erase(ctx: typer.Context,
     """Carry out an erasure request: show the plan, ask for approval, erase, verify, and write a certificate."""
     from vergeet import access, erasure
     from vergeet.connect import build_connectors, open_ledger
+    from vergeet.ledger import LeaseHeld, LeaseLost
     from vergeet.present import erasure_tables, summary_table
 
     if lang not in access.LANGUAGES:
@@ -494,9 +516,15 @@ def erase(ctx: typer.Context,
                     erasure.reject(ledger, request, reason)
                     out.print(f"Request {request['id']} rejected; nothing was changed.")
                     return
-            summary = _with_progress(len(plan.plan.actions), f"Request {request['id']}",
-                                     lambda advance: erasure.execute(ledger, plan, connectors, advance))
+            try:
+                summary = _with_progress(len(plan.plan.actions), f"Request {request['id']}",
+                                         lambda advance: erasure.execute(ledger, plan, connectors, advance))
+            except (LeaseHeld, LeaseLost) as exc:
+                err.print(f"[bold red]busy:[/] {exc}; request {request['id']} stays open. Run the same command "
+                          "again once that run has finished.", highlight=False)
+                raise typer.Exit(1) from None
             out.print(summary_table(summary.rows(), f"Erasure request {request['id']}"))
+            _print_stopped(summary)
         with err.status("Searching again to verify ..."):
             still_found = erasure.verify(connectors, plan, rules, ledger=ledger) if summary else []
         status = erasure.finish(ledger, plan, summary, still_found)

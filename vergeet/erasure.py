@@ -126,12 +126,14 @@ def reject(ledger: Ledger, request: dict, note: str) -> None:
 
 def execute(ledger: Ledger, erasure: ErasurePlan, connectors: Mapping[str, Connector],
             progress: pipeline.Progress | None = None) -> pipeline.Summary:
-    """Carry out an approved plan through the ledger (resumable like the purge), the request's run id kept."""
-    run_id = ledger.start_run("erasure", as_of=erasure.plan.as_of, apply=True,
-                              params={"request_id": erasure.request["id"], "actions": len(erasure.plan.actions)})
-    ledger.store_plan(run_id, erasure.plan.planned_actions())
-    ledger.set_request_status(erasure.request["id"], "open", f"approved; executing in run {run_id}")
-    return pipeline.execute(ledger, run_id, connectors, progress)
+    """Carry out an approved plan through the ledger (resumable like the purge), the request's run id kept; under
+    the ledger's apply lease (`LeaseHeld` while another applying run holds it, and nothing starts)."""
+    with ledger.lease("erasure"):
+        run_id = ledger.start_run("erasure", as_of=erasure.plan.as_of, apply=True,
+                                  params={"request_id": erasure.request["id"], "actions": len(erasure.plan.actions)})
+        ledger.store_plan(run_id, erasure.plan.planned_actions())
+        ledger.set_request_status(erasure.request["id"], "open", f"approved; executing in run {run_id}")
+        return pipeline.execute(ledger, run_id, connectors, progress)
 
 
 def verify(connectors: Mapping[str, Connector], erasure: ErasurePlan, rules: Rules,

@@ -14,9 +14,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import os
 import re
+import secrets
+import socket
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -28,7 +33,11 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 __all__ = [
+    "LEASE_SECONDS",
     "SCHEMA_VERSION",
+    "LeaseHeld",
+    "LeaseHolder",
+    "LeaseLost",
     "Ledger",
     "LedgerError",
     "PlannedAction",
@@ -55,8 +64,46 @@ _PEPPER_CHECK_MESSAGE = b"vergeet ledger pepper check"
 _IN_CHUNK = 500
 
 
+#: How long the apply lease lasts without renewal. The holder renews it every quarter of this, so a live run keeps
+#: it through three missed renewals (each may wait out SQLite's 30 s busy timeout); a holder that crashed on another
+#: machine blocks the next run for at most these two minutes (one that crashed on this machine is taken over at
+#: once: its process is gone). Holders' clocks must agree to well within this (NTP).
+LEASE_SECONDS = 120.0
+LEASE_KINDS = ("purge", "erasure", "nightly-purge")
+_APPLY_LEASE = "apply"  # the name of the one lease: every applying run takes the same
+
+log = logging.getLogger(__name__)
+
+
 class LedgerError(Exception):
     """The ledger cannot be opened or used as asked (never carries personal data)."""
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds the apply lease: the kind of run, the machine and process, since when, until when."""
+
+    kind: str
+    host: str
+    pid: int
+    since: datetime
+    expires_at: datetime
+
+    def __str__(self) -> str:
+        return (f"a {self.kind} run on {self.host} (pid {self.pid}) since {self.since:%Y-%m-%d %H:%M:%S} UTC "
+                f"(its lease runs until {self.expires_at:%H:%M:%S} UTC unless renewed)")
+
+
+class LeaseHeld(LedgerError):
+    """Another applying run holds the ledger."""
+
+    def __init__(self, holder: LeaseHolder):
+        super().__init__(f"another applying run holds the ledger: {holder}")
+        self.holder = holder
+
+
+class LeaseLost(LedgerError):
+    """This run's lease expired and another run took it over: it must not start another action."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +271,37 @@ identity_index_table = sa.Table(
     sa.Column("last_seen", _UTCDateTime, nullable=False),
 )
 
+#: The incremental-sync cache (`vergeet.sync`): one row per record vergeet has seen in a system, its summary
+#: (identifiers as keyed hashes only). One row each, so a deleted record leaves the cache in the transaction that
+#: records its outcome (`Ledger.mark_outcome`) without rewriting the rest.
+sync_records_table = sa.Table(
+    "sync_records",
+    metadata,
+    sa.Column("system", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(400), primary_key=True),
+    sa.Column("summary_json", sa.Text, nullable=False),
+)
+
+#: The apply lease: one row while an applying run (purge, erasure, the nightly flow) holds the ledger, so that no
+#: two act on the vendors at once. It names the holder's machine, process and kind of run: no personal data.
+leases_table = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", _UTCDateTime, nullable=False),
+    sa.Column("renewed_at", _UTCDateTime, nullable=False),
+    sa.Column("expires_at", _UTCDateTime, nullable=False),
+)
+
+#: tables added within schema version 1: a ledger written before one of them gets it when opened
+_ADDED_TABLES = (identity_index_table, sync_records_table, leases_table)
+#: the sync_state key under which a system's whole cache was one JSON object, before `sync_records`
+_CACHE_BLOB_KEY = "records"
+
 _LEDGER_TABLES = frozenset(t.name for t in metadata.sorted_tables) - {"meta"}
 
 
@@ -320,6 +398,7 @@ class Ledger:
         if not isinstance(pepper, (bytes, bytearray)) or not pepper:
             raise LedgerError("the ledger pepper must be non-empty bytes")
         self._pepper = bytes(pepper)
+        self._lease_token: str | None = None  # while this object holds the apply lease
         self._engine = self._create_engine(url)
         self.url = redact_url(self._engine.url)
         try:
@@ -353,9 +432,10 @@ class Ledger:
                 if not database.startswith("file:"):
                     try:
                         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                        _private_file(Path(database).expanduser(), shown)
                     except OSError as exc:
                         raise LedgerError(
-                            f"cannot create the directory for ledger at {shown}: {exc.strerror}"
+                            f"cannot create the ledger file or its directory at {shown}: {exc.strerror}"
                         ) from None
                 kwargs["connect_args"] = {"timeout": 30}
         try:
@@ -394,9 +474,12 @@ class Ledger:
                 )
                 return
             meta = dict(conn.execute(sa.select(meta_table.c.key, meta_table.c.value)).all())
-            if "identity_index" not in existing and meta.get("schema_version") == str(SCHEMA_VERSION):
-                # added within schema version 1: a ledger written before it gets the table, nothing else changes
-                identity_index_table.create(conn)
+            if meta.get("schema_version") == str(SCHEMA_VERSION):
+                for table in _ADDED_TABLES:
+                    if table.name not in existing:
+                        table.create(conn)
+                if sync_records_table.name not in existing:
+                    _move_cache_blobs(conn)
         version = meta.get("schema_version")
         if version is None or not version.strip().isdigit():
             raise LedgerError(
@@ -441,6 +524,91 @@ class Ledger:
         """
         _check_choice("identifier kind", kind, IDENTIFIER_KINDS)
         return hmac.new(self._pepper, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+    # -- the apply lease ---------------------------------------------------
+
+    @contextmanager
+    def lease(self, kind: str, seconds: float = LEASE_SECONDS) -> Iterator[None]:
+        """Hold the apply lease for the block, renewed in the background; `LeaseHeld` names who holds it else.
+
+        `kind` is the kind of run ("purge", "erasure", "nightly-purge"). Re-entrant for this ledger object. A lease
+        that expired, or whose holder's process is gone from this machine, is taken over. While it is held,
+        `mark_started` refuses to start an action once another run has taken the lease over (`LeaseLost`).
+        """
+        if self._lease_token is not None:
+            yield
+            return
+        token = self._take_lease(kind, seconds)
+        self._lease_token = token
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(token, seconds, stop), name="ledger-lease", daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
+            self._lease_token = None
+            self._release_lease(token)
+
+    def lease_holder(self) -> LeaseHolder | None:
+        """Who holds the apply lease (an expired one too), or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(leases_table.select().where(leases_table.c.name == _APPLY_LEASE)).first()
+        return None if row is None else _holder(row)
+
+    def _take_lease(self, kind: str, seconds: float) -> str:
+        _check_choice("lease kind", kind, LEASE_KINDS)
+        token = secrets.token_hex(16)
+        t = leases_table
+        while True:  # each round inserts, finds a live holder, or sees the row change under it and looks again
+            now = _now()
+            row = {"name": _APPLY_LEASE, "token": token, "kind": kind, "host": socket.gethostname(),
+                   "pid": os.getpid(), "acquired_at": now, "renewed_at": now,
+                   "expires_at": now + timedelta(seconds=seconds)}
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(t.insert().values(**row))
+                return token
+            except sa_exc.IntegrityError:
+                pass
+            with self._engine.begin() as conn:
+                current = conn.execute(t.select().where(t.c.name == _APPLY_LEASE)).first()
+                if current is None:
+                    continue  # released meanwhile
+                if not _abandoned(current, now):
+                    raise LeaseHeld(_holder(current))
+                taken = conn.execute(t.update().where(t.c.name == _APPLY_LEASE, t.c.token == current.token)
+                                     .values(**row)).rowcount
+            if taken:
+                log.warning("took over the ledger's lease from %s: it was not renewed or its process is gone",
+                            _holder(current))
+                return token
+
+    def _renew_lease(self, token: str, seconds: float) -> bool:
+        """Extend this holder's lease; False when another run has taken it over."""
+        t, now = leases_table, _now()
+        with self._engine.begin() as conn:
+            return conn.execute(t.update().where(t.c.name == _APPLY_LEASE, t.c.token == token)
+                                .values(renewed_at=now, expires_at=now + timedelta(seconds=seconds))).rowcount == 1
+
+    def _heartbeat(self, token: str, seconds: float, stop: threading.Event) -> None:
+        while not stop.wait(seconds / 4):
+            try:
+                if not self._renew_lease(token, seconds):
+                    log.warning("the ledger's lease was taken over by %s; this run stops before its next action",
+                                self.lease_holder())
+                    return
+            except sa_exc.SQLAlchemyError as exc:  # a busy or unreachable database: try again at the next beat
+                log.warning("could not renew the ledger's lease: %s", _describe(exc))
+
+    def _release_lease(self, token: str) -> None:
+        t = leases_table
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(t.delete().where(t.c.name == _APPLY_LEASE, t.c.token == token))
+        except sa_exc.SQLAlchemyError as exc:  # it expires on its own; do not hide what ended the block
+            log.warning("could not release the ledger's lease (it expires by itself): %s", _describe(exc))
 
     # -- runs --------------------------------------------------------------
 
@@ -616,11 +784,13 @@ class Ledger:
 
     def mark_started(self, action_id: int) -> None:
         """Write the intent before the vendor call: status "in_progress", started_at, attempts + 1."""
-        t = actions_table
+        t, lease = actions_table, leases_table
+        holding = [] if self._lease_token is None else [  # fenced: only while this run's lease is not taken over
+            sa.exists().where(lease.c.name == _APPLY_LEASE, lease.c.token == self._lease_token)]
         with self._engine.begin() as conn:
             result = conn.execute(
                 t.update()
-                .where(t.c.id == action_id, t.c.status.in_(PENDING_STATUSES))
+                .where(t.c.id == action_id, t.c.status.in_(PENDING_STATUSES), *holding)
                 .values(
                     status="in_progress",
                     started_at=_now(),
@@ -632,10 +802,14 @@ class Ledger:
             )
             if result.rowcount == 0:
                 status = self._action_status(conn, action_id)
+                if holding and status in PENDING_STATUSES:
+                    raise LeaseLost(f"this run's lease on the ledger was taken over by {self.lease_holder()}; "
+                                    f"action {action_id} was not started")
                 raise LedgerError(f"action {action_id} is already {status}; not starting it again")
 
-    def mark_outcome(self, action_id: int, outcome: str, detail: str = "") -> None:
-        """Write the outcome after the vendor call.
+    def mark_outcome(self, action_id: int, outcome: str, detail: str = "", *, forget: bool = False) -> None:
+        """Write the outcome after the vendor call; with `forget`, the record leaves the sync cache in the same
+        transaction (a deleted record: a rerun after a crash must not find it there and delete it again).
 
         "done", "already_gone", "not_supported" and "skipped" make the action
         done; "failed" makes it failed (to be retried on resume). Outcomes that
@@ -666,6 +840,12 @@ class Ledger:
                     f"action {action_id} is {current}; outcome {outcome!r} needs it to be "
                     f"{' or '.join(allowed_from)}"
                 )
+            if forget:
+                system, record_type, record_id = conn.execute(
+                    sa.select(t.c.system, t.c.record_type, t.c.record_id).where(t.c.id == action_id)).one()
+                c = sync_records_table.c
+                conn.execute(sync_records_table.delete().where(
+                    c.system == system, c.key == f"{system}/{record_type}/{record_id}"))
 
     @staticmethod
     def _action_status(conn: Connection, action_id: int) -> str:
@@ -933,6 +1113,27 @@ class Ledger:
 
     # -- incremental-sync cache ------------------------------------------
 
+    def cached_records(self, system: str) -> dict[str, Any]:
+        """One system's sync cache: record key -> summary."""
+        t = sync_records_table
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.key, t.c.summary_json).where(t.c.system == system))
+            return {key: json.loads(value) for key, value in rows}
+
+    def update_cached_records(self, system: str, put: Mapping[str, Any], drop: Iterable[str] = ()) -> None:
+        """Write the summaries in `put` (new or changed) and remove the records in `drop`, in one transaction."""
+        t = sync_records_table
+        replaced = list(dict.fromkeys([*drop, *put]))
+        for key in replaced:
+            if _record_key(key)[0] != system:
+                raise ValueError(f"record key of another system than {system}")
+        with self._engine.begin() as conn:
+            for chunk in _chunks(replaced):
+                conn.execute(t.delete().where(t.c.system == system, t.c.key.in_(chunk)))
+            if put:
+                conn.execute(t.insert(), [{"system": system, "key": key, "summary_json": _dumps(summary)}
+                                          for key, summary in put.items()])
+
     def get_sync_state(self, system: str, key: str) -> Any | None:
         """Return the stored sync value (e.g. a cursor or sync token) or None."""
         s = sync_state_table
@@ -954,6 +1155,63 @@ class Ledger:
             )
             if result.rowcount == 0:
                 conn.execute(s.insert().values(**row))
+
+
+def _private_file(path: Path, shown: str) -> None:
+    """The SQLite file, readable by its owner only (SQLite gives its journals the same mode): created so, and
+    tightened when found wider. Its keyed hashes and pepper check are what an offline guess of the pepper needs,
+    and no one but vergeet has reason to read it; a warning alone would go unread under a nightly schedule."""
+    if os.name != "posix":
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        return
+    except FileExistsError:
+        pass
+    mode = path.stat().st_mode & 0o777
+    if not mode & 0o077:
+        return
+    try:
+        path.chmod(mode & 0o700)
+    except OSError as exc:  # another user's file
+        log.warning("ledger at %s is readable by others (mode %03o) and could not be made private (%s): "
+                    "chmod 600 it", shown, mode, exc.strerror)
+    else:
+        log.warning("ledger at %s was readable by others (mode %03o); it is now readable by its owner only (%03o)",
+                    shown, mode, mode & 0o700)
+
+
+def _holder(row: sa.Row) -> LeaseHolder:
+    return LeaseHolder(row.kind, row.host, row.pid, row.acquired_at, row.expires_at)
+
+
+def _abandoned(lease: sa.Row, now: datetime) -> bool:
+    """A lease whose holder stopped renewing it, or whose process is gone from this machine."""
+    return lease.expires_at <= now or (lease.host == socket.gethostname() and not _process_alive(lease.pid))
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process of this machine exists; assumed so where that cannot be asked (not POSIX)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _move_cache_blobs(conn: Connection) -> None:
+    """A ledger from before `sync_records`: each system's cache, one JSON object in sync_state, becomes rows."""
+    s = sync_state_table
+    for system, value in conn.execute(sa.select(s.c.system, s.c.value_json).where(s.c.key == _CACHE_BLOB_KEY)).all():
+        rows = [{"system": system, "key": key, "summary_json": _dumps(summary)}
+                for key, summary in json.loads(value).items()]
+        if rows:
+            conn.execute(sync_records_table.insert(), rows)
+    conn.execute(s.delete().where(s.c.key == _CACHE_BLOB_KEY))
 
 
 def _record_key(key: str) -> tuple[str, str, str]:

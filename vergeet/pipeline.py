@@ -30,13 +30,18 @@ from vergeet.decide import Context, Erasure, Plan, decide
 from vergeet.identity import IdentityView, build_view, frame_records
 from vergeet.ledger import Ledger
 from vergeet.rules import Rules
-from vergeet.sync import Snapshot, forget, sync_system
+from vergeet.sync import Snapshot, sync_system
 
 Progress = Callable[[dict], None]
 T = TypeVar("T")
 V = TypeVar("V")
 #: outcomes after which a deleted record is gone from the vendor
 GONE = frozenset({Outcome.DONE.value, Outcome.ALREADY_GONE.value})
+#: failed actions in a row after which a system's remaining actions wait for the next run. Each failure has had
+#: its retries already (seconds each), so five in a row means the vendor refuses writes, not that five records
+#: are odd (a record the vendor refuses alone, such as a 422, fails among successes); five also bounds what a
+#: vendor that is down costs a run to about a minute per system.
+STOP_AFTER_FAILURES = 5
 
 
 class PullFailed(Exception):
@@ -145,6 +150,8 @@ class Summary:
 
     run_id: int
     counts: Counter = field(default_factory=Counter)
+    #: system -> why its remaining actions were left for the next run (after a run of failures)
+    stopped: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -163,11 +170,13 @@ def store_plan(ledger: Ledger, plan: Plan, kind: str = "purge", apply: bool = Tr
 
 
 def execute(ledger: Ledger, run_id: int, connectors: Mapping[str, Connector],
-            progress: Progress | None = None) -> Summary:
+            progress: Progress | None = None, stop_after: int = STOP_AFTER_FAILURES) -> Summary:
     """Carry out a stored plan's pending actions, each system in its own thread and in plan order within it.
 
-    Each intent is written before the call, the outcome after. When one system's thread fails (or `progress`
-    raises), the others stop before their next action and the failure is raised.
+    Each intent is written before the call, the outcome after (with it, a deleted record leaves the sync cache).
+    After `stop_after` failed actions in a row a system stops: its remaining actions stay planned, counted as
+    "pending", and the next run plans them again. When one system's thread raises (or `progress` does), the
+    others stop before their next action and the exception is raised.
     """
     summary = Summary(run_id)
     for done in ledger.actions(run_id, ("done",)):
@@ -179,14 +188,21 @@ def execute(ledger: Ledger, run_id: int, connectors: Mapping[str, Connector],
     reporting = threading.Lock()  # counts and progress reports, one system at a time
 
     def carry_out(actions: list[dict]) -> None:
-        gone = []
+        failures = 0
         try:
-            for action in actions:
+            for done, action in enumerate(actions):
                 if stop.is_set():
                     return
+                if failures == stop_after:
+                    left = actions[done:]
+                    with reporting:
+                        summary.counts.update((a["system"], a["rule_id"], "pending") for a in left)
+                        summary.stopped[action["system"]] = (
+                            f"{action['system']}: stopped after {failures} failed actions in a row (last: {detail}); "
+                            f"its {len(left)} remaining actions are left for the next run")
+                    return
                 outcome, detail = _perform(ledger, action, connectors)
-                if action["action"] == "delete" and outcome in GONE:
-                    gone.append(str(RecordRef(action["system"], action["record_type"], action["record_id"])))
+                failures = failures + 1 if outcome == "failed" else 0
                 with reporting:
                     summary.counts[(action["system"], action["rule_id"], outcome)] += 1
                     if progress:
@@ -194,8 +210,6 @@ def execute(ledger: Ledger, run_id: int, connectors: Mapping[str, Connector],
         except BaseException:
             stop.set()
             raise
-        finally:  # what vergeet deleted leaves the cache (a vendor that lists no deletions would not tell)
-            forget(ledger, actions[0]["system"], gone)
 
     _per_system(by_system, carry_out)
     ledger.finish_run(run_id, "failed" if summary.failed else "succeeded",
@@ -218,12 +232,14 @@ def _perform(ledger: Ledger, action: dict, connectors: Mapping[str, Connector]) 
     except VendorError as exc:
         ledger.mark_outcome(action["id"], "failed", str(exc))
         return "failed", str(exc)
-    ledger.mark_outcome(action["id"], result.outcome.value, result.detail)
+    # what vergeet deleted leaves the cache with the outcome (a vendor that lists no deletions would not tell)
+    ledger.mark_outcome(action["id"], result.outcome.value, result.detail,
+                        forget=action["action"] == "delete" and result.outcome.value in GONE)
     return result.outcome.value, result.detail
 
 
 def resume_unfinished(ledger: Ledger, connectors: Mapping[str, Connector], kind: str = "purge",
-                      progress: Progress | None = None) -> list[Summary]:
+                      progress: Progress | None = None, stop_after: int = STOP_AFTER_FAILURES) -> list[Summary]:
     """Finish the applying runs a crash left behind, before anything new is planned."""
-    return [execute(ledger, run["id"], connectors, progress) for run in ledger.unfinished_runs(kind)]
+    return [execute(ledger, run["id"], connectors, progress, stop_after) for run in ledger.unfinished_runs(kind)]
 

@@ -1,6 +1,6 @@
 """Incremental sync: what the last run saw of each system, kept in the ledger and brought up to date each night.
 
-Per system the ledger keeps one summary per record: the vendor's version,
+Per system the ledger keeps one summary per record (a row each): the vendor's version,
 the dates and flags decisions need, its links, and its identifiers only as
 keyed hashes (`Ledger.hash_identifier`) of their normalised values (e-mail
 trimmed and case-folded, phone E.164, full name), never in plaintext. Each
@@ -27,7 +27,7 @@ from vergeet.ledger import Ledger
 Summary = dict[str, Any]
 Hasher = Callable[[str, str], str]
 
-RECORDS, CURSOR, FULL_AT = "records", "cursor", "full_at"  # the sync-state keys of one system
+CURSOR, FULL_AT = "cursor", "full_at"  # the sync-state keys of one system
 INDEXED = "indexed"  # sync-state key: every cached record of the system is in the identity index
 
 
@@ -50,7 +50,7 @@ def sync_system(connector: Connector, ledger: Ledger, *, full_every: timedelta, 
     """Bring one system's cache up to date: what changed, or everything when a full read is due (or `full`)."""
     now = now or datetime.now(timezone.utc)
     system = connector.system
-    cached: dict[str, Summary] = ledger.get_sync_state(system, RECORDS) or {}
+    cached: dict[str, Summary] = ledger.cached_records(system)
     cursor = ledger.get_sync_state(system, CURSOR)
     full_at = ledger.get_sync_state(system, FULL_AT)
     if full or full_at is None or now - datetime.fromisoformat(full_at) >= full_every:
@@ -60,8 +60,8 @@ def sync_system(connector: Connector, ledger: Ledger, *, full_every: timedelta, 
     fresh = summarise(changes.records)
     summaries = updated(cached, changes, fresh)
     # the records and the index before the cursor: a crash in between reads the same changes again
-    if summaries != cached:
-        ledger.set_sync_state(system, RECORDS, summaries)
+    ledger.update_cached_records(system, {key: summary for key, summary in summaries.items()
+                                          if cached.get(key) != summary}, cached.keys() - summaries.keys())
     indexed = ledger.get_sync_state(system, INDEXED)
     ledger.index_identifiers(index_entries(fresh if indexed and not changes.full else summaries,
                                            ledger.hash_identifier), seen_at=now)
@@ -89,11 +89,8 @@ def index_records(ledger: Ledger, records: Sequence[Record]) -> None:
 
 
 def forget(ledger: Ledger, system: str, keys: Iterable[str]) -> None:
-    """Drop records vergeet deleted itself: a vendor that lists no deletions would show them until a full read."""
-    cached = ledger.get_sync_state(system, RECORDS) or {}
-    gone = set(keys) & set(cached)
-    if gone:
-        ledger.set_sync_state(system, RECORDS, {k: v for k, v in cached.items() if k not in gone})
+    """Drop records from one system's cache (a run drops what it deleted with the outcome: `Ledger.mark_outcome`)."""
+    ledger.update_cached_records(system, {}, keys)
 
 
 def updated(cached: Mapping[str, Summary], changes: Changes, fresh: Mapping[str, Summary]) -> dict[str, Summary]:
