@@ -1,13 +1,21 @@
 """Tests for vergeet.ledger: schema, hashing, runs/actions, requests, suppressions, holds, sync state."""
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import sqlite3
+import stat
+import subprocess
+import sys
+import time
 from datetime import date, datetime, timedelta, timezone
+from unittest.mock import patch
 
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from vergeet.ledger import SCHEMA_VERSION, Ledger, LedgerError, PlannedAction
+from vergeet.ledger import SCHEMA_VERSION, LeaseHeld, LeaseLost, Ledger, LedgerError, PlannedAction, leases_table
 
 PEPPER = b"test-pepper-not-a-real-secret"
 
@@ -59,6 +67,17 @@ def test_fresh_file_gets_schema_and_version(tmp_path):
         "suppressions", "holds", "sync_state",
     } <= tables
     assert int(version) == SCHEMA_VERSION == 1
+
+
+def test_the_ledger_file_is_readable_by_its_owner_only(tmp_path, caplog):
+    fresh, wide = tmp_path / "fresh.db", tmp_path / "wide.db"
+    Ledger(f"sqlite:///{fresh}", PEPPER).close()
+    Ledger(f"sqlite:///{wide}", PEPPER).close()
+    wide.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="vergeet.ledger"):
+        Ledger(f"sqlite:///{wide}", PEPPER).close()
+    assert stat.S_IMODE(fresh.stat().st_mode) == stat.S_IMODE(wide.stat().st_mode) == 0o600
+    assert "was readable by others (mode 644)" in caplog.text
 
 
 def test_reopen_keeps_data(db_path):
@@ -460,6 +479,104 @@ def test_sync_state_round_trip(ledger, db_path):
     assert ledger.get_sync_state("moneybird", "other") is None
     with Ledger(f"sqlite:///{db_path}", PEPPER) as again:
         assert again.get_sync_state("google_calendar", "sync_token") == "NEWTOKEN"
+
+
+def test_the_sync_cache_is_a_row_per_record_and_a_deleted_record_leaves_it_with_its_outcome(ledger):
+    contact = {"version": "3", "emails": [_hash(ledger, 1)]}
+    ledger.update_cached_records("moneybird", {"moneybird/contact/1": contact, "moneybird/contact/2": {"v": "1"},
+                                               "moneybird/contact/3": {"v": "1"}})
+    ledger.update_cached_records("moneybird", {"moneybird/contact/2": {"v": "2"}}, drop=["moneybird/contact/3"])
+    assert ledger.cached_records("moneybird") == {"moneybird/contact/1": contact, "moneybird/contact/2": {"v": "2"}}
+    assert ledger.cached_records("mollie") == {}
+    with pytest.raises(ValueError, match="another system"):
+        ledger.update_cached_records("mollie", {"moneybird/contact/9": {}})
+
+    run_id = ledger.start_run("purge", as_of=date(2025, 3, 1), apply=True)
+    deleted, failed = ledger.store_plan(run_id, [_action("1"), _action("2")])
+    for action_id in (deleted, failed):
+        ledger.mark_started(action_id)
+    ledger.mark_outcome(failed, "failed", "HTTP 500", forget=False)
+    ledger.mark_outcome(deleted, "done", forget=True)
+    assert ledger.cached_records("moneybird") == {"moneybird/contact/2": {"v": "2"}}
+    assert [a["outcome"] for a in ledger.actions(run_id)] == ["done", "failed"]
+
+
+def test_a_ledger_with_the_cache_as_one_blob_per_system_gets_it_as_rows(db_path):
+    with Ledger(f"sqlite:///{db_path}", PEPPER) as old:
+        old.set_sync_state("mollie", "records", {"mollie/customer/cst_1": {"version": "a"}})
+        old.set_sync_state("mollie", "cursor", "c1")
+    con = sqlite3.connect(db_path)
+    con.execute("drop table sync_records")
+    con.commit()
+    con.close()
+    with Ledger(f"sqlite:///{db_path}", PEPPER) as led:
+        assert led.cached_records("mollie") == {"mollie/customer/cst_1": {"version": "a"}}
+        assert led.get_sync_state("mollie", "records") is None
+        assert led.get_sync_state("mollie", "cursor") == "c1"
+
+
+# -- the apply lease -------------------------------------------------------------------------
+
+
+def _second(ledger: Ledger) -> Ledger:
+    """Another process's view of the same ledger: a Ledger object of its own."""
+    return Ledger(ledger._engine.url.render_as_string(hide_password=False), PEPPER)
+
+
+def _expire(ledger: Ledger) -> None:
+    with ledger._engine.begin() as conn:
+        conn.execute(leases_table.update().values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+
+
+def test_the_lease_admits_one_holder_and_names_it(ledger):
+    with _second(ledger) as other:
+        with ledger.lease("purge"):
+            with ledger.lease("erasure"):  # the same holder may nest
+                pass
+            with pytest.raises(LeaseHeld) as refused, other.lease("nightly-purge"):
+                pass
+            holder = refused.value.holder
+            assert (holder.kind, holder.host, holder.pid) == ("purge", socket.gethostname(), os.getpid())
+            assert f"a purge run on {socket.gethostname()} (pid {os.getpid()}) since " in str(refused.value)
+            assert ledger.lease_holder() == holder  # nested use did not release it
+        assert ledger.lease_holder() is None
+        with other.lease("nightly-purge"):
+            assert ledger.lease_holder().kind == "nightly-purge"
+
+
+def test_an_expired_lease_is_taken_over_and_its_old_holder_may_start_nothing(ledger):
+    run_id = ledger.start_run("purge", as_of=date(2025, 3, 1), apply=True)
+    first, second = ledger.store_plan(run_id, [_action("1"), _action("2")])
+    with _second(ledger) as frozen, patch("vergeet.ledger.socket.gethostname", return_value="elsewhere"), \
+            frozen.lease("purge", seconds=3600):
+        frozen.mark_started(first)
+        with pytest.raises(LeaseHeld, match="on elsewhere"), ledger.lease("purge"):
+            pass  # alive on another machine: not taken
+        _expire(frozen)  # its holder stopped renewing (frozen, or its machine gone)
+        with ledger.lease("nightly-purge"):
+            with pytest.raises(LeaseLost, match="taken over by a nightly-purge run"):
+                frozen.mark_started(second)
+            frozen.mark_outcome(first, "done")  # a call that was made is still recorded
+            assert ledger.actions(run_id, ("planned",))[0]["id"] == second
+    assert ledger.lease_holder() is None  # the old holder's exit did not release what it no longer held
+
+
+def test_a_lease_whose_process_is_gone_from_this_machine_is_taken_over_at_once(ledger):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with _second(ledger) as crashed, patch("vergeet.ledger.os.getpid", return_value=gone.pid):
+        crashed._take_lease("purge", 3600)  # and then killed: no heartbeat, no release
+    with ledger.lease("purge"):
+        assert ledger.lease_holder().pid == os.getpid()
+
+
+def test_the_lease_is_renewed_while_it_is_held(ledger):
+    with ledger.lease("purge", seconds=0.4):
+        taken = ledger.lease_holder().expires_at
+        time.sleep(0.6)  # past the first expiry: renewed every 0.1 s
+        assert ledger.lease_holder().expires_at > taken
+        with _second(ledger) as other, pytest.raises(LeaseHeld), other.lease("purge"):
+            pass
 
 
 # -- no plaintext personal data in the file --------------------------------------------------
