@@ -1156,6 +1156,21 @@ class Ledger:
             if result.rowcount == 0:
                 conn.execute(s.insert().values(**row))
 
+    # -- accepted retention rules (vergeet.rules.accept_rules) --------------
+
+    def accepted_rules(self) -> str | None:
+        """The canonical text of the rules the last applying purge ran with (no personal data), or None."""
+        with self._engine.connect() as conn:
+            return conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "accepted_rules")
+                                ).scalar_one_or_none()
+
+    def set_accepted_rules(self, text: str) -> None:
+        """Record `text` (`vergeet.rules.canonical`) as the accepted rules."""
+        with self._engine.begin() as conn:
+            t = meta_table
+            if not conn.execute(t.update().where(t.c.key == "accepted_rules").values(value=text)).rowcount:
+                conn.execute(t.insert().values(key="accepted_rules", value=text))
+
 
 def _private_file(path: Path, shown: str) -> None:
     """The SQLite file, readable by its owner only (SQLite gives its journals the same mode): created so, and

@@ -3,23 +3,32 @@
 `load_rules` reads a TOML file, validates its shape with pydantic and its
 references against what the connectors really offer (systems, record types,
 fields), and stops with a `BadInput` naming the file, the line where it can be
-found, and the key path. Periods are ISO-8601 durations (`P1Y`, `P7Y`, `P4W`).
+found, and the key path. Periods are ISO-8601 durations (`P1Y`, `P7Y`, `P4W`) of at most 100 years.
+
+Fiscal documents have a legal floor (`LEGAL_FLOOR`, see `_floor_problems`): a rule that would act on one sooner,
+or a `document_retention` exception shorter than it, is refused unless it says why in `below_legal_floor`.
+`rules_change` and `accept_rules` compare the rules with those the last applying purge ran with.
 """
 from __future__ import annotations
 
+import difflib
+import json
 import re
 import tomllib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from dateutil.relativedelta import relativedelta
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
 
 import connectors
 from connectors.base import CONSENT_STATES
 from vergeet.errors import BadInput
+
+if TYPE_CHECKING:
+    from vergeet.ledger import Ledger
 
 RULES_FILE = "retention_rules.toml"
 SHIPPED_RULES = Path(__file__).parent / "data" / RULES_FILE
@@ -30,7 +39,12 @@ ConsentState = Literal[CONSENT_STATES]
 ExceptionName = Literal["document_retention", "running_contract", "legal_hold", "open_request", "active_consent"]
 Right = Literal["access", "rectification", "erasure", "withdraw_consent", "objection", "portability"]
 
-_PERIOD = re.compile(r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?$")
+_PERIOD = re.compile(r"^P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?$",
+                     re.ASCII)
+#: the longest period vergeet dates: the decisions date records with pandas, whose calendar ends in 2262
+LONGEST_YEARS = 100
+#: start days on which periods are compared: the lengths of months and years differ (leap days, February)
+_STARTS = (date(2000, 1, 1), date(2000, 2, 29), date(2001, 3, 1), date(2003, 12, 31))
 
 
 @dataclass(frozen=True)
@@ -50,7 +64,14 @@ class Period:
         match = _PERIOD.match(value) if isinstance(value, str) else None
         if not match or value == "P":
             raise ValueError(f"{value!r} is not an ISO-8601 period such as P1Y, P7Y, P4W or P30D")
-        return cls(value, **{k: int(v) for k, v in match.groupdict().items() if v})
+        period = cls(value, **{k: int(v) for k, v in match.groupdict().items() if v})
+        # Bounded before any date arithmetic, which fails on periods beyond the calendar.
+        months, days = period.years * 12 + period.months, period.weeks * 7 + period.days
+        if months > LONGEST_YEARS * 12 or days > LONGEST_YEARS * 366 or not period.at_most(
+                relativedelta(years=LONGEST_YEARS)):
+            raise ValueError(f"{value!r} is longer than {LONGEST_YEARS} years (P{LONGEST_YEARS}Y), the longest "
+                             "period vergeet can date")
+        return period
 
     @property
     def delta(self) -> relativedelta:
@@ -64,11 +85,28 @@ class Period:
         """The latest start whose period has ended by `as_of`."""
         return as_of - self.delta
 
+    def at_least(self, other: relativedelta) -> bool:
+        """Whether this period is never shorter than `other`, whatever day it starts."""
+        return all(self.after(start) >= start + other for start in _STARTS)
+
+    def at_most(self, other: relativedelta) -> bool:
+        """Whether this period is never longer than `other`, whatever day it starts."""
+        return all(self.after(start) <= start + other for start in _STARTS)
+
     def __str__(self) -> str:
         return self.text
 
 
-PeriodField = Annotated[Period, BeforeValidator(Period.parse)]
+PeriodField = Annotated[Period, BeforeValidator(Period.parse), PlainSerializer(str, return_type=str)]
+#: why a rule goes below the legal floor of fiscal documents: the override must say so, in words
+Reason = Annotated[str, BeforeValidator(lambda value: value.strip() if isinstance(value, str) else value),
+                   Field(min_length=10)]
+
+#: Dutch fiscal retention (art. 52 lid 4 AWR): the books and the documents behind them are kept 7 years
+LEGAL_FLOOR = relativedelta(years=7)
+LEGAL_FLOOR_TEXT = "P7Y (art. 52 AWR, Dutch fiscal retention)"
+#: GDPR art. 12(3): a request is answered within one month (extended per case, with notice, by two more)
+ANSWER_LIMIT = relativedelta(months=1)
 
 
 class _Model(BaseModel):
@@ -86,6 +124,14 @@ class Controller(_Model):
 
 class Rights(_Model):
     answer_within: PeriodField
+
+    @field_validator("answer_within")
+    @classmethod
+    def _within_a_month(cls, period: Period) -> Period:
+        if not period.at_least(relativedelta(days=1)) or not period.at_most(ANSWER_LIMIT):
+            raise ValueError(f"{period} is not between one day and one month (P1M), the longest the GDPR allows "
+                             "for an answer (art. 12(3))")
+        return period
     available: list[Right]
     contact: str
     identity_verification: str
@@ -147,6 +193,8 @@ class ExceptionPolicy(_Model):
     en: str
     legal_basis: str
     period: PeriodField | None = None
+    #: why this period may be shorter than the legal floor (document_retention only)
+    below_legal_floor: Reason | None = None
 
 
 class PartialAction(_Model):
@@ -171,6 +219,8 @@ class Rule(_Model):
     #: the link relation of the record this one ends with (a mandate with its customer): where that record is
     #: deleted, this one is reported as ended with it, not as kept
     ends_with: str | None = None
+    #: why this rule may act on fiscal documents sooner than the legal floor (`_floor_problems`)
+    below_legal_floor: Reason | None = None
     nl: str
     en: str
 
@@ -248,7 +298,7 @@ def locate(text: str, path: tuple[Any, ...]) -> int | None:
             end = following[0] if following else len(lines)
             found = start + 1
             header_path = []
-        else:
+        elif not any(re.match(rf"^\s*\[\[?\s*{dotted}\.", lines[i]) for i in range(start, end)):  # not a prefix
             key = re.escape(str(part))
             keyed = [i for i in range(start, end) if re.match(rf"^\s*(\"?){key}\1\s*[=.]", lines[i])]
             if keyed:
@@ -340,6 +390,57 @@ def _rule_problems(rules: Rules, index: int, rule: Rule) -> list[tuple[tuple[Any
     return problems
 
 
+def fiscal_record_types(rules: Rules) -> list[tuple[str, str]]:
+    """The (system, record type) pairs that are fiscal documents, in the rules' own terms: those a rule dates by
+    their document date (invoices, quotes, payments)."""
+    return list(dict.fromkeys((r.system, r.record_type) for r in rules.rules if r.clock == "document_date"))
+
+
+def _floor_problems(rules: Rules) -> list[tuple[tuple[Any, ...], str]]:
+    """What would remove fiscal documents before the legal floor without saying why in `below_legal_floor`.
+
+    The `document_retention` exception must last the floor. A rule for a fiscal record type acts too soon unless
+    it keeps (`keep`, nothing anonymised meanwhile), waits for `document_retention`, or counts at least the floor
+    from the document date; every rule of the type counts, since the first rule that is due acts.
+    """
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    documents = rules.exceptions.get("document_retention")
+    if documents is not None and documents.period is not None:
+        short = not documents.period.at_least(LEGAL_FLOOR)
+        problems += _override(("exceptions", "document_retention"), "period", short, documents.below_legal_floor,
+                              f"{documents.period} is shorter than the legal floor of fiscal documents, "
+                              f"{LEGAL_FLOOR_TEXT}")
+    fiscal = set(fiscal_record_types(rules))
+    for index, rule in enumerate(rules.rules):
+        key, early = _acts_before_floor(rule) if (rule.system, rule.record_type) in fiscal else ("period", False)
+        problems += _override(("rules", index), key, early, rule.below_legal_floor,
+                              f"acts on {rule.system} {rule.record_type}, a fiscal document, sooner than the legal "
+                              f"floor {LEGAL_FLOOR_TEXT}: count at least P7Y from clock document_date, add "
+                              "document_retention to its exceptions, or use action keep")
+    return problems
+
+
+def _acts_before_floor(rule: Rule) -> tuple[str, bool]:
+    """Whether a rule for a fiscal record type may act within the floor, and the key that makes it so."""
+    if rule.while_retained is not None:
+        return "while_retained", True
+    if rule.action == "keep" or "document_retention" in rule.exceptions:
+        return "period", False
+    if rule.clock != "document_date":
+        return "clock", True
+    return "period", not rule.period.at_least(LEGAL_FLOOR)
+
+
+def _override(at: tuple[Any, ...], key: str, below: bool, reason: str | None,
+              problem: str) -> list[tuple[tuple[Any, ...], str]]:
+    """The floor problem of one table, unless its `below_legal_floor` says why; a needless override is one too."""
+    if below and reason is None:
+        return [((*at, key), f"{problem}; or, if the law allows it here, say why: below_legal_floor = \"...\"")]
+    if not below and reason is not None:
+        return [((*at, "below_legal_floor"), "nothing here goes below the legal floor; remove the override")]
+    return []
+
+
 def _unknown_field(name: str, rule: Rule, known: frozenset[str]) -> str:
     return (f"unknown field {name!r} for {rule.system} {rule.record_type}; "
             f"known: {', '.join(sorted(known)) or '(none can be anonymised)'}")
@@ -359,6 +460,7 @@ def parse_rules(text: str, source: str) -> Rules:
         raise BadInput("\n".join(f"{_where(source, text, tuple(e['loc']))}: {_pydantic_message(e)}"
                                  for e in exc.errors())) from None
     problems = _references(rules)
+    problems += [] if problems else _floor_problems(rules)
     if problems:
         raise BadInput("\n".join(f"{_where(source, text, path)}: {message}" for path, message in problems))
     return rules
@@ -380,3 +482,53 @@ def load_rules(path: str | Path | None = None) -> Rules:
     except OSError as exc:
         raise BadInput(f"{chosen}: cannot read the rules file ({exc.strerror})") from None
     return parse_rules(text, str(chosen))
+
+
+# -- the rules an applying purge accepted -----------------------------------------------
+
+
+class RulesChanged(Exception):
+    """The rules differ from those the last applying purge ran with; `diff` shows how (no personal data)."""
+
+    def __init__(self, diff: str):
+        super().__init__("the retention rules changed since the last applied run; review the change and accept "
+                         "it once: `vergeet purge --apply --accept-rules`\n" + diff)
+        self.diff = diff
+
+
+def canonical(rules: Rules) -> str:
+    """What decides a purge, one `key = value` line each in file order: the rules (by id), the exceptions and
+    the systems. Comments, wording elsewhere and the controller's details do not count."""
+    data = rules.model_dump(mode="json", include={"version", "systems", "exceptions", "rules"}, exclude_none=True)
+    data["rules"] = {rule.pop("id"): rule for rule in data["rules"]}
+    return "".join(f"{key} = {json.dumps(value, ensure_ascii=False)}\n" for key, value in _flat(data))
+
+
+def _flat(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        return [item for key, inner in value.items() for item in _flat(inner, f"{prefix}{key}.")]
+    return [(prefix.rstrip("."), value)]
+
+
+def rules_change(ledger: Ledger, rules: Rules) -> str:
+    """A unified diff from the rules the last applying purge accepted to `rules`; "" when unchanged or when no
+    purge has applied rules on this ledger yet."""
+    accepted = ledger.accepted_rules()
+    current = canonical(rules)
+    if accepted is None or accepted == current:
+        return ""
+    return "".join(difflib.unified_diff(accepted.splitlines(keepends=True), current.splitlines(keepends=True),
+                                        "accepted rules", rules.source or "rules", n=1))
+
+
+def accept_rules(ledger: Ledger, rules: Rules, *, accept: bool = False) -> str:
+    """Before an applying purge (the CLI's and the nightly flow's): `RulesChanged` when the rules changed since
+    the last applied run and `accept` is not given; else `rules` become the accepted ones. Returns the change
+    accepted ("" when there was none: unchanged, or the first applying run on this ledger)."""
+    change = rules_change(ledger, rules)
+    if change and not accept:
+        raise RulesChanged(change)
+    current = canonical(rules)
+    if ledger.accepted_rules() != current:
+        ledger.set_accepted_rules(current)
+    return change
