@@ -2,13 +2,21 @@
 
 One `VendorSession` per vendor: connect/read timeouts, retries with
 exponential backoff on connection errors, 5xx and 429 (honouring
-`Retry-After`) through urllib3's `Retry`, a client-side rate limiter so the
-vendor's published limit is not exceeded in the first place, typed errors that
-name vendor, method, path and status but never a response body, and
-paginators as small state objects (after dlt's rest_client).
+`Retry-After`) through urllib3's `Retry`, bounded in count and in time (a retry
+budget: no retry starts, and no wait is begun, that would end past it), a
+client-side rate limiter so the vendor's published limit is not exceeded in the
+first place, typed errors that name vendor, method, path and status but never a
+response body, and paginators as small state objects (after dlt's rest_client).
+
+A payload that lacks what a connector needs (no id, an id of the wrong type, a
+list where an object belongs) is a `VendorBadResponse` naming the call that
+brought it: connectors read ids through `payload_id` and wrap their protocol
+methods with `vendor_payloads`.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import re
 import threading
@@ -17,13 +25,17 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
+from tenacity import stop_after_attempt, stop_before_delay
+from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: vendor ids that are strings of digits (Moneybird, ActiveCampaign)
+DIGITS = re.compile(r"[0-9]{1,30}")
 
 
 _URL_QUERY = re.compile(r"((?:https?://|/)[^\s?\"'<>]*)\?[^\s\"'<>]*")
@@ -78,7 +90,72 @@ class VendorUnavailable(VendorError):
 
 
 class VendorBadResponse(VendorError):
-    """The vendor answered 2xx with something that is not the expected JSON."""
+    """The vendor answered 2xx with something that is not the expected JSON, or that does not prove what was asked."""
+
+
+class PayloadError(ValueError):
+    """A vendor payload lacks what a connector needs; `vendor_payloads` turns it into a `VendorBadResponse`."""
+
+
+def payload_id(payload: Any, shape: re.Pattern[str], key: str = "id") -> str:
+    """`payload[key]` as a string of the vendor's id shape; PayloadError when it is missing or of another type.
+
+    An id of the wrong type must never become a path: `str(None)` or `str(1.2e17)` addresses nothing, and a
+    404 on it would read as "already gone".
+    """
+    value = payload.get(key) if isinstance(payload, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not shape.fullmatch(str(value)):
+        raise PayloadError(f"a record without a valid {key!r}")
+    return str(value)
+
+
+_calls = threading.local()  # the last vendor call of this thread, for errors about what it answered
+
+
+def note_call(method: str, path: str) -> None:
+    """Remember the call under way (method and path without query), for an error about its payload."""
+    _calls.last = (method, path)
+
+
+#: what a vendor's odd payload raises in code that reads it as documented
+_PAYLOAD_ERRORS = (PayloadError, KeyError, IndexError, TypeError, AttributeError)
+C = TypeVar("C")
+PROTOCOL_METHODS = ("records", "changes", "search", "read", "delete", "anonymise")
+
+
+def vendor_payloads(cls: C) -> C:
+    """Class decorator: a payload error in a protocol method (or while iterating what it returns) becomes a
+    `VendorBadResponse` naming the system and the last call, never the payload."""
+
+    def bad(self: Any) -> VendorBadResponse:
+        method, path = getattr(_calls, "last", ("?", "?"))
+        return VendorBadResponse(self.system, method, path, None, "response does not have the expected shape "
+                                                                  "(a missing or malformed field, such as an id)")
+
+    def guarded(self: Any, items: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from items
+        except _PAYLOAD_ERRORS:
+            raise bad(self) from None
+
+    def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                result = function(self, *args, **kwargs)
+            except _PAYLOAD_ERRORS:
+                raise bad(self) from None
+            return guarded(self, result) if inspect.isgenerator(result) else result
+        return method
+
+    for name in PROTOCOL_METHODS:
+        setattr(cls, name, wrap(getattr(cls, name)))
+    return cls
+
+
+def budget_stop(retries: int, budget: float) -> Any:
+    """A tenacity stop: after `retries` retries, or before a wait that would end past `budget` seconds."""
+    return stop_after_attempt(retries + 1) | stop_before_delay(budget)
 
 
 def error_for_status(vendor: str, method: str, path: str, status: int) -> VendorError:
@@ -162,6 +239,29 @@ class _EpochAwareRetry(Retry):
         return super().parse_retry_after(retry_after)
 
 
+class _BudgetedRetry(_EpochAwareRetry):
+    """`Retry` with a time budget: counted from the first failed attempt, a retry whose wait would end past
+    `budget` seconds is not made (the last answer, or error, stands)."""
+
+    def __init__(self, *args: Any, budget: float = float("inf"), started: float | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.budget, self.started = budget, started
+
+    def new(self, **kw: Any) -> _BudgetedRetry:
+        started = self.started if self.started is not None else time.monotonic()
+        return super().new(budget=self.budget, started=started, **kw)  # type: ignore[return-value]
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[override]
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        wait = (self.get_retry_after(response) if response is not None and self.respect_retry_after_header
+                else None)
+        wait = retry.get_backoff_time() if wait is None else wait
+        if time.monotonic() + wait - retry.started > self.budget:
+            reason = error or ResponseError(f"retry budget of {self.budget:g} s spent")
+            raise MaxRetryError(_pool, url, reason) from reason  # type: ignore[arg-type]
+        return retry
+
+
 class _LimitedAdapter(HTTPAdapter):
     """An adapter that asks the vendor's rate limiter before each send."""
 
@@ -221,7 +321,8 @@ class VendorSession:
 
     def __init__(self, vendor: str, base_url: str, auth: requests.auth.AuthBase, *,
                  limiter: RateLimiter | None = None, timeout: tuple[float, float] = (5.0, 30.0),
-                 retries: int = 5, backoff_factor: float = 0.5, backoff_max: float = 60.0):
+                 retries: int = 5, backoff_factor: float = 0.5, backoff_max: float = 60.0,
+                 retry_budget: float = 30.0):
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -229,10 +330,10 @@ class VendorSession:
         self.session = requests.Session()
         self.session.auth = auth
         self.session.headers.update({"Accept": "application/json", "User-Agent": "vergeet"})
-        retry = _EpochAwareRetry(total=retries, connect=retries, read=retries, status=retries,
+        retry = _BudgetedRetry(total=retries, connect=retries, read=retries, status=retries,
                                  status_forcelist=RETRY_STATUSES, allowed_methods=None,
                                  backoff_factor=backoff_factor, backoff_max=backoff_max,
-                                 respect_retry_after_header=True, raise_on_status=False)
+                                 respect_retry_after_header=True, raise_on_status=False, budget=retry_budget)
         adapter = _LimitedAdapter(limiter, max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -249,8 +350,15 @@ class VendorSession:
                 json: Any = None) -> requests.Response:
         """Send one request; returns the 2xx response or raises a typed `VendorError`."""
         url = self.url(path)
+        note_call(method, self._path_for_errors(url))
         try:
             response = self.session.request(method, url, params=params, json=json, timeout=self.timeout)
+        except requests.exceptions.ChunkedEncodingError as exc:  # the body was cut off on the wire
+            raise VendorUnavailable(self.vendor, method, self._path_for_errors(url), None,
+                                    "the response was cut off; try again later") from exc
+        except requests.exceptions.ContentDecodingError as exc:
+            raise VendorBadResponse(self.vendor, method, self._path_for_errors(url), None,
+                                    "the response could not be decoded") from exc
         except requests.exceptions.RetryError as exc:
             raise VendorUnavailable(self.vendor, method, self._path_for_errors(url), None,
                                     "vendor kept failing after all retries; try again later") from exc

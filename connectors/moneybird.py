@@ -46,7 +46,9 @@ developer.moneybird.com/changelog/<date>), HC-<n> helpcenter.moneybird.nl articl
   (SPEC 422 example), so its phone and e-mail are blanked, and it is deleted when the names go. Notes: the API
   has only POST and DELETE `contacts/{contact_id}/notes/{id}` (a note cannot be edited), and DELETE may answer
   400 when the user has no permission to notes (SPEC example).
-- `DELETE contacts/{id}` answers 204 or 404 (SPEC); Moneybird does not delete a contact its bookkeeping uses:
+- `DELETE contacts/{id}` answers 204 or 404 (SPEC): only a 204 proves a delete (a 200 with a page from a proxy
+  in front of the API proves nothing), and only a 404 on an id of Moneybird's shape (a string of digits, SPEC
+  `id` examples) proves a record gone: an id of another type came from a malformed payload and is no record; Moneybird does not delete a contact its bookkeeping uses:
   422 (CL-2016-07-28), or it archives it and answers 204 with `x-kept-as` (CL-2026-11-10), and a repeat then
   400 "Contact can not be archived" (CONCREXIT, svthalia/concrexit). `DELETE sales_invoices/{id}` needs no
   pending payments and no locked bookkeeping period (SPEC), and a sent invoice is deletable only newest first
@@ -76,8 +78,8 @@ import requests
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Link, Listing, Outcome, Record, RecordRef
 from connectors.matching import DEFAULT_REGION, email_key, name_key, parse_phone, phone_key
-from connectors.http import (BearerAuth, RateLimiter, VendorAuthError, VendorBadResponse, VendorNotFound,
-                             VendorRejected, VendorSession)
+from connectors.http import (DIGITS, BearerAuth, RateLimiter, VendorAuthError, VendorBadResponse, VendorNotFound,
+                             VendorRejected, VendorSession, payload_id, vendor_payloads)
 
 SYSTEM = "moneybird"
 DEFAULT_BASE_URL = "https://moneybird.com/api/v2"
@@ -85,6 +87,9 @@ DEFAULT_RATE = (150, 300.0)
 PAGE_SIZE = 100
 SYNC_BATCH = 100  # ids per synchronization POST (SPEC: "Returns a maximum of 100")
 FRESH_SECONDS = 900.0  # a contact read this recently is where an anonymisation starts, without reading it again
+#: seconds one call may spend on retries: a 429 asking to wait until Moneybird's 5-minute window resets beyond it
+#: ends the call (the client-side pacing keeps such 429s for a token shared with another client)
+RETRY_BUDGET = 30.0
 ALL_PERIODS = "20000101..20991231"
 
 CONTACT_EMAIL_FIELDS = ("email", "send_invoices_to_email", "send_estimates_to_email")
@@ -166,16 +171,18 @@ def _document_filter(contact_id: str | None = None) -> dict[str, str]:
     return {"filter": ",".join(f"{key}:{value}" for key, value in terms.items() if value is not None)}
 
 
+@vendor_payloads
 class MoneybirdConnector:
     """Reads, finds, deletes and anonymises Moneybird contacts, sales invoices and estimates."""
 
     system = SYSTEM
 
     def __init__(self, *, base_url: str = DEFAULT_BASE_URL, administration_id: str, token: str,
-                 rate: tuple[int, float] | None = DEFAULT_RATE, retries: int = 5, backoff_factor: float = 0.5):
+                 rate: tuple[int, float] | None = DEFAULT_RATE, retries: int = 5, backoff_factor: float = 0.5,
+                 retry_budget: float = RETRY_BUDGET):
         self.http = VendorSession(SYSTEM, f"{base_url.rstrip('/')}/{administration_id}", BearerAuth(token),
                                   limiter=RateLimiter(*rate) if rate else None,
-                                  retries=retries, backoff_factor=backoff_factor)
+                                  retries=retries, backoff_factor=backoff_factor, retry_budget=retry_budget)
         self._last = threading.local()  # Moneybird's rule text of the last refusal, per thread
         self._seen: dict[str, tuple[float, dict[str, Any]]] = {}  # contact id -> (when read, payload)
         self.http.session.hooks["response"].append(self._keep_refusal)
@@ -252,7 +259,7 @@ class MoneybirdConnector:
     def _versions(self, resource: str, params: Mapping[str, str]) -> dict[str, str]:
         rows = self._json("GET", f"{resource}/synchronization.json", params=params)
         try:
-            return {str(row["id"]): str(row["version"]) for row in rows}
+            return {payload_id(row, DIGITS): str(row["version"]) for row in rows}
         except (KeyError, TypeError):
             raise VendorBadResponse(SYSTEM, "GET", f"/{resource}/synchronization.json", 200,
                                     "response does not have the expected shape") from None
@@ -304,7 +311,7 @@ class MoneybirdConnector:
 
     def _contact(self, contact_id: str) -> dict[str, Any]:
         contact = self._json("GET", f"contacts/{contact_id}.json", params={"include_archived": "true"})
-        if not isinstance(contact, dict):
+        if not isinstance(contact, dict) or payload_id(contact, DIGITS) != contact_id:
             raise VendorBadResponse(SYSTEM, "GET", f"/contacts/{contact_id}.json", 200,
                                     "response does not have the expected shape")
         return contact
@@ -318,7 +325,7 @@ class MoneybirdConnector:
         for contact in self._matching_contacts(identifiers).values():
             yield contact_record(contact)
             for kind in DOCUMENT_TYPES:
-                for document in self._documents(kind, contact_id=str(contact["id"])):
+                for document in self._documents(kind, contact_id=payload_id(contact, DIGITS)):
                     yield document_record(kind, document)
 
     def _matching_contacts(self, identifiers: Identifiers) -> dict[str, dict[str, Any]]:
@@ -326,7 +333,7 @@ class MoneybirdConnector:
         for query, matches in contact_queries(identifiers):
             for contact in self._pages("contacts/filter.json", {"query": query, "include_archived": "true"}):
                 if matches(contact):
-                    found[str(contact["id"])] = contact
+                    found[payload_id(contact, DIGITS)] = contact
         self._remember(found.values())
         return found
 
@@ -360,7 +367,7 @@ class MoneybirdConnector:
             self._seen.pop(ref.record_id, None)
         try:
             response = self._call("DELETE", _record_path(ref))
-        except VendorNotFound:
+        except VendorNotFound:  # on an id of Moneybird's shape (`_record_path`): that record is not there
             return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
         except VendorRejected as exc:
             if exc.status not in REFUSAL_STATUSES:
@@ -371,6 +378,10 @@ class MoneybirdConnector:
             kind = SALES_INVOICE if ref.record_type == SALES_INVOICE.record_type else ESTIMATE
             return ActionResult(Outcome.NOT_SUPPORTED,
                                 f"Moneybird refused to delete {ref} ({self._refused(exc)}). {kind.refusal}")
+        if response.status_code != 204:
+            raise VendorBadResponse(SYSTEM, "DELETE", f"/{RESOURCES[ref.record_type]}", response.status_code,
+                                    "answered without 204, which alone confirms a delete; nothing is recorded "
+                                    "as deleted")
         kept_as = response.headers.get("x-kept-as")
         if kept_as:
             kept = kept_as if re.fullmatch(r"[a-z_]{1,30}", kept_as) else "something else"
@@ -397,6 +408,7 @@ class MoneybirdConnector:
         unknown = set(fields) - RECORD_FIELDS["contact"]
         if unknown:
             raise ValueError(f"not anonymisable in a Moneybird contact: {', '.join(sorted(unknown))}")
+        _record_path(ref)
         read_before = self._fresh(ref.record_id)
         try:
             contact = read_before if read_before is not None else self._contact(ref.record_id)
@@ -469,7 +481,7 @@ class MoneybirdConnector:
 
     def _remember(self, contacts: Iterable[dict[str, Any]]) -> None:
         now = time.monotonic()
-        self._seen.update((str(contact["id"]), (now, contact)) for contact in contacts if isinstance(contact, dict))
+        self._seen.update((payload_id(contact, DIGITS), (now, contact)) for contact in contacts)
 
     def _fresh(self, contact_id: str) -> dict[str, Any] | None:
         """The contact as this connector read it within `FRESH_SECONDS`, if it did."""
@@ -507,12 +519,12 @@ class Scrub:
         people: list[tuple[str, dict[str, str] | None]] = []
         for person in contact.get("contact_people") or []:
             if PERSON_NAME_FIELDS & set(wanted):
-                people.append((str(person["id"]), None))
+                people.append((payload_id(person, DIGITS), None))
                 continue
             change = {name: "" for name in _person_fields(wanted) if _text(person.get(name))}
             if change:
-                people.append((str(person["id"]), change))
-        notes = [str(note["id"]) for note in contact.get("notes") or []] if "notes" in wanted else []
+                people.append((payload_id(person, DIGITS), change))
+        notes = [payload_id(note, DIGITS) for note in contact.get("notes") or []] if "notes" in wanted else []
         return cls(wanted, body, people, notes, side)
 
     @property
@@ -601,7 +613,7 @@ def _is_rule_text(text: str) -> bool:
 # -- payload -> Record ------------------------------------------------------------------
 def contact_record(contact: dict[str, Any]) -> Record:
     """A contact. Its only person-side moment Moneybird shows is the signing of a SEPA mandate."""
-    return Record(SYSTEM, "contact", str(contact["id"]), **_person(contact), fields=contact,
+    return Record(SYSTEM, "contact", payload_id(contact, DIGITS), **_person(contact), fields=contact,
                   created_at=_timestamp(contact.get("created_at")), updated_at=_timestamp(contact.get("updated_at")),
                   last_activity_at=_timestamp(contact.get("sepa_mandate_date")),
                   running_contract=bool(contact.get("sepa_active") or contact.get("moneybird_payments_mandate")),
@@ -612,11 +624,12 @@ def document_record(kind: DocumentType, document: dict[str, Any]) -> Record:
     """An invoice or estimate, with the person data of its contact copy and a link to the contact."""
     moments = [moment for moment in map(_timestamp, (document.get(f) for f in kind.activity_fields)) if moment]
     contact_id = document.get("contact_id")
-    links = (Link("contact", RecordRef(SYSTEM, "contact", str(contact_id))),) if contact_id else ()
+    links = (Link("contact", RecordRef(SYSTEM, "contact", payload_id(document, DIGITS, "contact_id"))),) \
+        if contact_id else ()
     copy = dict(document.get("contact") or {})
     if isinstance(document.get("contact_person"), dict):
         copy["contact_people"] = [*(copy.get("contact_people") or []), document["contact_person"]]
-    return Record(SYSTEM, kind.record_type, str(document["id"]), **_person(copy),
+    return Record(SYSTEM, kind.record_type, payload_id(document, DIGITS), **_person(copy),
                   fields=document, created_at=_timestamp(document.get("created_at")),
                   updated_at=_timestamp(document.get("updated_at")), last_activity_at=max(moments, default=None),
                   document_date=_date(document.get(kind.date_field)),
@@ -687,8 +700,13 @@ def _version(payload: dict[str, Any]) -> str | None:
 
 
 def _record_path(ref: RecordRef) -> str:
+    """The path of a record; an id not of Moneybird's shape is refused before it becomes one."""
     if ref.system != SYSTEM or ref.record_type not in RESOURCES:
         raise ValueError(f"not a Moneybird record: {ref}")
+    if not DIGITS.fullmatch(ref.record_id):
+        raise VendorBadResponse(SYSTEM, "-", f"/{RESOURCES[ref.record_type]}", None,
+                                "a record id that is not Moneybird's (a string of digits) came from a malformed "
+                                "answer; nothing was sent")
     return f"{RESOURCES[ref.record_type]}/{ref.record_id}.json"
 
 

@@ -114,7 +114,7 @@ def test_records_since_keeps_only_records_updated_after_it():
 @responses.activate
 def test_search_hits_page_until_the_link_header_has_no_next():
     def page(number: int, links: str, size: int = 100) -> None:
-        rows = [contact(f"{number}-{i}", lastname="Jansen") for i in range(size)]
+        rows = [contact(f"{number}{i:03d}", lastname="Jansen") for i in range(size)]
         responses.get(f"{API}/contacts/filter.json", json=rows, headers={"Link": links},
                       match=[matchers.query_param_matcher({"page": str(number), "per_page": "100",
                                                            "query": "Anna Jansen", "include_archived": "true"})])

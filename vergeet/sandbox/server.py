@@ -4,11 +4,14 @@ Each fake is a Starlette app served by uvicorn in a background thread on a
 free 127.0.0.1 port. The base class records every request (so tests can count
 and inspect calls), checks authentication the vendor's way, enforces the
 vendor's published rate limit with a 429 and `Retry-After`, and can be told to
-fail the next requests (fault injection for tests).
+fail the next requests (fault injection for tests): with a status, or with one of
+the payload and wire faults of `FAULT_KINDS` that real vendors and the proxies
+in front of them produce.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import socket
 import threading
@@ -36,6 +39,16 @@ class LoggedRequest:
     status: int
 
 
+#: faults `inject` makes. "html": 200 with an HTML page and the request not served (a proxy's or login page);
+#: the others serve the request (what it changes is changed) and spoil the answer: "cut_off" promises the whole
+#: body in Content-Length, sends half and drops the connection; "truncated_json" is a complete response of half the
+#: JSON; "missing_id" drops every "id" key; "wrong_id" turns every id into a float (a big integer id through a
+#: JSON encoder that knows only doubles) or null; "wrong_shape" wraps an object in a list and a list in an object.
+FAULT_KINDS = ("html", "cut_off", "truncated_json", "missing_id", "wrong_id", "wrong_shape")
+SERVED_FAULTS = frozenset(FAULT_KINDS) - {"html"}
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>Checking</body></html>"
+
+
 @dataclass
 class InjectedFault:
     status: int
@@ -43,10 +56,35 @@ class InjectedFault:
     method: str | None = None
     path_contains: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    kind: str = "status"
 
     def matches(self, request: Request) -> bool:
         return ((self.method is None or request.method == self.method)
                 and (self.path_contains is None or self.path_contains in request.url.path))
+
+
+def _spoil(kind: str, body: bytes) -> bytes:
+    """The body a served fault sends instead of `body` (unchanged when it is no JSON to spoil)."""
+    if kind in ("cut_off", "truncated_json"):
+        return body[: len(body) // 2]
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body
+    if kind == "wrong_shape":
+        return json.dumps([payload] if isinstance(payload, dict) else {"data": payload}).encode()
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        spoilt = {key: walk(item) for key, item in value.items() if not (kind == "missing_id" and key == "id")}
+        if kind == "wrong_id" and "id" in value:
+            spoilt["id"] = float(value["id"]) if str(value["id"]).isdigit() else None
+        return spoilt
+
+    return json.dumps(walk(payload)).encode()
 
 
 class FakeVendor:
@@ -107,6 +145,18 @@ class FakeVendor:
                   path_contains: str | None = None, headers: dict[str, str] | None = None) -> None:
         """Answer the next `count` matching requests with `status` instead of serving them."""
         self.faults.append(InjectedFault(status, count, method, path_contains, headers or {}))
+
+    def inject(self, kind: str, count: int = 1, *, method: str | None = None,
+               path_contains: str | None = None) -> None:
+        """Spoil the next `count` matching answers with a fault of `FAULT_KINDS`."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        self.faults.append(InjectedFault(200, count, method, path_contains, kind=kind))
+
+    def clear_faults(self) -> None:
+        """Serve every request again."""
+        with self._lock:
+            self.faults.clear()
 
     def count(self, method: str | None = None, path_contains: str | None = None, *, status: int | None = None) -> int:
         """How many requests matched (all statuses unless one is given)."""
@@ -170,7 +220,12 @@ class _Gatekeeper:
 
         response: Response | None = None
         fault = self.fake._injected(request)
-        if fault is not None:
+        if fault is not None and fault.kind in SERVED_FAULTS:
+            await self._spoilt(fault.kind, scope, replay, capture)
+            return
+        if fault is not None and fault.kind == "html":
+            response = Response(HTML_PAGE, media_type="text/html")
+        elif fault is not None:
             response = self.fake.error(fault.status, "injected fault")
             response.headers.update(fault.headers)
         elif not self.fake.authorised(request):
@@ -185,6 +240,26 @@ class _Gatekeeper:
             await self.app(scope, replay, capture)
         if "status" not in status_box:
             log(0)
+
+    async def _spoilt(self, kind: str, scope, receive, send) -> None:
+        """Serve the request, then send its answer spoilt by `kind`."""
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def collect(message):
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, collect)
+        whole = b"".join(chunks)
+        body = _spoil(kind, whole)
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(whole) if kind == "cut_off" else len(body)).encode()))
+        await send({**start, "headers": headers})
+        # a cut-off answer ends here, unfinished: the server drops the connection mid-body
+        await send({"type": "http.response.body", "body": body, "more_body": kind == "cut_off"})
 
 
 class FakeServer:
