@@ -361,7 +361,7 @@ def test_request_deadline_listing_and_open_hashes(ledger):
     assert req["deadline"] == date(2025, 2, 27)  # received + 28 days
     assert req["received"] == date(2025, 1, 30)
     assert sorted(req["identifier_hashes"]) == sorted([h1, h2])  # de-duplicated
-    assert (req["status"], req["status_note"], req["closed_at"]) == ("open", "", None)
+    assert (req["status"], req["status_note"], req["closed_at"]) == ("received", "", None)
     assert (req["verified_by"], req["scope"], req["kind"]) == ("ID checked by owner", "newsletter", "erasure")
 
     # Earliest deadline first.
@@ -380,7 +380,8 @@ def test_request_deadline_listing_and_open_hashes(ledger):
     assert [r["id"] for r in ledger.list_requests(open_only=False)] == [r2, r1]
     assert ledger.open_request_hashes() == {h1, h2}
 
-    ledger.set_request_status(r1, "failed", "vendor down")
+    for status in ("approved", "executing", "failed"):
+        ledger.set_request_status(r1, status, "vendor down" if status == "failed" else "")
     assert ledger.open_request_hashes() == {h1, h2}  # failed is not closed
     ledger.set_request_status(r1, "rejected", "identity not verified")
     assert ledger.open_request_hashes() == set()
@@ -537,7 +538,7 @@ def test_the_lease_admits_one_holder_and_names_it(ledger):
                 pass
             holder = refused.value.holder
             assert (holder.kind, holder.host, holder.pid) == ("purge", socket.gethostname(), os.getpid())
-            assert f"a purge run on {socket.gethostname()} (pid {os.getpid()}) since " in str(refused.value)
+            assert f"the purge run on {socket.gethostname()} (pid {os.getpid()}) since " in str(refused.value)
             assert ledger.lease_holder() == holder  # nested use did not release it
         assert ledger.lease_holder() is None
         with other.lease("nightly-purge"):
@@ -554,7 +555,7 @@ def test_an_expired_lease_is_taken_over_and_its_old_holder_may_start_nothing(led
             pass  # alive on another machine: not taken
         _expire(frozen)  # its holder stopped renewing (frozen, or its machine gone)
         with ledger.lease("nightly-purge"):
-            with pytest.raises(LeaseLost, match="taken over by a nightly-purge run"):
+            with pytest.raises(LeaseLost, match="taken over by the nightly-purge run"):
                 frozen.mark_started(second)
             frozen.mark_outcome(first, "done")  # a call that was made is still recorded
             assert ledger.actions(run_id, ("planned",))[0]["id"] == second

@@ -90,7 +90,7 @@ class LeaseHolder:
     expires_at: datetime
 
     def __str__(self) -> str:
-        return (f"a {self.kind} run on {self.host} (pid {self.pid}) since {self.since:%Y-%m-%d %H:%M:%S} UTC "
+        return (f"the {self.kind} run on {self.host} (pid {self.pid}) since {self.since:%Y-%m-%d %H:%M:%S} UTC "
                 f"(its lease runs until {self.expires_at:%H:%M:%S} UTC unless renewed)")
 
 
