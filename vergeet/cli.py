@@ -80,16 +80,25 @@ def purge(ctx: typer.Context,
           = True,
           full_read: Annotated[bool, typer.Option("--full-read", help="With --apply: read every system whole now, "
                                                                       "not only what changed (a reconciliation; "
-                                                                      "a dry run always reads in full).")] = False):
+                                                                      "a dry run always reads in full).")] = False,
+          accept_rules: Annotated[bool, typer.Option("--accept-rules", help="With --apply: accept the retention "
+                                                                            "rules as changed since the last "
+                                                                            "applied run (shown first).")] = False):
     """The nightly purge: find what outlived its retention period, show it, and with --apply delete it."""
+    from vergeet.connect import require_lasting_ledger
+
     day = parse_day(as_of, "--as-of") if as_of else date.today()
+    if accept_rules and not apply:
+        raise BadInput("--accept-rules: goes with --apply (a dry run shows how the rules changed and accepts nothing)")
     config = ctx.obj.config()
+    if apply:
+        require_lasting_ledger(config)
     raise typer.Exit(run_purge(config, ctx.obj.rules(config), apply=apply, day=day, force=force,
-                               show=None if details else 0, full_read=full_read))
+                               show=None if details else 0, full_read=full_read, accept_rules=accept_rules))
 
 
 def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bool = False,
-              show: int | None = None, full_read: bool = False) -> int:
+              show: int | None = None, full_read: bool = False, accept_rules: bool = False) -> int:
     """One purge from the command line; returns the exit code (0 done, 1 refused or failed actions).
 
     `show` limits how many planned actions are listed (None: all, 0: none). A dry run reads every system in
@@ -115,6 +124,8 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
             for resumed in pipeline.resume_unfinished(ledger, connectors):
                 out.print(summary_table(resumed.rows(), f"Run {resumed.run_id}, interrupted earlier, now finished"))
                 _print_stopped(resumed)
+        if not _rules_accepted(ledger, rules, apply=apply, accept=accept_rules):
+            return 1
         try:
             with out.status("Reading " + ", ".join(connectors) + " ..."):
                 records = (pipeline.sync_all(connectors, ledger, config.sync, full=full_read) if apply
@@ -154,6 +165,32 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
         err.print(f"{summary.failed} actions failed; the next --apply run plans them again.")
         return 1
     return 0
+
+
+def _rules_accepted(ledger, rules: Rules, *, apply: bool, accept: bool) -> bool:
+    """Show how the rules changed since the last applied run; an applying run goes on only when `accept`, and
+    then (or when nothing changed) records them as the accepted ones (`vergeet.rules.accept_rules`)."""
+    from rich.syntax import Syntax
+
+    from vergeet.rules import RulesChanged, accept_rules, rules_change
+
+    try:
+        change = accept_rules(ledger, rules, accept=accept) if apply else rules_change(ledger, rules)
+    except RulesChanged as exc:
+        change = exc.diff
+    if not change:
+        return True
+    out.print("[bold yellow]The retention rules changed[/] since the last applied run:", highlight=False)
+    out.print(Syntax(change, "diff", theme="ansi_dark", background_color="default"))
+    if not apply:
+        out.print("The next --apply needs --accept-rules to run with them.")
+    elif not accept:
+        err.print("[bold red]refused:[/] the retention rules changed since the last applied run (above); nothing "
+                  "was changed. Review the change, then run again with --apply --accept-rules.", highlight=False)
+        return False
+    else:
+        out.print("Accepted: from now on these are the rules a purge applies without asking.")
+    return True
 
 
 def _print_stopped(summary) -> None:
@@ -219,6 +256,28 @@ def sandbox(directory: Annotated[str, typer.Option("--dir", metavar="DIR", help=
     raise typer.Exit(run_sandbox(Path(directory), people=people, seed=seed))
 
 
+@app.command()
+@guarded
+def init(directory: Annotated[str, typer.Argument(metavar="DIR", help="Where the files go.")] = "."):
+    """Start an installation: a random pepper, a starter config and the rules file to make your own."""
+    from vergeet.config import CONFIG_FILE, ENV_FILE, PEPPER_MIN_LENGTH, write_starter
+    from vergeet.rules import SHIPPED_RULES
+
+    where = Path(directory)
+    written = write_starter(where, SHIPPED_RULES.read_text(encoding="utf-8"))
+    out.print("Written: " + ", ".join(str(p) for p in written) + f". {where / ENV_FILE} holds a new random pepper "
+              f"(at least {PEPPER_MIN_LENGTH} characters are required) and is readable by you only.", highlight=False)
+    out.print(f"Next:\n  1. Keep a copy of VERGEET_PEPPER from {where / ENV_FILE} in your password manager, and never "
+              "change it: the ledger's hashes are keyed with it.\n"
+              f"  2. Connect your systems in {where / CONFIG_FILE} and put their tokens in {where / ENV_FILE}.\n"
+              f"  3. Load the secrets and look before anything is deleted:\n"
+              f"     set -a; . {where / ENV_FILE}; set +a\n"
+              f"     vergeet --config {where / CONFIG_FILE} rules check\n"
+              f"     vergeet --config {where / CONFIG_FILE} purge\n"
+              "  With Prefect, store the pepper in a Secret block instead and write pepper = "
+              "\"prefect-secret:NAME\".", highlight=False, soft_wrap=True)
+
+
 # -- rules ---------------------------------------------------------------------------------
 
 
@@ -227,9 +286,18 @@ def sandbox(directory: Annotated[str, typer.Option("--dir", metavar="DIR", help=
 def rules_check(path: Annotated[Optional[str], typer.Argument(help="Rules file (default: ./retention_rules.toml, "
                                                                    "else the shipped one).")] = None):
     """Validate a retention rules file."""
+    from vergeet.rules import LEGAL_FLOOR_TEXT, fiscal_record_types
+
     rules = load_rules(path)
     out.print(f"{rules.source}: OK: {len(rules.rules)} rules, {len(rules.purposes)} purposes, "
               f"{len(rules.processors)} processors", highlight=False)
+    fiscal = ", ".join(f"{system} {record_type}" for system, record_type in fiscal_record_types(rules))
+    out.print(f"Fiscal documents, kept at least {LEGAL_FLOOR_TEXT}: {fiscal or 'none (no rule counts from document_date)'}",
+              highlight=False, soft_wrap=True)
+    overrides = [(f"rule {r.id}", r.below_legal_floor) for r in rules.rules if r.below_legal_floor] + [
+        (f"exception {name}", e.below_legal_floor) for name, e in rules.exceptions.items() if e.below_legal_floor]
+    for what, reason in overrides:
+        out.print(f"[bold yellow]Below the legal floor:[/] {what}, because: {reason}", highlight=False, soft_wrap=True)
 
 
 @rules_app.command("show")

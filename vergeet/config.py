@@ -5,16 +5,25 @@ Loaded from `--config` or `VERGEET_CONFIG`. Secrets are references:
 Secret block; a plain string is taken literally (fine for the sandbox, not for
 real tokens). Every error names the file and the key path, e.g.
 `vergeet.toml: connectors.mollie.api_key: environment variable MOLLIE_API_KEY is not set`.
+
+Ranges are checked here, so that what loads also runs: vendor URLs are https (http only to this machine, where
+the sandbox and test fakes live), and pacing is never faster than the vendor allows (again except on this
+machine). The pepper's strength (`pepper_problem`) is checked once it is resolved, in `vergeet.connect`.
 """
 from __future__ import annotations
 
+import importlib
+import ipaddress
 import logging
+import math
 import os
+import secrets
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from vergeet.errors import BadInput
@@ -26,34 +35,119 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: a pepper shorter than this is refused: 32 characters of `secrets.token_urlsafe` carry 192 bits, and 128 bits
+#: is what an offline guess against the ledger's pepper check must face (a 4-character pepper fell in 6 s)
+PEPPER_MIN_LENGTH = 32
+PEPPER_MIN_BITS = 128
+#: character classes and how many characters each offers a random pepper
+_CHARACTER_CLASSES = ((str.isdigit, 10), (str.islower, 26), (str.isupper, 26), (lambda c: not c.isalnum(), 33))
+
+
+def new_pepper() -> str:
+    """A fresh random pepper: 43 URL-safe characters, 256 bits."""
+    return secrets.token_urlsafe(32)
+
+
+def pepper_problem(pepper: str) -> str | None:
+    """Why `pepper` is too weak to key the ledger's hashes, or None.
+
+    At least `PEPPER_MIN_LENGTH` characters, at least 8 different ones, and at least `PEPPER_MIN_BITS` bits if
+    it were random over the character classes it uses (so 32 digits, 106 bits, are too few): this refuses the
+    obviously guessable, not every weak choice; `vergeet init` makes a random one.
+    """
+    alphabet = sum(size for belongs, size in _CHARACTER_CLASSES if any(belongs(c) for c in pepper))
+    if len(pepper) < PEPPER_MIN_LENGTH:
+        weakness = f"is {len(pepper)} characters long; at least {PEPPER_MIN_LENGTH} are needed"
+    elif len(set(pepper)) < 8 or len(pepper) * math.log2(alphabet) < PEPPER_MIN_BITS:
+        weakness = "has too few different characters to withstand a guess"
+    else:
+        return None
+    return (f"the pepper {weakness}: it keys every hash in the ledger, and the ledger holds a check value an "
+            "offline guess can test. Make a random one with `vergeet init` or `python -c \"import secrets; "
+            "print(secrets.token_urlsafe(32))\"` and put it in the environment (VERGEET_PEPPER) or a Prefect "
+            "Secret block, never in the file. A ledger made with a weak pepper cannot be re-keyed: see README, "
+            "\"A new pepper\"")
+
+
+def is_local(url: str) -> bool:
+    """Whether `url` points at this machine (the sandbox, a test fake), where no vendor's limit applies."""
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _http_url(value: str) -> str:
+    """An https URL with a host (http only to this machine: tokens travel in its headers)."""
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises on a port that is no number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PydanticCustomError("http_url", "{value!r} is not an https:// URL", {"value": value})
+    if parts.scheme == "http" and not is_local(value):
+        raise PydanticCustomError("https_url", "{value!r} is plain http: the vendor's token would travel "
+                                  "unencrypted; use https:// (http only to 127.0.0.1 or localhost)", {"value": value})
+    return value.strip()
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class StoreConfig(_Section):
     url: str = "sqlite:///vergeet.db"
     pepper: str = "env:VERGEET_PEPPER"
 
+    def in_memory(self) -> bool:
+        """Whether the ledger lives in memory only: gone, with what was done, when the command ends."""
+        scheme, _, rest = self.url.partition("://")
+        return scheme.split("+")[0] == "sqlite" and rest.split("?")[0] in ("", "/:memory:")
+
 
 class RateConfig(_Section):
-    """A client-side rate limit: `calls` requests per `period_seconds`."""
+    """A client-side rate limit: `calls` requests per `period_seconds` (at most an hour: slower is no use)."""
 
-    calls: int = Field(gt=0)
-    period_seconds: float = Field(gt=0)
+    calls: int = Field(gt=0, le=1_000_000)
+    period_seconds: float = Field(ge=0.001, le=3600)
 
 
 class _ConnectorSection(_Section):
+    #: the connector module that knows the vendor's limit (`DEFAULT_RATE`) and the key of the vendor's URL
+    vendor: ClassVar[str]
+    url_key: ClassVar[str] = "base_url"
     #: client-side pacing; default: the vendor's published limit
     rate: RateConfig | None = None
     #: how often a request is retried on connection errors, 5xx and 429 before the action fails
     retries: int = Field(default=5, ge=0, le=10)
 
+    @model_validator(mode="after")
+    def _within_the_vendors_limit(self):
+        """No pacing faster than the vendor allows: never more calls in the vendor's window than it counts."""
+        if self.rate is None or is_local(getattr(self, self.url_key)):
+            return self
+        calls, period = importlib.import_module(f"connectors.{self.vendor}").DEFAULT_RATE
+        if self.rate.calls * math.ceil(period / self.rate.period_seconds) > calls:
+            raise PydanticCustomError(
+                "too_fast", "rate: {calls} calls per {seconds} s is faster than the vendor allows ({limit} calls "
+                            "per {period} s); leave rate out to pace at the vendor's limit",
+                {"calls": self.rate.calls, "seconds": self.rate.period_seconds, "limit": calls, "period": period})
+        return self
+
 
 class MoneybirdConfig(_ConnectorSection):
-    base_url: str = "https://moneybird.com/api/v2"
-    administration_id: str
+    vendor = "moneybird"
+    base_url: HttpUrl = "https://moneybird.com/api/v2"
+    #: the number in the administration's Moneybird address (moneybird.com/123456789/...)
+    administration_id: str = Field(pattern=r"^\d{1,30}$")
     token: str
 
 
 class MailblueConfig(_ConnectorSection):
+    vendor = "mailblue"
     #: the account's API URL (Settings > Developer) with `/api/3`; pasted without it, it is completed
-    base_url: str
+    base_url: HttpUrl
     token: str
 
     @field_validator("base_url")
@@ -73,12 +167,15 @@ class MailblueConfig(_ConnectorSection):
 
 
 class MollieConfig(_ConnectorSection):
-    base_url: str = "https://api.mollie.com/v2"
+    vendor = "mollie"
+    base_url: HttpUrl = "https://api.mollie.com/v2"
     api_key: str
 
 
 class GoogleCalendarConfig(_ConnectorSection):
-    api_endpoint: str = "https://www.googleapis.com/calendar/v3/"
+    vendor = "google_calendar"
+    url_key = "api_endpoint"
+    api_endpoint: HttpUrl = "https://www.googleapis.com/calendar/v3/"
     #: the owner's calendar id (usually their address), shared with the service account's e-mail at "Make changes
     #: to events"; "primary" is the calendar of whoever signs in, so only with `subject` (vergeet.connect refuses
     #: it otherwise, naming the service account from the key file)
@@ -166,6 +263,8 @@ def _message(error: dict[str, Any]) -> str:
         return "unknown key"
     if error["type"] == "missing":
         return "required key is missing"
+    if error["type"] == "string_pattern_mismatch" and error["loc"][-1] == "administration_id":
+        return "is not a number: use the number in the administration's Moneybird address (moneybird.com/NUMBER/)"
     return error["msg"]
 
 
@@ -201,3 +300,70 @@ def load_config(explicit: str | None = None) -> Config:
     except OSError as exc:
         raise BadInput(f"{path}: cannot read the configuration file ({exc.strerror})") from None
     return parse_config(text, str(path))
+
+
+# -- vergeet init ------------------------------------------------------------------------
+
+ENV_FILE = "vergeet.env"
+CONFIG_FILE = "vergeet.toml"
+
+_STARTER_CONFIG = """\
+# vergeet configuration, written by `vergeet init`. Secrets are references, never values: `env:NAME` reads an
+# environment variable (see {env}), `prefect-secret:NAME` a Prefect Secret block.
+# A system without a [connectors.NAME] table is not connected: remove the "# " before the tables you use.
+
+[store]
+url = "sqlite:///{ledger}"   # any SQLAlchemy URL, e.g. postgresql://user@host/vergeet
+pepper = "env:VERGEET_PEPPER"   # the key of the ledger's hashes: keep it safe, never change it
+
+[rules]
+path = "retention_rules.toml"   # your privacy statement as data: check it with `vergeet rules check`
+
+# [connectors.moneybird]
+# administration_id = "123456789"   # the number in your Moneybird address
+# token = "env:MONEYBIRD_TOKEN"
+
+# [connectors.mailblue]
+# base_url = "https://ACCOUNT.api-us1.com/api/3"   # Settings > Developer > API URL, then /api/3
+# token = "env:MAILBLUE_API_TOKEN"
+
+# [connectors.mollie]
+# api_key = "env:MOLLIE_API_KEY"
+
+# [connectors.google_calendar]
+# calendar_id = "info@example.nl"   # the owner's calendar, shared with the service account
+# credentials_file = "env:GOOGLE_APPLICATION_CREDENTIALS"
+# own_emails = ["info@example.nl"]
+"""
+
+_STARTER_ENV = """\
+# vergeet's secrets, written by `vergeet init`; readable by you only. Never commit or mail this file.
+# Load it before a command:  set -a; . ./{env}; set +a
+# Keep a copy of VERGEET_PEPPER in your password manager: the ledger cannot be read without it.
+VERGEET_PEPPER={pepper}
+# MONEYBIRD_TOKEN=
+# MAILBLUE_API_TOKEN=
+# MOLLIE_API_KEY=
+# GOOGLE_APPLICATION_CREDENTIALS=/path/to/service-account.json
+"""
+
+
+def write_starter(directory: Path, rules_text: str) -> list[Path]:
+    """`vergeet init`: a starter config, the env file with a new pepper (mode 0600) and the rules file
+    (`rules_text`) in `directory`. Overwrites nothing: if any of them exists, `BadInput` and nothing is written."""
+    files = {directory / CONFIG_FILE: (_STARTER_CONFIG.format(env=ENV_FILE, ledger=(directory / "vergeet.db")
+                                                              .resolve()), 0o600),
+             directory / ENV_FILE: (_STARTER_ENV.format(env=ENV_FILE, pepper=new_pepper()), 0o600),
+             directory / "retention_rules.toml": (rules_text, 0o644)}
+    existing = [str(path) for path in files if path.exists()]
+    if existing:
+        raise BadInput(f"{', '.join(existing)}: already there; vergeet init overwrites nothing (choose another "
+                       "directory, or move the files away)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for path, (text, mode) in files.items():
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w", encoding="utf-8") as file:
+                file.write(text)
+    except OSError as exc:
+        raise BadInput(f"{exc.filename or directory}: cannot write ({exc.strerror})") from None
+    return list(files)

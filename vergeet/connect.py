@@ -6,10 +6,11 @@ an unusable ledger stops the command with exit code 2 and changes nothing.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from connectors.base import Connector
-from vergeet.config import Config, RateConfig
+from vergeet.config import Config, RateConfig, pepper_problem
 from vergeet.errors import BadInput
 from vergeet.ledger import Ledger, LedgerError
 
@@ -18,6 +19,15 @@ def _tuning(section: Any) -> dict[str, Any]:
     """The pacing and retry settings every connector takes."""
     rate: RateConfig | None = section.rate
     return {"retries": section.retries} | ({} if rate is None else {"rate": (rate.calls, rate.period_seconds)})
+
+
+def _token(config: Config, key_path: str, reference: str) -> str:
+    """A resolved vendor secret, which travels in an HTTP header: one line of visible ASCII characters."""
+    value = config.resolve_secret(key_path, reference)
+    if not re.fullmatch(r"[!-~]+", value):
+        raise BadInput(f"{config.source}: {key_path}: the secret holds spaces, line breaks or non-ASCII characters; "
+                       "a token is one line of visible characters (check what was pasted)")
+    return value
 
 
 def build_connectors(config: Config) -> dict[str, Connector]:
@@ -33,20 +43,22 @@ def build_connectors(config: Config) -> dict[str, Connector]:
         mb = section.moneybird
         built["moneybird"] = MoneybirdConnector(
             base_url=mb.base_url, administration_id=mb.administration_id,
-            token=config.resolve_secret("connectors.moneybird.token", mb.token), **_tuning(mb))
+            token=_token(config, "connectors.moneybird.token", mb.token), **_tuning(mb))
     if section.mailblue:
         from connectors.mailblue import MailblueConnector
 
         ml = section.mailblue
         built["mailblue"] = MailblueConnector(
-            base_url=ml.base_url, token=config.resolve_secret("connectors.mailblue.token", ml.token), **_tuning(ml))
+            base_url=ml.base_url, token=_token(config, "connectors.mailblue.token", ml.token), **_tuning(ml))
     if section.mollie:
         from connectors.mollie import MollieConnector
 
         mo = section.mollie
-        built["mollie"] = MollieConnector(
-            base_url=mo.base_url, api_key=config.resolve_secret("connectors.mollie.api_key", mo.api_key),
-            **_tuning(mo))
+        try:
+            built["mollie"] = MollieConnector(
+                base_url=mo.base_url, api_key=_token(config, "connectors.mollie.api_key", mo.api_key), **_tuning(mo))
+        except ValueError as exc:  # the connector's word on a malformed key (it never quotes the key)
+            raise BadInput(f"{config.source}: connectors.mollie.api_key: {exc}") from None
     if section.google_calendar:
         from connectors.google_calendar import GoogleCalendarConnector, primary_refusal
 
@@ -74,9 +86,25 @@ def build_connectors(config: Config) -> dict[str, Connector]:
     return built
 
 
-def open_ledger(config: Config) -> Ledger:
-    """The ledger named by [store], with its pepper resolved; problems are `BadInput`."""
+def require_lasting_ledger(config: Config) -> None:
+    """An applying run needs a ledger that outlives it: an in-memory one forgets what was deleted, the requests
+    and the suppression list the moment the command ends, so the next run would repeat it all."""
+    if config.store.in_memory():
+        raise BadInput(f"{config.source}: store.url: {config.store.url!r} is an in-memory ledger, which forgets "
+                       "every action when the run ends; an applying run needs a file (sqlite:///vergeet.db) or a "
+                       "database server")
+
+
+def open_ledger(config: Config, *, applying: bool = False) -> Ledger:
+    """The ledger named by [store], with its pepper resolved and checked; problems are `BadInput`.
+
+    `applying`: the run will change vendor data, so the ledger must last (`require_lasting_ledger`).
+    """
+    if applying:
+        require_lasting_ledger(config)
     pepper = config.resolve_secret("store.pepper", config.store.pepper)
+    if problem := pepper_problem(pepper):
+        raise BadInput(f"{config.source}: store.pepper: {problem}")
     try:
         return Ledger(config.store.url, pepper.encode("utf-8"))
     except LedgerError as exc:

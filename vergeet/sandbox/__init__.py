@@ -20,7 +20,7 @@ from vergeet.sandbox.fake_moneybird import MoneybirdFake
 from vergeet.sandbox.population import Population
 from vergeet.sandbox.server import FakeServer, FakeVendor
 
-SANDBOX_PEPPER = "sandbox-pepper-not-a-secret"
+SANDBOX_PEPPER = "sandbox-pepper-not-a-secret-it-is-in-the-source"
 #: the first words of every config the sandbox writes
 SANDBOX_MARK = "# Written by the vergeet sandbox"
 
