@@ -43,6 +43,13 @@ tagged in /work/shared/audits/moneybird-mailblue.md):
   (reference/delete-archived-contact, retrieve-archived-contact). So a delete
   here waits until the contact shows in the archive, purges it, and reads the
   archive again to confirm it is gone.
+- What proves a write (reference/delete-contact, update-contact-new; shared/vendors.md): `DELETE
+  /contacts/{id}` answers 200 `{}` and `PUT /contacts/{id}` 200 with the `contact` as it now is. Anything else
+  (a 200 with an HTML page from a proxy or login wall) proves nothing: the write fails, and a delete is also
+  confirmed by a read of the contact answering 404. Ids are strings of digits (every example); a 404 is "gone"
+  only for an id of that shape.
+- An anonymisation reads the contact first and writes only the fields that do not hold their placeholder yet:
+  a repeat (after a crash) sends nothing, so it adds no second change to the contact's history.
 - Archived contacts are records of their own type, `archived_contact` (same
   id): another lifecycle (a purge, not a delete), read-only (no anonymising),
   dated by their archiving, and a rule of their own in the rules file; reading
@@ -78,8 +85,8 @@ import phonenumbers
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
 from connectors.matching import email_key, name_key, parse_phone, phone_key
-from connectors.http import (HeaderTokenAuth, Page, RateLimiter, VendorAuthError, VendorBadResponse, VendorNotFound,
-                             VendorSession)
+from connectors.http import (DIGITS, HeaderTokenAuth, Page, RateLimiter, VendorAuthError, VendorBadResponse,
+                             VendorNotFound, VendorSession, payload_id, vendor_payloads)
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +99,8 @@ RECORD_FIELDS: dict[str, frozenset[str]] = {CONTACT: frozenset({"email", "firstN
                                             ARCHIVED: frozenset()}
 #: 5 requests per second per account, shared by every key (developers.activecampaign.com/reference/rate-limits)
 DEFAULT_RATE = (5, 1.0)
+#: seconds one call may spend on retries (its rate window is a second, so a 429 asks for little)
+RETRY_BUDGET = 15.0
 PAGE_SIZE = 100  # the vendor's maximum `limit`
 API_PATH = "/api/3"
 #: list row status -> consent state; 91 (a removed subscription) and unknown codes are no membership
@@ -148,7 +157,7 @@ class IdKeysetPaginator:
         return {**params, "orders[id]": "ASC", "id_greater": 0, "limit": self.limit}
 
     def next(self, page: Page, params: dict[str, Any]) -> dict[str, Any] | None:
-        ids = [int(item["id"]) for item in page.items]
+        ids = [int(payload_id(item, DIGITS)) for item in page.items]
         if ids != sorted(set(ids)) or (ids and ids[0] <= int(params["id_greater"])):
             raise VendorBadResponse(SYSTEM, "GET", urlparse(page.response.url).path, page.response.status_code,
                                     "contacts are not ordered by id; paging would skip records")
@@ -157,16 +166,18 @@ class IdKeysetPaginator:
         return {**params, "id_greater": ids[-1]}
 
 
+@vendor_payloads
 class MailblueConnector:
     """Contacts of one Mailblue account with their newsletter consent, and the contacts in its archive."""
 
     system = SYSTEM
 
     def __init__(self, *, base_url: str, token: str, rate: tuple[int, float] | None = DEFAULT_RATE,
-                 retries: int = 5, backoff_factor: float = 0.5, sleep: Callable[[float], None] = time.sleep):
+                 retries: int = 5, backoff_factor: float = 0.5, sleep: Callable[[float], None] = time.sleep,
+                 retry_budget: float = RETRY_BUDGET):
         self.http = VendorSession(SYSTEM, api_base_url(base_url), HeaderTokenAuth("Api-Token", token),
                                   limiter=RateLimiter(*rate) if rate else None,
-                                  retries=retries, backoff_factor=backoff_factor)
+                                  retries=retries, backoff_factor=backoff_factor, retry_budget=retry_budget)
         self.backoff_factor = backoff_factor
         self._sleep = sleep
 
@@ -201,27 +212,27 @@ class MailblueConnector:
             contacts = list(self._contacts({}))
         else:
             contacts = list(self._contacts({"filters[updated_after]": margin.date().isoformat()}))
-            listed = {str(c["id"]) for c in contacts}
+            listed = {payload_id(c, DIGITS) for c in contacts}
             moved = sorted((contact_id for contact_id, own in rows.items()
                             if contact_id not in listed and _changed_since(own, margin)), key=int)
             for start in range(0, len(moved), PAGE_SIZE - 1):  # a short page, so one request per batch
                 contacts += self._contacts({"ids[]": moved[start:start + PAGE_SIZE - 1]})
         records = []
         for contact in contacts:
-            consent, changed_at = _consent_of_rows(rows.get(str(contact["id"]), ()))
+            consent, changed_at = _consent_of_rows(rows.get(payload_id(contact, DIGITS), ()))
             records.append(_record(contact, consent=consent, consent_changed_at=changed_at))
         archived = self._archived({} if margin is None else {"start": int(margin.timestamp() * 1000)})
         records += [_archived_record(row) for row in archived]
-        fresh = {str(c["id"]) for c in contacts}
-        gone = [] if since is None else [RecordRef(SYSTEM, CONTACT, str(row["id"])) for row in archived
-                                         if str(row["id"]) not in fresh]
+        fresh = {payload_id(c, DIGITS) for c in contacts}
+        gone = [] if since is None else [RecordRef(SYSTEM, CONTACT, payload_id(row, DIGITS)) for row in archived
+                                         if payload_id(row, DIGITS) not in fresh]
         return records, gone
 
     def _list_rows(self) -> dict[str, list[Mapping[str, Any]]]:
         """Every list row of the account, by contact id."""
         by_contact: dict[str, list[Mapping[str, Any]]] = {}
         for row in self._overlapping("/contactLists", "contactLists", {}):
-            by_contact.setdefault(str(row["contact"]), []).append(row)
+            by_contact.setdefault(payload_id(row, DIGITS, "contact"), []).append(row)
         return by_contact
 
     def _archived(self, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -247,15 +258,15 @@ class MailblueConnector:
             items = body.get(key) if isinstance(body, dict) else None
             if not isinstance(items, list):
                 raise VendorBadResponse(SYSTEM, "GET", path, 200, "response does not have the expected shape")
-            if offset and (not items or str(items[0]["id"]) not in seen):
+            if offset and (not items or payload_id(items[0], DIGITS) not in seen):
                 step_backs += 1
                 if step_backs > STEP_BACKS:
                     raise VendorBadResponse(SYSTEM, "GET", path, 200, "rows kept moving while paging; try again")
                 offset = max(0, offset - (PAGE_SIZE - 1))
                 continue
             for item in items:
-                if str(item["id"]) not in seen:
-                    seen.add(str(item["id"]))
+                if payload_id(item, DIGITS) not in seen:
+                    seen.add(payload_id(item, DIGITS))
                     yield item
             if len(items) < PAGE_SIZE:
                 return
@@ -279,15 +290,16 @@ class MailblueConnector:
         """
         seen: set[str] = set()
         for contact in self._hits(identifiers):
-            if str(contact["id"]) not in seen:
-                seen.add(str(contact["id"]))
-                record = self._full_record(str(contact["id"]))
+            contact_id = payload_id(contact, DIGITS)
+            if contact_id not in seen:
+                seen.add(contact_id)
+                record = self._full_record(contact_id)
                 if record is not None:
                     yield record
         archived: set[str] = set()
         for row in self._archive_hits(identifiers):
-            if str(row["id"]) not in archived:
-                archived.add(str(row["id"]))
+            if payload_id(row, DIGITS) not in archived:
+                archived.add(payload_id(row, DIGITS))
                 yield _archived_record(row)
 
     def _hits(self, identifiers: Identifiers) -> Iterator[Mapping[str, Any]]:
@@ -318,13 +330,20 @@ class MailblueConnector:
             yield from (c for c in listing({"search": " ".join(name.split())})
                         if name_key(f"{c.get('firstName') or ''} {c.get('lastName') or ''}") == wanted)
 
-    def _full_record(self, contact_id: str) -> Record | None:
+    def _contact_read(self, contact_id: str) -> dict[str, Any] | None:
+        """`GET /contacts/{id}` whole (the contact and its side-loads); None when Mailblue has no such contact."""
         try:
             body = self.http.json("GET", f"/contacts/{contact_id}")
         except VendorNotFound:
-            return None  # deleted between the search and this read (the archive search finds it)
-        if not isinstance(body, dict) or not isinstance(body.get("contact"), dict):
+            return None
+        if not isinstance(body, dict) or payload_id(body.get("contact"), DIGITS) != contact_id:
             raise VendorBadResponse(SYSTEM, "GET", f"/contacts/{contact_id}", 200, "response has no contact")
+        return body
+
+    def _full_record(self, contact_id: str) -> Record | None:
+        body = self._contact_read(contact_id)
+        if body is None:
+            return None  # deleted between the search and this read (the archive search finds it)
         rows = body.get("contactLists") or []
         consent, changed_at = _consent_of_rows(rows)
         side_loads = {name: value for name, value in body.items() if name != "contact"}
@@ -341,7 +360,7 @@ class MailblueConnector:
             body = self.http.json("GET", f"/contactArchives/{contact_id}")
         except VendorNotFound:
             return None  # restored (a contact again) or purged
-        if not isinstance(body, dict) or not isinstance(body.get("contactArchive"), dict):
+        if not isinstance(body, dict) or payload_id(body.get("contactArchive"), DIGITS) != contact_id:
             raise VendorBadResponse(SYSTEM, "GET", f"/contactArchives/{contact_id}", 200,
                                     "response has no contactArchive")
         return _archived_record(body["contactArchive"])
@@ -360,10 +379,14 @@ class MailblueConnector:
         deleted = False
         if record_type == CONTACT:
             try:
-                self.http.request("DELETE", f"/contacts/{contact_id}")
+                self._written("DELETE", f"/contacts/{contact_id}")
                 deleted = True
             except VendorNotFound:
                 pass
+            if deleted and self._contact_read(contact_id) is not None:
+                raise VendorBadResponse(SYSTEM, "DELETE", f"/contacts/{contact_id}", 200,
+                                        "the contact is still there after its delete was answered; nothing is "
+                                        "recorded as deleted")
         what = f"contact {contact_id}" if record_type == CONTACT else f"archived contact {contact_id}"
         # a contact deleted just now must reach the archive; waiting for it is what makes the purge count
         if not self._arrives(contact_id, ARCHIVE_CHECKS if deleted else 1):
@@ -372,7 +395,7 @@ class MailblueConnector:
                                          "contact archive, so nothing is left to purge")
         for attempt in range(ARCHIVE_CHECKS):
             try:
-                self.http.request("DELETE", f"/contactArchives/{contact_id}")
+                self._written("DELETE", f"/contactArchives/{contact_id}")
             except VendorNotFound:
                 return ActionResult(Outcome.NOT_SUPPORTED, _hand_over(what, contact_id, deleted))
             if not self._archived_now(contact_id):
@@ -383,6 +406,14 @@ class MailblueConnector:
         raise VendorBadResponse(SYSTEM, "DELETE", f"/contactArchives/{contact_id}", 200,
                                 f"{what} is still in the contact archive after {ARCHIVE_CHECKS} purges; the next run "
                                 "tries again")
+
+    def _written(self, method: str, path: str, json: Any = None) -> dict[str, Any]:
+        """A write answered with the JSON object Mailblue documents for it; else VendorBadResponse."""
+        body = self.http.json(method, path, json=json)
+        if not isinstance(body, dict):
+            raise VendorBadResponse(SYSTEM, method, path, 200, "answered without the JSON object that confirms "
+                                                               "the change; nothing is recorded as done")
+        return body
 
     def _arrives(self, contact_id: str, checks: int) -> bool:
         """Whether the contact is (or, within `checks` reads, comes to be) in the archive."""
@@ -420,12 +451,33 @@ class MailblueConnector:
             raise ValueError(f"{SYSTEM} contact has no anonymisable field(s) {sorted(unknown)}")
         placeholders = {"email": anonymised_email(contact_id), "firstName": NAME_PLACEHOLDER,
                         "lastName": NAME_PLACEHOLDER, "phone": ""}
+        wanted = {name: placeholders[name] for name in sorted(fields)}
+        body = self._contact_read(contact_id)
+        if body is None:
+            return ActionResult(Outcome.ALREADY_GONE, f"contact {contact_id} not found (read before the write)")
+        change = _differing(body["contact"], wanted)
+        if not change:
+            return ActionResult(Outcome.DONE, f"contact {contact_id}: {', '.join(wanted)} already overwritten; "
+                                              "nothing sent")
         try:
-            self.http.json("PUT", f"/contacts/{contact_id}",
-                           json={"contact": {name: placeholders[name] for name in sorted(fields)}})
+            answer = self._written("PUT", f"/contacts/{contact_id}", json={"contact": change})
         except VendorNotFound:
             return ActionResult(Outcome.ALREADY_GONE, f"contact {contact_id} not found")
-        return ActionResult(Outcome.DONE, f"contact {contact_id}: overwrote {', '.join(sorted(fields))}")
+        if not isinstance(answer.get("contact"), dict) or _differing(answer["contact"], change):
+            raise VendorBadResponse(SYSTEM, "PUT", f"/contacts/{contact_id}", 200,
+                                    "the answer does not show the overwritten fields; nothing is recorded as done")
+        return ActionResult(Outcome.DONE, f"contact {contact_id}: overwrote {', '.join(change)}")
+
+
+def _differing(contact: Mapping[str, Any], wanted: Mapping[str, str]) -> dict[str, str]:
+    """The fields of `wanted` the contact does not hold yet (an address compared ignoring case)."""
+    def held(name: str) -> str:
+        value = contact.get(name)
+        text = "" if value is None else str(value).strip()
+        return text.lower() if name == "email" else text
+
+    return {name: value for name, value in wanted.items()
+            if held(name) != (value.lower() if name == "email" else value)}
 
 
 def _hand_over(what: str, contact_id: str, deleted: bool) -> str:
@@ -447,7 +499,7 @@ def _record(contact: Mapping[str, Any], *, consent: str | None, consent_changed_
     if consent in SIGNED_UP and consent_changed_at is not None:
         activity.append(consent_changed_at)
     return Record(
-        system=SYSTEM, record_type=CONTACT, record_id=str(contact["id"]),
+        system=SYSTEM, record_type=CONTACT, record_id=payload_id(contact, DIGITS),
         emails=tuple(v for v in (contact.get("email"),) if v), phones=tuple(v for v in (contact.get("phone"),) if v),
         first_name=contact.get("firstName") or None, last_name=contact.get("lastName") or None,
         fields={**{k: v for k, v in contact.items() if k != "links"}, **(extra or {})},
@@ -461,7 +513,7 @@ def _archived_record(row: Mapping[str, Any]) -> Record:
     activity = [moment for moment in (_date(row.get(name)) for name in ACTIVITY_FIELDS) if moment]
     archived_at = _date(row.get("deleted_at"))
     return Record(
-        system=SYSTEM, record_type=ARCHIVED, record_id=str(row["id"]),
+        system=SYSTEM, record_type=ARCHIVED, record_id=payload_id(row, DIGITS),
         emails=tuple(v for v in (row.get("email"),) if v), phones=tuple(v for v in (row.get("phone"),) if v),
         first_name=row.get("firstName") or None, last_name=row.get("lastName") or None,
         fields={k: v for k, v in row.items() if k != "links"},

@@ -201,10 +201,11 @@ def test_search_filters_exactly_then_reads_each_matching_contact_whole():
 
 
 @pytest.mark.parametrize("contact_status, archived, purge_status, outcome, calls", [
-    (200, True, 200, Outcome.DONE, ["DELETE contacts", "GET contactArchives", "DELETE contactArchives",
-                                    "GET contactArchives"]),
+    (200, True, 200, Outcome.DONE, ["DELETE contacts", "GET contacts", "GET contactArchives",
+                                    "DELETE contactArchives", "GET contactArchives"]),
     (404, False, None, Outcome.ALREADY_GONE, ["DELETE contacts", "GET contactArchives"]),
-    (200, True, 404, Outcome.NOT_SUPPORTED, ["DELETE contacts", "GET contactArchives", "DELETE contactArchives"]),
+    (200, True, 404, Outcome.NOT_SUPPORTED, ["DELETE contacts", "GET contacts", "GET contactArchives",
+                                             "DELETE contactArchives"]),
 ])
 @responses.activate
 def test_delete_archives_then_purges_and_confirms(contact_status, archived, purge_status, outcome, calls):
@@ -212,6 +213,7 @@ def test_delete_archives_then_purges_and_confirms(contact_status, archived, purg
                      json={} if contact_status == 200 else {"message": "No result found for contact with id 42"},
                      match=[matchers.header_matcher({"Api-Token": TOKEN})])
     not_found = {"status": 404, "json": {"message": "No Result found"}}
+    responses.get(f"{BASE}/contacts/42", **not_found)  # the delete confirmed: the contact is not there
     responses.get(f"{BASE}/contactArchives/42", **({"json": {"contactArchive": {"id": "42"}}} if archived
                                                    else not_found))
     if purge_status:
@@ -228,9 +230,12 @@ def test_delete_archives_then_purges_and_confirms(contact_status, archived, purg
 
 @responses.activate
 def test_anonymise_puts_placeholders_for_the_named_fields_only():
-    responses.put(f"{BASE}/contacts/42", json={"contact": contact(42), "fieldValues": []},
-                  match=[matchers.json_params_matcher({"contact": {"email": "anonymised-42@invalid.invalid",
-                                                                   "firstName": "anonymised", "phone": ""}}),
+    responses.get(f"{BASE}/contacts/42", json={"contact": contact(42, phone="0612345678", firstName="Anna",
+                                                                  lastName="de Jong")})
+    overwritten = {"email": "anonymised-42@invalid.invalid", "firstName": "anonymised", "phone": ""}
+    responses.put(f"{BASE}/contacts/42", json={"contact": contact(42, lastName="de Jong", **overwritten),
+                                               "fieldValues": []},
+                  match=[matchers.json_params_matcher({"contact": overwritten}),
                          matchers.header_matcher({"Api-Token": TOKEN})])
 
     result = connector().anonymise(ref(), ["phone", "email", "firstName"])
@@ -239,8 +244,48 @@ def test_anonymise_puts_placeholders_for_the_named_fields_only():
 
 
 @responses.activate
+def test_anonymise_writes_only_what_is_not_overwritten_yet_and_a_repeat_sends_nothing():
+    responses.get(f"{BASE}/contacts/42", json={"contact": contact(42, "anonymised-42@invalid.invalid",
+                                                                  firstName="Anna")})
+    responses.put(f"{BASE}/contacts/42", json={"contact": contact(42, "anonymised-42@invalid.invalid",
+                                                                  firstName="anonymised")},
+                  match=[matchers.json_params_matcher({"contact": {"firstName": "anonymised"}})])
+
+    assert connector().anonymise(ref(), ["email", "firstName", "phone"]).outcome is Outcome.DONE
+    responses.replace(responses.GET, f"{BASE}/contacts/42",
+                      json={"contact": contact(42, "anonymised-42@invalid.invalid", firstName="anonymised")})
+    again = connector().anonymise(ref(), ["email", "firstName", "phone"])
+
+    assert again.outcome is Outcome.DONE and "nothing sent" in again.detail
+    assert [c.request.method for c in responses.calls] == ["GET", "PUT", "GET"]
+
+
+@pytest.mark.parametrize("answer", [{"body": "<html>Just a moment</html>", "content_type": "text/html"},
+                                    {"json": {"contact": {"id": "42", "firstName": "Anna"}}}],
+                         ids=["html", "unchanged"])
+@responses.activate
+def test_a_put_whose_answer_does_not_show_the_change_fails(answer):
+    responses.get(f"{BASE}/contacts/42", json={"contact": contact(42, firstName="Anna")})
+    responses.put(f"{BASE}/contacts/42", **answer)
+
+    with pytest.raises(VendorBadResponse, match=r"mailblue: PUT /contacts/42"):
+        connector().anonymise(ref(), ["firstName"])
+
+
+@responses.activate
+def test_a_delete_answered_with_an_html_page_or_not_carried_out_fails():
+    responses.delete(f"{BASE}/contacts/42", body="<html>Just a moment</html>", content_type="text/html")
+    with pytest.raises(VendorBadResponse, match=r"mailblue: DELETE /contacts/42"):
+        connector().delete(ref())
+    responses.replace(responses.DELETE, f"{BASE}/contacts/42", json={})
+    responses.get(f"{BASE}/contacts/42", json={"contact": contact(42)})  # still there
+    with pytest.raises(VendorBadResponse, match="still there"):
+        connector().delete(ref())
+
+
+@responses.activate
 def test_anonymise_of_a_missing_contact_is_already_gone():
-    responses.put(f"{BASE}/contacts/42", status=404, json={"message": "No Result found for Subscriber with id 42"})
+    responses.get(f"{BASE}/contacts/42", status=404, json={"message": "No Result found for Subscriber with id 42"})
 
     assert connector().anonymise(ref(), ["lastName"]).outcome is Outcome.ALREADY_GONE
 

@@ -138,6 +138,7 @@ def test_a_purge_that_comes_before_the_contact_reaches_the_archive_is_not_report
 @responses.activate
 def test_delete_reads_the_archive_before_and_after_purging():
     responses.delete(f"{BASE}/contacts/42", json={})
+    responses.get(f"{BASE}/contacts/42", status=404, json={"message": "No Result found"})
     responses.get(f"{BASE}/contactArchives/42", json={"contactArchive": {"id": "42"}})
     responses.delete(f"{BASE}/contactArchives/42", json={})
     responses.get(f"{BASE}/contactArchives/42", status=404, json={"message": "No Result found"})
@@ -146,13 +147,14 @@ def test_delete_reads_the_archive_before_and_after_purging():
 
     assert result.outcome is Outcome.DONE
     assert [(c.request.method, c.request.path_url) for c in responses.calls] == [
-        ("DELETE", "/api/3/contacts/42"), ("GET", "/api/3/contactArchives/42"),
+        ("DELETE", "/api/3/contacts/42"), ("GET", "/api/3/contacts/42"), ("GET", "/api/3/contactArchives/42"),
         ("DELETE", "/api/3/contactArchives/42"), ("GET", "/api/3/contactArchives/42")]
 
 
 @responses.activate
 def test_a_purge_the_archive_does_not_reflect_fails_instead_of_reporting_done():
     responses.delete(f"{BASE}/contacts/42", json={})
+    responses.get(f"{BASE}/contacts/42", status=404, json={"message": "No Result found"})
     responses.get(f"{BASE}/contactArchives/42", json={"contactArchive": {"id": "42"}})  # stays there
     responses.delete(f"{BASE}/contactArchives/42", json={})
     with pytest.raises(VendorBadResponse, match="still"):
@@ -188,7 +190,7 @@ def test_a_second_purge_apply_right_after_the_first_sends_no_changing_request(tm
     fake = MailblueFake(generate(80, seed=3, today=TODAY), admin=admin, rate_calls=10_000)
     with FakeServer(fake) as server:
         path = tmp_path / "vergeet.toml"
-        path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\npepper = "p"\n\n'
+        path.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\npepper = "a-pepper-of-the-length-vergeet-needs-now"\n\n'
                         f'[connectors.mailblue]\nbase_url = "{server.url}/api/3"\ntoken = "{TOKEN}"\n'
                         'rate = { calls = 10000, period_seconds = 1 }\n')
         config = load_config(str(path))
