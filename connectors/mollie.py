@@ -41,7 +41,12 @@ spec, github mollie/openapi `specs.yaml`, cited by operationId/component):
   suspended (subscription-status), or a payment open, pending or authorized.
 - `DELETE /v2/customers/{id}` answers 204 and cancels the customer's mandates
   and subscriptions (delete-customer); its payments stay and keep changing
-  status (a pending direct debit still settles).
+  status (a pending direct debit still settles). Only that 204 proves a delete.
+  `PATCH` answers the updated object (update-customer, update-payment): an
+  anonymisation is proven by the answer showing the placeholders, and starts
+  with a read, so a repeat (after a crash) sends nothing when they are there.
+- Ids are a type prefix and base62 characters (`cst_8wmqcHMN4U`, every spec
+  example); a 404/410 is "gone" only for an id of that shape.
 - There is no way to delete a payment: `DELETE /v2/payments/{id}` *cancels*
   one (SDK resources/payments.py). `PATCH /v2/payments/{id}` may change
   `description` and `metadata` (update-payment).
@@ -68,6 +73,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -81,13 +87,13 @@ from mollie.api.client import Client
 from mollie.api.error import RequestError, RequestSetupError
 from mollie.api.objects.customer import Customer
 from mollie.api.objects.list import PaginationList
-from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_result, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_result, wait_exponential
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Link, Listing, Outcome, Record, RecordRef
 from connectors.matching import email_key, name_key, phone_key
 from connectors.http import (
     RETRY_STATUSES, RateLimiter, VendorBadResponse, VendorError, VendorNotFound, VendorRejected, VendorUnavailable,
-    error_for_status,
+    budget_stop, error_for_status, note_call, payload_id, vendor_payloads,
 )
 
 SYSTEM = "mollie"
@@ -106,6 +112,8 @@ PAGE_LIMIT = 250  # Mollie's maximum page size
 TIMEOUT = (5.0, 30.0)  # connect, read
 BACKOFF_MAX = 60.0
 RETRY_AFTER_MAX = 120.0  # a Retry-After beyond this is treated as this
+#: seconds one SDK call may spend on retries (Mollie's limits are per second: a 429 asks for little)
+RETRY_BUDGET = 15.0
 
 #: Non-personal values Mollie accepts in place of personal data (example.com is reserved, RFC 2606).
 PLACEHOLDERS: dict[str, Any] = {
@@ -116,6 +124,7 @@ PLACEHOLDERS: dict[str, Any] = {
 }
 
 ID_PREFIXES = {"customer": "cst_", "payment": "tr_", "mandate": "mdt_", "subscription": "sub_"}
+ID_SHAPES = {record_type: re.compile(f"{prefix}[A-Za-z0-9]{{1,64}}") for record_type, prefix in ID_PREFIXES.items()}
 #: subscription-status values of an agreement that has not ended (pending: not started; suspended: its mandate failed)
 RUNNING_SUBSCRIPTION = frozenset({"active", "pending", "suspended"})
 #: payment-status values of a payment that can still be paid
@@ -189,19 +198,19 @@ class _PacedClient(Client):
     """The SDK client with each HTTP call paced, retried and mapped to `connectors.http` errors."""
 
     def __init__(self, endpoint: str, api_key: str, limiter: RateLimiter | None, retries: int,
-                 backoff_factor: float):
+                 backoff_factor: float, retry_budget: float):
         super().__init__(api_endpoint=endpoint, timeout=TIMEOUT, retry=0)
         try:
             self.set_api_key(api_key)
         except RequestSetupError:
             raise ValueError("a Mollie API key starts with 'live_' or 'test_'") from None  # the SDK quotes the key
         self.limiter = limiter
-        self.retries = retries
+        self.retries, self.retry_budget = retries, retry_budget
         self.backoff = wait_exponential(multiplier=backoff_factor, max=BACKOFF_MAX)
 
     def _retrying(self) -> Retrying:
         return Retrying(
-            stop=stop_after_attempt(self.retries + 1),
+            stop=budget_stop(self.retries, self.retry_budget),
             wait=_wait_retry_after_or(self.backoff),
             retry=retry_if_result(lambda response: response.status_code in RETRY_STATUSES)
             | retry_if_exception(_is_transient),
@@ -223,6 +232,7 @@ class _PacedClient(Client):
                           params: dict[str, Any] | None = None, idempotency_key: str = "") -> requests.Response:
         """One SDK call: retried (same idempotency key) until 2xx or out of retries; raises `VendorError`s."""
         where = self._error_path(path)
+        note_call(http_method, where)
         send = functools.partial(super().perform_http_call, http_method, path, data, params, idempotency_key)
         try:
             response = self._retrying()(self._paced, send)
@@ -286,10 +296,20 @@ def _made_at(payment: dict[str, Any]) -> datetime | None:
     return None
 
 
+def _id(obj: dict[str, Any], record_type: str) -> str:
+    return payload_id(obj, ID_SHAPES[record_type])
+
+
 def _is_gone(error: VendorError) -> bool:
     """A customer that no longer exists: 404, or 410, which Mollie answers for other deleted entities (get-profile)
     and may answer for a deleted customer (undocumented)."""
     return isinstance(error, VendorNotFound) or (isinstance(error, VendorRejected) and error.status == 410)
+
+
+def _shown(obj: Any, field: str) -> Any:
+    """A field of a Mollie object as it answered it (a blank description or no metadata read as missing)."""
+    value = obj.get(field) if isinstance(obj, dict) else None
+    return value if value not in ("", {}) else None
 
 
 def _link(relation: str, record_type: str, record_id: str | None) -> tuple[Link, ...]:
@@ -321,7 +341,7 @@ def _customer_record(customer: dict[str, Any], evidence: _Evidence) -> Record:
     """last_activity_at = the latest payment it made; running_contract = a running subscription or an open
     payment."""
     first, last = _split_name(customer.get("name"))
-    return Record(SYSTEM, "customer", customer["id"], emails=_present(customer.get("email")), first_name=first,
+    return Record(SYSTEM, "customer", _id(customer, "customer"), emails=_present(customer.get("email")), first_name=first,
                   last_name=last, fields=_fields(customer), created_at=_timestamp(customer.get("createdAt")),
                   last_activity_at=evidence.last_payment_at, running_contract=evidence.running)
 
@@ -349,7 +369,7 @@ def _payment_record(payment: dict[str, Any]) -> Record:
     made = _made_at(payment)
     dated = made or created
     return Record(
-        SYSTEM, "payment", payment["id"],
+        SYSTEM, "payment", _id(payment, "payment"),
         emails=_present(billing.get("email"), shipping.get("email")),
         phones=_present(billing.get("phone"), shipping.get("phone")),
         first_name=first, last_name=last,
@@ -367,14 +387,14 @@ def _mandate_record(mandate: dict[str, Any], customer_id: str) -> Record:
     details = mandate.get("details") or {}
     first, last = _split_name(details.get("consumerName") or details.get("cardHolder"))
     created = _timestamp(mandate.get("createdAt"))
-    return Record(SYSTEM, "mandate", mandate["id"], first_name=first, last_name=last, fields=_fields(mandate),
+    return Record(SYSTEM, "mandate", _id(mandate, "mandate"), first_name=first, last_name=last, fields=_fields(mandate),
                   created_at=created, last_activity_at=created,
                   links=_link("customer", "customer", mandate.get("customerId") or customer_id))
 
 
 def _subscription_record(subscription: dict[str, Any]) -> Record:
     created = _timestamp(subscription.get("createdAt"))
-    return Record(SYSTEM, "subscription", subscription["id"], fields=_fields(subscription), created_at=created,
+    return Record(SYSTEM, "subscription", _id(subscription, "subscription"), fields=_fields(subscription), created_at=created,
                   last_activity_at=created, running_contract=subscription.get("status") in RUNNING_SUBSCRIPTION,
                   links=_link("customer", "customer", _customer_id(subscription)))
 
@@ -425,15 +445,17 @@ class _Wanted:
 
 # -- the connector --------------------------------------------------------------------------------------------------
 
+@vendor_payloads
 class MollieConnector:
     """Customers, payments, mandates and subscriptions in one Mollie account (API key = one website profile)."""
 
     system = SYSTEM
 
     def __init__(self, *, base_url: str = "https://api.mollie.com/v2", api_key: str,
-                 rate: tuple[int, float] | None = DEFAULT_RATE, retries: int = 5, backoff_factor: float = 0.5):
+                 rate: tuple[int, float] | None = DEFAULT_RATE, retries: int = 5, backoff_factor: float = 0.5,
+                 retry_budget: float = RETRY_BUDGET):
         limiter = RateLimiter(*rate) if rate is not None else None
-        self.client = _PacedClient(_sdk_endpoint(base_url), api_key, limiter, retries, backoff_factor)
+        self.client = _PacedClient(_sdk_endpoint(base_url), api_key, limiter, retries, backoff_factor, retry_budget)
 
     # -- reading -----------------------------------------------------------------------------------------------
 
@@ -640,9 +662,9 @@ class MollieConnector:
 
     @staticmethod
     def _checked(ref: RecordRef) -> str:
-        """The record type of a Mollie ref, after checking system, type and id prefix."""
-        prefix = ID_PREFIXES.get(ref.record_type)
-        if ref.system != SYSTEM or prefix is None or not ref.record_id.startswith(prefix):
+        """The record type of a Mollie ref, after checking system, type and id shape."""
+        shape = ID_SHAPES.get(ref.record_type)
+        if ref.system != SYSTEM or shape is None or not shape.fullmatch(ref.record_id):
             raise ValueError(f"{ref} is not a Mollie customer, payment, mandate or subscription")
         return ref.record_type
 
@@ -654,12 +676,17 @@ class MollieConnector:
         """
         if self._checked(ref) != "customer":
             return ActionResult(Outcome.NOT_SUPPORTED, RETAINED_BY_MOLLIE[ref.record_type])
+        path = f"customers/{ref.record_id}"
         try:
-            self.client.customers.delete(ref.record_id)
+            response = self.client.perform_http_call("DELETE", path)
         except (VendorNotFound, VendorRejected) as exc:
             if not _is_gone(exc):
                 raise
             return ActionResult(Outcome.ALREADY_GONE, f"customer not at Mollie (HTTP {exc.status})")
+        if response.status_code != 204:
+            raise VendorBadResponse(SYSTEM, "DELETE", self.client._error_path(path), response.status_code,
+                                    "answered without 204, which alone confirms a delete; nothing is recorded as "
+                                    "deleted")
         return ActionResult(Outcome.DONE, "customer deleted; Mollie cancelled its mandates and subscriptions and "
                                           "keeps its payments")
 
@@ -670,10 +697,14 @@ class MollieConnector:
         wanted = set(fields)
         updatable = wanted & RECORD_FIELDS[record_type]
         rest = wanted - updatable
+        written: list[str] = []
         if updatable:
-            update = self.client.customers.update if record_type == "customer" else self.client.payments.update
+            resource = self.client.customers if record_type == "customer" else self.client.payments
             try:
-                update(ref.record_id, {field: PLACEHOLDERS[field] for field in sorted(updatable)})
+                held = resource.get(ref.record_id)
+                change = {field: PLACEHOLDERS[field] for field in sorted(updatable)
+                          if _shown(held, field) != PLACEHOLDERS[field]}
+                answer = resource.update(ref.record_id, change) if change else None
             except VendorNotFound:
                 return ActionResult(Outcome.ALREADY_GONE, f"{record_type} not found at Mollie")
             except VendorRejected as exc:
@@ -684,10 +715,18 @@ class MollieConnector:
                 return ActionResult(Outcome.NOT_SUPPORTED, f"Mollie refused to update payment {ref.record_id} "
                                                            f"(HTTP 422, probably finalized). "
                                                            + RETAINED_BY_MOLLIE["payment"])
+            if answer is not None and (_id(answer, record_type) != ref.record_id
+                                       or any(_shown(answer, field) != value for field, value in change.items())):
+                raise VendorBadResponse(SYSTEM, "PATCH", self.client._error_path(f"{resource.get_resource_path()}/"
+                                                                                 f"{ref.record_id}"), 200,
+                                        "the answer does not show the overwritten fields; nothing is recorded as done")
+            written = sorted(change)
         if rest:
             return ActionResult(Outcome.NOT_SUPPORTED, f"not overwritten: {', '.join(sorted(rest))}. "
                                                        + RETAINED_BY_MOLLIE[record_type])
-        return ActionResult(Outcome.DONE, f"overwrote {', '.join(sorted(updatable))}")
+        if updatable and not written:
+            return ActionResult(Outcome.DONE, f"{', '.join(sorted(updatable))} already overwritten; nothing sent")
+        return ActionResult(Outcome.DONE, f"overwrote {', '.join(written)}")
 
 
 # -- what a person reads ---------------------------------------------------------------------

@@ -234,24 +234,51 @@ def test_delete_of_a_payment_makes_no_http_call():
 
 @responses.activate
 def test_anonymise_customer_patches_placeholders():
+    responses.get(f"{API}/customers/cst_anna", json=customer("cst_anna", "anna@example.nl", "Anna de Jong"))
     responses.patch(f"{API}/customers/cst_anna", json=customer("cst_anna", "anonymised@example.com", "Anonymised"))
     result = connector().anonymise(RecordRef("mollie", "customer", "cst_anna"), ["email", "name"])
     assert result.outcome is Outcome.DONE
-    request = responses.calls[0].request
+    request = responses.calls[1].request
     assert json.loads(request.body) == {"email": PLACEHOLDERS["email"], "name": PLACEHOLDERS["name"]}
     assert request.headers["Idempotency-Key"] and request.headers["Authorization"] == f"Bearer {KEY}"
 
 
 @responses.activate
+def test_a_repeated_anonymisation_reads_the_customer_and_sends_nothing():
+    responses.get(f"{API}/customers/cst_anna", json=customer("cst_anna", "anonymised@example.com", "Anonymised"))
+    result = connector().anonymise(RecordRef("mollie", "customer", "cst_anna"), ["email", "name"])
+    assert result.outcome is Outcome.DONE and "nothing sent" in result.detail
+    assert [c.request.method for c in responses.calls] == ["GET"]
+
+
+@responses.activate
+def test_a_patch_whose_answer_does_not_show_the_placeholders_fails():
+    responses.get(f"{API}/customers/cst_anna", json=customer("cst_anna", "anna@example.nl", "Anna de Jong"))
+    responses.patch(f"{API}/customers/cst_anna", json=customer("cst_anna", "anna@example.nl", "Anna de Jong"))
+    with pytest.raises(VendorBadResponse, match="mollie: PATCH /v2/customers/cst_anna"):
+        connector().anonymise(RecordRef("mollie", "customer", "cst_anna"), ["email", "name"])
+
+
+@responses.activate
+def test_a_delete_answered_200_instead_of_204_is_no_delete():
+    responses.delete(f"{API}/customers/cst_anna", json={"resource": "customer", "id": "cst_anna"})
+    with pytest.raises(VendorBadResponse, match="204"):
+        connector().delete(RecordRef("mollie", "customer", "cst_anna"))
+
+
+@responses.activate
 def test_anonymise_payment_only_updates_what_the_api_allows():
-    responses.patch(f"{API}/payments/tr_1", json=payment("tr_1", None, "2025-01-01T10:00:00+00:00"))
+    responses.get(f"{API}/payments/tr_1", json=payment("tr_1", None, "2025-01-01T10:00:00+00:00"))
+    responses.patch(f"{API}/payments/tr_1", json={**payment("tr_1", None, "2025-01-01T10:00:00+00:00"),
+                                                  "description": PLACEHOLDERS["description"]})
     result = connector().anonymise(RecordRef("mollie", "payment", "tr_1"), ["description", "billingAddress"])
-    assert json.loads(responses.calls[0].request.body) == {"description": PLACEHOLDERS["description"]}
+    assert json.loads(responses.calls[1].request.body) == {"description": PLACEHOLDERS["description"]}
     assert result.outcome is Outcome.NOT_SUPPORTED and "billingAddress" in result.detail
 
 
 @responses.activate
 def test_anonymise_payment_mollie_refuses_is_not_supported():
+    responses.get(f"{API}/payments/tr_1", json=payment("tr_1", None, "2025-01-01T10:00:00+00:00"))
     responses.patch(f"{API}/payments/tr_1", status=422, json={
         "status": 422, "title": "Unprocessable Entity", "detail": "The payment cannot be updated", "_links": {}})
     result = connector().anonymise(RecordRef("mollie", "payment", "tr_1"), ["metadata"])
