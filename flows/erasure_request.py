@@ -96,17 +96,18 @@ def erasure_request(identifiers_block: str, scope: list[str] | None = None, veri
             certificate = erasure.certificate(ledger, plan, rules, None, [], status, lang)
             return {"request_id": request["id"], "status": status, "erased": 0,
                     "files": [str(p) for p in erasure.write_certificate(certificate, Path(out_dir))]}
-        ledger.set_request_status(request["id"], "awaiting_approval", "plan shown in Prefect; waiting for approval")
+        erasure.not_now(ledger, request, "plan shown in Prefect; waiting for approval")
         try:
             decision = pause_flow_run(wait_for_input=ErasureDecision, timeout=approval_timeout,
                                       poll_interval=poll_interval)
         except FlowPauseTimeout:
-            ledger.set_request_status(request["id"], "open", "approval timed out; nothing was erased")
+            erasure.not_now(ledger, request, "approval timed out in Prefect; nothing was erased")
             logger.warning("request %s: approval timed out; nothing was erased", request["id"])
-            return {"request_id": request["id"], "status": "open", "erased": 0}
+            return {"request_id": request["id"], "status": "awaiting_approval", "erased": 0}
         if not decision.approve:
-            erasure.reject(ledger, request, decision.note)
+            erasure.reject(ledger, request, decision.note.strip() or "rejected in Prefect; no reason given")
             return {"request_id": request["id"], "status": "rejected", "erased": 0}
+        erasure.approve(ledger, request, "approved in Prefect" + (f": {decision.note}" if decision.note else ""))
         summary = execute_request(ledger, plan, connectors)
         still_found = verify_request(connectors, plan, rules, ledger)
         status = erasure.finish(ledger, plan, summary, still_found)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections import Counter
 from datetime import date
@@ -83,11 +84,10 @@ def run(*args: str):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def listed_requests(config_path: Path) -> dict[str, list[str]]:
-    """`vergeet requests list` as rows of cells, by request id."""
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in
-            run("--config", config_path, "requests", "list").stdout.splitlines() if line.startswith("│")]
-    return {row[0]: row for row in rows if row and row[0].isdigit()}
+def listed_requests(config_path: Path) -> dict[str, str]:
+    """`vergeet requests list` by request id: each request's two lines as one."""
+    text = run("--config", config_path, "requests", "list").stdout
+    return {m.group(1): m.group(0) for m in re.finditer(r"^(\d+)  .*\n    .*$", text, re.M)}
 
 
 # -- finding --------------------------------------------------------------------------------
@@ -272,8 +272,9 @@ def test_find_registers_the_request_once_with_hashed_identifiers_only(population
     assert all(variant.encode() not in ledger for variant in phone_formats(person.phone))
     assert b"id shown on a video call" in ledger  # how identity was verified: kept, as free text
 
-    row = listed_requests(config_path)[str(report["request"]["id"])]
-    assert row[1] == "access" and row[5] == "28" and row[6] == "open"
+    listed = listed_requests(config_path)[str(report["request"]["id"])]
+    assert "access, received" in listed and "28 days left" in listed and "received · " in listed
+    assert "identity: ID shown on a video call" in listed
 
 
 def test_find_writes_the_html_report_in_dutch_and_in_english(population, config_path, tmp_path):
@@ -427,3 +428,14 @@ def test_a_document_with_personal_data_is_readable_by_its_owner_only_even_over_a
     page.chmod(0o644)
     access.write_private(page, "new")
     assert (page.read_text(), page.stat().st_mode & 0o777) == ("new", 0o600)
+
+
+def test_a_test_search_registers_no_request_and_a_label_tells_requests_apart(population, config_path, tmp_path):
+    person = everywhere(population)[1]
+    before = listed_requests(config_path)
+    tried = run("--config", config_path, "find", person.email, "--test")
+    assert tried.exit_code == 0 and json.loads(tried.stdout)["request"] is None
+    assert "no request registered" in tried.stderr and listed_requests(config_path) == before
+    labelled = run("--config", config_path, "find", person.email, "--label", "mail van 1 december")
+    request_id = str(json.loads(labelled.stdout)["request"]["id"])
+    assert request_id not in before and "mail van 1 december" in listed_requests(config_path)[request_id]

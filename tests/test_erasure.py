@@ -53,6 +53,12 @@ def mutations(sandbox: Sandbox) -> list[tuple[str, str, str]]:
                   for r in fake.requests if r.method in MUTATING)
 
 
+def execute_approved(ledger, plan, connectors):
+    """The owner approves the plan shown, then it is carried out."""
+    erasure.approve(ledger, plan.request, "approved in the test")
+    return erasure.execute(ledger, plan, connectors)
+
+
 @pytest.fixture
 def sandbox(tmp_path):
     with Sandbox(population(), rates=FAST) as running:
@@ -74,7 +80,7 @@ def plan_for(sandbox, scope=("all",)):
 def test_approved_full_erasure_leaves_only_the_retained_invoice(sandbox):
     connectors, ledger, plan = plan_for(sandbox)
     with ledger:
-        summary = erasure.execute(ledger, plan, connectors)
+        summary = execute_approved(ledger, plan, connectors)
         still_found = erasure.verify(connectors, plan, RULES)
         status = erasure.finish(ledger, plan, summary, still_found)
         certificate = erasure.certificate(ledger, plan, RULES, summary, still_found, status, lang="en")
@@ -123,7 +129,7 @@ def test_rejected_request_changes_nothing_and_says_why(sandbox):
 def test_newsletter_scope_only_touches_mailblue(sandbox):
     connectors, ledger, plan = plan_for(sandbox, scope=("newsletter",))
     with ledger:
-        summary = erasure.execute(ledger, plan, connectors)
+        summary = execute_approved(ledger, plan, connectors)
         status = erasure.finish(ledger, plan, summary, erasure.verify(connectors, plan, RULES))
         suppressed = ledger.all_suppressed()
     assert status == "completed"
@@ -135,7 +141,7 @@ def test_failing_vendor_keeps_request_open_and_rerun_finishes_without_repeats(sa
     sandbox.fakes["mollie"].fail_next(100, 500, method="DELETE")
     connectors, ledger, plan = plan_for(sandbox)
     with ledger:
-        summary = erasure.execute(ledger, plan, connectors)
+        summary = execute_approved(ledger, plan, connectors)
         status = erasure.finish(ledger, plan, summary, erasure.verify(connectors, plan, RULES))
         request = ledger.get_request(plan.request["id"])
     assert status == "failed" and summary.failed == 1
@@ -148,7 +154,7 @@ def test_failing_vendor_keeps_request_open_and_rerun_finishes_without_repeats(sa
     with ledger:
         assert plan.request["id"] == request["id"]
         assert list(plan.plan.actions["system"]) == ["mollie"]
-        summary = erasure.execute(ledger, plan, connectors)
+        summary = execute_approved(ledger, plan, connectors)
         status = erasure.finish(ledger, plan, summary, erasure.verify(connectors, plan, RULES))
     assert status == "completed"
     assert [m for m in mutations(sandbox) if m[0] != "mollie"] == done_before  # nothing repeated
@@ -157,7 +163,7 @@ def test_failing_vendor_keeps_request_open_and_rerun_finishes_without_repeats(sa
 def test_an_erased_person_who_reappears_is_flagged_by_the_next_nightly_run(sandbox):
     connectors, ledger, plan = plan_for(sandbox)
     with ledger:
-        erasure.finish(ledger, plan, erasure.execute(ledger, plan, connectors),
+        erasure.finish(ledger, plan, execute_approved(ledger, plan, connectors),
                        erasure.verify(connectors, plan, RULES))
         quiet = pipeline.make_plan(pipeline.identity_view(pipeline.pull_all(connectors), RULES), RULES, TODAY,
                                    ledger)
@@ -207,19 +213,37 @@ def test_cli_erase_without_approval_when_not_interactive_changes_nothing(sandbox
     assert request["status"] == "awaiting_approval"
 
 
-def test_cli_erase_rejected_at_the_prompt(sandbox, monkeypatch):
+def test_cli_erase_not_now_at_the_prompt_keeps_the_request_open_and_reject_needs_a_reason(sandbox, monkeypatch):
     from typer.testing import CliRunner
 
     from vergeet import cli
 
     monkeypatch.setattr(cli, "_interactive", lambda: True)
-    result = CliRunner().invoke(cli.app, ["--config", sandbox.config.source, "erase", "lotte.dekker@example.nl"],
-                                input="n\nverzoek ingetrokken\n")
-    assert result.exit_code == 0 and "rejected" in result.output
-    assert mutations(sandbox) == []
+    runner = CliRunner()
+    later = runner.invoke(cli.app, ["--config", sandbox.config.source, "erase", "lotte.dekker@example.nl"],
+                          input="n\n")
+    assert later.exit_code == 0 and "stays open" in later.output and mutations(sandbox) == []
     with open_ledger(sandbox.config) as ledger:
-        [request] = ledger.list_requests(open_only=False)
-    assert (request["status"], request["status_note"]) == ("rejected", "verzoek ingetrokken")
+        [request] = ledger.list_requests()
+    assert request["status"] == "awaiting_approval"
+    again = runner.invoke(cli.app, ["--config", sandbox.config.source, "erase", "Lotte.Dekker@example.nl",
+                                    "--received", (TODAY + timedelta(days=3)).isoformat()], input="n\n")
+    assert again.exit_code == 0
+    with open_ledger(sandbox.config) as ledger:
+        [same] = ledger.list_requests()
+    assert (same["id"], same["deadline"]) == (request["id"], request["deadline"])  # one request, its deadline
+
+    refused = runner.invoke(cli.app, ["--config", sandbox.config.source, "erase", "lotte.dekker@example.nl",
+                                      "--reject", "verzoek ingetrokken"])
+    assert refused.exit_code == 0 and "rejected" in refused.output and mutations(sandbox) == []
+    with open_ledger(sandbox.config) as ledger:
+        [closed] = ledger.list_requests(open_only=False)
+        history = [event["status"] for event in ledger.request_history(closed["id"])]
+    assert (closed["status"], closed["status_note"]) == ("rejected", "verzoek ingetrokken")
+    assert history == ["received", "awaiting_approval", "awaiting_approval", "rejected"]
+    blank = runner.invoke(cli.app, ["--config", sandbox.config.source, "erase", "lotte.dekker@example.nl",
+                                    "--reject", " "])
+    assert blank.exit_code == 2 and "give the reason" in blank.output
 
 
 def test_what_ends_with_a_deleted_customer_is_shown_as_ending_not_as_kept(sandbox):

@@ -71,7 +71,7 @@ def test_approval_timeout_leaves_the_request_open(prefect_harness, tmp_path):
         config_path = str(sandbox.write_config(tmp_path, client_rates=FAST))
         thread, result = run_in_background(config_path=config_path, approval_timeout=3)
         thread.join(120)
-        assert result["value"]["status"] == "open" and mutations(sandbox) == []
+        assert result["value"]["status"] == "awaiting_approval" and mutations(sandbox) == []
     with open_ledger(load_config(config_path)) as ledger:
         [request] = ledger.list_requests()
-    assert request["status"] == "open" and "timed out" in request["status_note"]
+    assert request["status"] == "awaiting_approval" and "timed out" in request["status_note"]

@@ -52,4 +52,4 @@ def test_purge_find_and_erase_with_the_ledger_on_postgresql(postgres_url, tmp_pa
         assert json.loads((tmp_path / "out" / "erasure-request-2.json").read_text())["request"]["status"] == \
             "completed"
     with Ledger(postgres_url, SANDBOX_PEPPER.encode()) as ledger:
-        assert [r["status"] for r in ledger.list_requests(open_only=False)] == ["open", "completed"]
+        assert [r["status"] for r in ledger.list_requests(open_only=False)] == ["received", "completed"]

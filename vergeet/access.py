@@ -117,11 +117,12 @@ def identifier_hashes(ledger: Ledger, identifiers: Identifiers) -> list[str]:
 
 
 def register_request(ledger: Ledger, identifiers: Identifiers, rules: Rules, *, received: date,
-                     verified_by: str = "", kind: str = "access", scope: str = "all") -> dict:
+                     verified_by: str = "", kind: str = "access", scope: str = "all", label: str = "") -> dict:
     """The open request of this kind and scope that shares an identifier with these, else a new one.
 
     Running `find` again for the same person (a retry, a second format) answers the same request; the
-    deadline is `received` + the rules' `answer_within`. `verified_by` notes how identity was checked.
+    deadline is `received` + the rules' `answer_within`. `verified_by` notes how identity was checked, `label`
+    is the owner's name for the request (neither may hold personal data).
     """
     hashes = identifier_hashes(ledger, identifiers)
     for request in ledger.list_requests():
@@ -130,7 +131,7 @@ def register_request(ledger: Ledger, identifiers: Identifiers, rules: Rules, *, 
             return request
     answer_within = rules.rights.answer_within.after(received) - received
     request_id = ledger.register_request(kind, hashes, received=received, verified_by=verified_by, scope=scope,
-                                         answer_within=answer_within)
+                                         answer_within=answer_within, label=label)
     return ledger.get_request(request_id)
 
 

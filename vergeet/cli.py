@@ -374,15 +374,45 @@ def requests_list(ctx: typer.Context,
     if not requests:
         out.print("No open requests." if not all_ else "No requests.")
         return
-    table = Table(title="Data subject requests")
-    for column in ("id", "kind", "scope", "received", "deadline", "days left", "status"):
-        table.add_column(column)
+    out.print("[bold]Data subject requests[/]")
     for request in requests:
         left = (request["deadline"] - as_of).days
-        closed = request["closed_at"] is not None
-        days = "-" if closed else (f"[bold red]OVERDUE by {-left}[/]" if left < 0 else str(left))
-        table.add_row(str(request["id"]), request["kind"], request["scope"], str(request["received"]),
-                      str(request["deadline"]), days, request["status"])
+        due = "" if request["closed_at"] else \
+            (f": [bold red]OVERDUE by {-left} days[/]" if left < 0 else f": {left} days left")
+        kind = request["kind"] + (f" ({request['scope']})" if request["scope"] != "all" else "")
+        out.print(f"[bold]{request['id']}[/]  {kind}, received {request['received']}, due {request['deadline']}{due}",
+                  highlight=False)
+        about = [request["status"].replace("_", " "), *[request["label"]] * bool(request["label"]),
+                 f"identity: {request['verified_by'] or 'not noted'}"]
+        out.print("    " + " · ".join(about), highlight=False)
+    out.print("`vergeet requests show ID` prints one request with its history.")
+
+
+@requests_app.command("show")
+@guarded
+def requests_show(ctx: typer.Context,
+                  request_id: Annotated[int, typer.Argument(metavar="ID", help="The request's id (requests list).")]):
+    """One request: what, when, how identity was verified, and every status it went through."""
+    from vergeet.connect import open_ledger
+    from vergeet.ledger import LedgerError
+
+    with open_ledger(ctx.obj.config()) as ledger:
+        try:
+            request, history = ledger.get_request(request_id), ledger.request_history(request_id)
+        except LedgerError as exc:
+            raise BadInput(str(exc)) from None
+    grid = Table.grid(padding=(0, 2))
+    for label, value in (("request", f"{request['id']} {request['label']}".strip()), ("kind", request["kind"]),
+                         ("scope", request["scope"]), ("received", str(request["received"])),
+                         ("deadline", str(request["deadline"])), ("status", request["status"].replace("_", " ")),
+                         ("identity", request["verified_by"] or "not noted")):
+        grid.add_row(f"[bold]{label}[/]", value)
+    out.print(grid)
+    table = Table(title="History")
+    for column in ("when (UTC)", "status", "note"):
+        table.add_column(column, overflow="fold")
+    for event in history:
+        table.add_row(f"{event['at']:%Y-%m-%d %H:%M}", event["status"].replace("_", " "), event["note"])
     out.print(table)
 
 
@@ -402,6 +432,9 @@ VerifiedBy = Annotated[str, typer.Option(
     "--verified-by", help="How identity was verified (free text; never a copy of the ID).")]
 Received = Annotated[Optional[str], typer.Option(
     "--received", metavar="YYYY-MM-DD", help="When the request came in (default: today).")]
+Label = Annotated[str, typer.Option(
+    "--label", metavar="TEXT", help="Your name for the request, shown in `requests list` (no personal data: "
+                                    "e.g. \"mail 3 Dec\", \"ticket 12\").")]
 
 
 # -- find: access requests -----------------------------------------------------------------
@@ -420,11 +453,14 @@ def find(ctx: typer.Context,
                                            "HTML to access-request-ID.html).")] = None,
          lang: Annotated[str, typer.Option(help="nl or en")] = "nl",
          verified_by: VerifiedBy = "",
-         received: Received = None):
+         received: Received = None,
+         label: Label = "",
+         test: Annotated[bool, typer.Option("--test", help="A try-out, not a request: nothing is registered "
+                                                           "and the report says so.")] = False):
     """Find everything about a person: the access report, which is also the portability export.
 
     Registers the access request (hashed identifiers, deadline) in the ledger, or answers the open one that
-    shares an identifier.
+    shares an identifier; `--test` registers nothing.
     """
     from vergeet import access
     from vergeet.connect import build_connectors, open_ledger
@@ -440,13 +476,14 @@ def find(ctx: typer.Context,
     connectors = build_connectors(config)
     today = date.today()
     with open_ledger(config) as ledger:
-        request = access.register_request(ledger, subject, rules, received=day, verified_by=verified_by)
+        request = None if test else access.register_request(ledger, subject, rules, received=day,
+                                                            verified_by=verified_by, label=label)
         try:
             with err.status("Searching " + ", ".join(connectors) + " ..."):
                 found = access.find_person(connectors, subject, rules, ledger=ledger)
         except access.SearchFailed as exc:
-            err.print(f"[bold red]error:[/] {exc}; no report was made, request {request['id']} stays open",
-                      highlight=False)
+            stays = f"request {request['id']} stays open" if request else "nothing was registered"
+            err.print(f"[bold red]error:[/] {exc}; no report was made, {stays}", highlight=False)
             raise typer.Exit(1) from None
         report = access.access_report(found, rules, subject=subject, as_of=today, lang=lang,
                                       context=access.decision_context(ledger, today), request=request)
@@ -463,7 +500,8 @@ def _write_access_report(report: dict, format_: str, out_path: str | None) -> No
     if out_path is None and format_ == "json":
         typer.echo(text)
         return
-    path = Path(out_path or f"access-request-{report['request']['id']}.html")
+    path = Path(out_path or (f"access-request-{report['request']['id']}.html" if report["request"]
+                             else "access-test.html"))
     try:
         access.write_private(path, text)
     except OSError as exc:
@@ -471,12 +509,16 @@ def _write_access_report(report: dict, format_: str, out_path: str | None) -> No
     err.print(f"Report written to {path.resolve()}", highlight=False)
 
 
-def _print_access_notices(report: dict, request: dict, today: date) -> None:
+def _print_access_notices(report: dict, request: dict | None, today: date) -> None:
     """What the operator must know, on stderr (stdout may carry the JSON): record references, never identifiers."""
     held = ", ".join(f"{s['system']} {s['records']}" for s in report["systems"] if s["status"] == "searched")
-    days_left = (request["deadline"] - today).days
-    err.print(f"Access request {request['id']}: received {request['received']}, answer by {request['deadline']} "
-              f"({days_left} days left). Records found: {held}.", highlight=False, soft_wrap=True)
+    if request is None:
+        err.print(f"Test search, no request registered. Records found: {held}.", highlight=False, soft_wrap=True)
+    else:
+        days_left = (request["deadline"] - today).days
+        err.print(f"Access request {request['id']}: received {request['received']}, answer by "
+                  f"{request['deadline']} ({days_left} days left). Records found: {held}.", highlight=False,
+                  soft_wrap=True)
     _print_checklist(report["systems"])
     matches = report["possible_matches"]
     if matches:
@@ -511,14 +553,21 @@ def requests_close(ctx: typer.Context,
                    request_id: Annotated[int, typer.Argument(metavar="ID", help="The request's id (requests list).")],
                    status: Annotated[str, typer.Option(help="completed (answered) or rejected")] = "completed",
                    note: Annotated[str, typer.Option(help="Why, without personal data.")] = ""):
-    """Close a request: answered (completed) or refused (rejected). Open requests pause the purge for the person."""
+    """Close a request: an access request answered (completed), or any request refused (rejected, with --note
+    saying why). An erasure is completed by `vergeet erase` only, once it is done and verified. Open requests
+    pause the purge for the person."""
     from vergeet.connect import open_ledger
     from vergeet.ledger import LedgerError
 
     if status not in ("completed", "rejected"):
         raise BadInput(f"--status: {status!r} is not completed or rejected")
+    if status == "rejected" and not note.strip():
+        raise BadInput("--note: a refusal needs its reason (no personal data)")
     with open_ledger(ctx.obj.config()) as ledger:
         try:
+            if status == "completed" and ledger.get_request(request_id)["kind"] == "erasure":
+                raise BadInput(f"request {request_id} is an erasure: it is completed by `vergeet erase` once "
+                               "everything is erased and verified, not by closing it")
             ledger.set_request_status(request_id, status, note)
         except LedgerError as exc:
             raise BadInput(str(exc)) from None
@@ -539,7 +588,11 @@ def erase(ctx: typer.Context,
               help="What to erase: all (default), newsletter (withdrawn consent), or a system. Repeatable.")] = None,
           approve: Annotated[bool, typer.Option("--approve", help="Approve the plan without asking "
                                                                   "(for non-interactive runs).")] = False,
+          reject: Annotated[Optional[str], typer.Option(
+              "--reject", metavar="REASON", help="Refuse the request, for this reason (no personal data): "
+                                                 "nothing is searched or changed, the request closes.")] = None,
           verified_by: VerifiedBy = "",
+          label: Label = "",
           lang: Annotated[str, typer.Option(help="Language of the certificate: nl or en")] = "nl",
           out_dir: Annotated[str, typer.Option("--out", metavar="DIR",
                                                help="Where the certificate (HTML and JSON) goes.")] = ".",
@@ -553,6 +606,8 @@ def erase(ctx: typer.Context,
     if lang not in access.LANGUAGES:
         raise BadInput(f"--lang: {lang!r} is not one of {', '.join(access.LANGUAGES)}")
     person = access.classify(identifiers, name or ())
+    if reject is not None and (approve or not reject.strip()):
+        raise BadInput("--reject: give the reason for refusing (no personal data), and not together with --approve")
     words = [w for part in (scope or [erasure.ALL]) for w in part.split(",") if w]
     day = parse_day(received, "--received") if received else date.today()
     config = ctx.obj.config()
@@ -561,7 +616,12 @@ def erase(ctx: typer.Context,
     systems = erasure.scope_systems(words, rules, connectors)
     today = date.today()
     with open_ledger(config) as ledger:
-        request = erasure.register(ledger, person, rules, received=day, verified_by=verified_by, scope=words)
+        request = erasure.register(ledger, person, rules, received=day, verified_by=verified_by, scope=words,
+                                   label=label)
+        if reject is not None:
+            erasure.reject(ledger, request, reject)
+            out.print(f"Request {request['id']} rejected: nothing was searched or changed.")
+            return
         try:
             with err.status("Searching " + ", ".join(connectors) + " ..."):
                 plan = erasure.plan_erasure(connectors, person, rules, ledger, request, as_of=today, systems=systems)
@@ -577,13 +637,15 @@ def erase(ctx: typer.Context,
         if not plan.empty:
             if not approve:
                 if not _interactive():
-                    ledger.set_request_status(request["id"], "awaiting_approval", "plan shown; not approved")
+                    erasure.not_now(ledger, request, "plan shown; not approved")
                     raise BadInput("not approved: run interactively to confirm, or pass --approve")
                 if not typer.confirm(f"Erase these {len(plan.plan.actions)} records now?", default=False):
-                    reason = typer.prompt("Why not (recorded in the ledger, no personal data)", default="not approved")
-                    erasure.reject(ledger, request, reason)
-                    out.print(f"Request {request['id']} rejected; nothing was changed.")
+                    erasure.not_now(ledger, request, "plan shown; not approved yet at the prompt")
+                    out.print(f"Nothing was changed. Request {request['id']} stays open (due "
+                              f"{request['deadline']}): run the same command again to erase, or refuse it with "
+                              '--reject "REASON".', highlight=False)
                     return
+            erasure.approve(ledger, request, "approved with --approve" if approve else "approved at the prompt")
             try:
                 summary = _with_progress(len(plan.plan.actions), f"Request {request['id']}",
                                          lambda advance: erasure.execute(ledger, plan, connectors, advance))

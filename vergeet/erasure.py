@@ -54,10 +54,10 @@ def scope_systems(scope: list[str], rules: Rules, connected: Mapping[str, Connec
 
 
 def register(ledger: Ledger, identifiers: Identifiers, rules: Rules, *, received: date, verified_by: str,
-             scope: list[str]) -> dict:
+             scope: list[str], label: str = "") -> dict:
     """The open erasure request with this scope for these identifiers, else a new one."""
     return register_request(ledger, identifiers, rules, received=received, verified_by=verified_by,
-                            kind="erasure", scope=",".join(scope) or ALL)
+                            kind="erasure", scope=",".join(scope) or ALL, label=label)
 
 
 @dataclass
@@ -119,9 +119,21 @@ def plan_erasure(connectors: Mapping[str, Connector], identifiers: Identifiers, 
     return ErasurePlan(request, found.searched, systems, plan, found.systems, found.hits)
 
 
-def reject(ledger: Ledger, request: dict, note: str) -> None:
-    """A human said no: nothing changes, the reason is recorded."""
-    ledger.set_request_status(request["id"], "rejected", note or "rejected without a reason")
+def reject(ledger: Ledger, request: dict, reason: str) -> None:
+    """The owner refuses the request, for `reason` (no personal data): nothing changes, the request closes."""
+    if not reason.strip():
+        raise BadInput("a refusal needs its reason (it goes on record, and to the person)")
+    ledger.set_request_status(request["id"], "rejected", reason)
+
+
+def approve(ledger: Ledger, request: dict, how: str) -> None:
+    """The owner approved the plan shown (`how`: at the prompt, with --approve, in Prefect)."""
+    ledger.set_request_status(request["id"], "approved", how)
+
+
+def not_now(ledger: Ledger, request: dict, note: str) -> None:
+    """The plan was shown and not approved yet: the request stays open with its deadline, awaiting approval."""
+    ledger.set_request_status(request["id"], "awaiting_approval", note)
 
 
 def execute(ledger: Ledger, erasure: ErasurePlan, connectors: Mapping[str, Connector],
@@ -132,7 +144,7 @@ def execute(ledger: Ledger, erasure: ErasurePlan, connectors: Mapping[str, Conne
         run_id = ledger.start_run("erasure", as_of=erasure.plan.as_of, apply=True,
                                   params={"request_id": erasure.request["id"], "actions": len(erasure.plan.actions)})
         ledger.store_plan(run_id, erasure.plan.planned_actions())
-        ledger.set_request_status(erasure.request["id"], "open", f"approved; executing in run {run_id}")
+        ledger.set_request_status(erasure.request["id"], "executing", f"run {run_id}")
         return pipeline.execute(ledger, run_id, connectors, progress)
 
 

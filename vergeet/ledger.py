@@ -55,8 +55,20 @@ DONE_OUTCOMES = ("done", "already_gone", "not_supported", "skipped")
 # Outcomes that report on a vendor call, so the intent must have been written first.
 CALL_OUTCOMES = ("done", "already_gone", "failed")
 REQUEST_KINDS = ("access", "erasure", "rectification", "objection")
-REQUEST_STATUSES = ("open", "awaiting_approval", "rejected", "completed", "failed")
+REQUEST_STATUSES = ("received", "awaiting_approval", "approved", "executing", "completed", "failed", "rejected")
 REQUEST_CLOSING_STATUSES = ("rejected", "completed")
+#: status -> the statuses a request may move to from it (staying is a note); a closed request moves no more
+REQUEST_MOVES = {
+    "received": frozenset({"received", "awaiting_approval", "approved", "completed", "rejected"}),
+    "awaiting_approval": frozenset({"awaiting_approval", "approved", "completed", "rejected"}),
+    # an approval is of the plan shown: a rerun that makes the plan anew asks again
+    "approved": frozenset({"approved", "awaiting_approval", "executing", "failed"}),
+    # a run killed while executing leaves the request here: the rerun plans anew and asks again
+    "executing": frozenset({"executing", "completed", "failed", "awaiting_approval", "approved"}),
+    "failed": frozenset({"failed", "awaiting_approval", "approved", "completed", "rejected"}),
+    "completed": frozenset(),
+    "rejected": frozenset(),
+}
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 _PEPPER_CHECK_MESSAGE = b"vergeet ledger pepper check"
@@ -216,6 +228,18 @@ requests_table = sa.Table(
     sa.Column("created_at", _UTCDateTime, nullable=False),
     sa.Column("updated_at", _UTCDateTime, nullable=False),
     sa.Column("closed_at", _UTCDateTime, nullable=True),
+    sa.Column("label", sa.Text, nullable=False, server_default=""),  # the owner's name for it, no personal data
+)
+
+#: every status a request went through, appended: `requests.status` is the last of them
+request_events_table = sa.Table(
+    "request_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.Integer, sa.ForeignKey("requests.id"), nullable=False, index=True),
+    sa.Column("at", _UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
 )
 
 request_identifiers_table = sa.Table(
@@ -298,7 +322,7 @@ leases_table = sa.Table(
 )
 
 #: tables added within schema version 1: a ledger written before one of them gets it when opened
-_ADDED_TABLES = (identity_index_table, sync_records_table, leases_table)
+_ADDED_TABLES = (identity_index_table, sync_records_table, leases_table, request_events_table)
 #: the sync_state key under which a system's whole cache was one JSON object, before `sync_records`
 _CACHE_BLOB_KEY = "records"
 
@@ -480,6 +504,8 @@ class Ledger:
                         table.create(conn)
                 if sync_records_table.name not in existing:
                     _move_cache_blobs(conn)
+                if request_events_table.name not in existing:
+                    _start_request_histories(conn)
         version = meta.get("schema_version")
         if version is None or not version.strip().isdigit():
             raise LedgerError(
@@ -867,13 +893,15 @@ class Ledger:
         verified_by: str = "",
         scope: str = "all",
         answer_within: timedelta = timedelta(weeks=4),
+        label: str = "",
     ) -> int:
         """Register a subject request and return its id; deadline = received + answer_within.
 
         `kind` is "access", "erasure", "rectification" or "objection". The
         default period of 4 weeks is the privacy statement's answer deadline.
         `verified_by` notes *that* and how identity was verified; never a copy
-        of the ID itself.
+        of the ID itself. `label` is the owner's name for the request (no
+        personal data). It starts "received", with that as its first event.
         """
         _check_choice("request kind", kind, REQUEST_KINDS)
         hashes = _check_hashes(identifier_hashes)
@@ -886,16 +914,19 @@ class Ledger:
                     kind=kind,
                     received=received,
                     deadline=received + answer_within,
-                    status="open",
+                    status="received",
                     status_note="",
                     verified_by=verified_by,
                     scope=scope,
                     created_at=now,
                     updated_at=now,
                     closed_at=None,
+                    label=label,
                 )
             )
             request_id = int(result.inserted_primary_key[0])
+            conn.execute(request_events_table.insert().values(request_id=request_id, at=now, status="received",
+                                                              note=""))
             conn.execute(
                 request_identifiers_table.insert(),
                 [{"request_id": request_id, "hash": h} for h in hashes],
@@ -925,21 +956,36 @@ class Ledger:
         return [_request_dict(r, hashes.get(r.id, [])) for r in rows]
 
     def set_request_status(self, request_id: int, status: str, note: str = "") -> None:
-        """Set a request's status and note; "rejected" and "completed" close it.
+        """Move a request to `status` with a note, appended to its history; "rejected" and "completed" close it.
 
-        Moving a closed request back to another status reopens it.
+        Only the moves in `REQUEST_MOVES` are allowed (a closed request moves no more): anything else is a
+        `LedgerError` naming both statuses, and changes nothing.
         """
         _check_choice("request status", status, REQUEST_STATUSES)
         now = _now()
-        closed_at = now if status in REQUEST_CLOSING_STATUSES else None
+        r = requests_table
         with self._engine.begin() as conn:
-            result = conn.execute(
-                requests_table.update()
-                .where(requests_table.c.id == request_id)
-                .values(status=status, status_note=note, updated_at=now, closed_at=closed_at)
-            )
-            if result.rowcount == 0:
+            current = conn.execute(sa.select(r.c.status).where(r.c.id == request_id)).scalar()
+            if current is None:
                 raise LedgerError(f"no request {request_id} in the ledger")
+            if status not in REQUEST_MOVES[current]:
+                raise LedgerError(f"request {request_id} is {current}; it cannot become {status}")
+            moved = conn.execute(r.update().where(r.c.id == request_id, r.c.status == current).values(
+                status=status, status_note=note, updated_at=now,
+                closed_at=now if status in REQUEST_CLOSING_STATUSES else None))
+            if moved.rowcount == 0:  # another process moved it in between
+                raise LedgerError(f"request {request_id} changed while it was being updated; try again")
+            conn.execute(request_events_table.insert().values(request_id=request_id, at=now, status=status,
+                                                              note=note))
+
+    def request_history(self, request_id: int) -> list[dict]:
+        """Every status the request went through, oldest first: at, status, note."""
+        e = request_events_table
+        self.get_request(request_id)  # LedgerError when there is none
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(e.c.at, e.c.status, e.c.note).where(e.c.request_id == request_id)
+                                .order_by(e.c.id)).all()
+        return [{"at": row.at, "status": row.status, "note": row.note} for row in rows]
 
     def open_request_hashes(self) -> set[str]:
         """Return the identifier hashes of every request not yet closed."""
@@ -1218,6 +1264,20 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _start_request_histories(conn: Connection) -> None:
+    """A ledger from before `request_events`: requests get their `label` column, the old "open" becomes
+    "received", and each request's history starts with its status as it stands (dated when last changed)."""
+    r = requests_table
+    if "label" not in {column["name"] for column in sa.inspect(conn).get_columns("requests")}:
+        conn.execute(sa.text("ALTER TABLE requests ADD COLUMN label TEXT NOT NULL DEFAULT ''"))
+    conn.execute(r.update().where(r.c.status == "open").values(status="received"))
+    rows = conn.execute(sa.select(r.c.id, r.c.updated_at, r.c.status, r.c.status_note)).all()
+    if rows:
+        conn.execute(request_events_table.insert(), [
+            {"request_id": row.id, "at": row.updated_at, "status": row.status, "note": row.status_note}
+            for row in rows])
+
+
 def _move_cache_blobs(conn: Connection) -> None:
     """A ledger from before `sync_records`: each system's cache, one JSON object in sync_state, becomes rows."""
     s = sync_state_table
@@ -1328,6 +1388,7 @@ def _request_dict(row: sa.Row, hashes: list[str]) -> dict:
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "closed_at": row.closed_at,
+        "label": row.label,
     }
 
 
