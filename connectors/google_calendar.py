@@ -5,10 +5,15 @@ Facts checked in google-api-python-client 2.202.0 (discovery.py, http.py, model.
 - `build(..., client_options={"api_endpoint": X}, static_discovery=True)` uses X as the whole base URL
   (root URL + service path), so X ends in `/calendar/v3/`; the static document means no network at build time.
 - `HttpRequest.execute(num_retries=N)` retries connection errors, 5xx, 429 and 403 with reason
-  rateLimitExceeded/userRateLimitExceeded, sleeping `rand() * 2**attempt` seconds; it ignores `Retry-After`.
-  Anything else >= 300 raises `HttpError`, whose text contains the request URI (and so a `q=` e-mail): it is
-  never chained into our errors, and the library's retry warnings are logged with query strings redacted.
-- A 2xx body that is not JSON comes back from `execute()` as a plain string, not an exception.
+  rateLimitExceeded/userRateLimitExceeded, sleeping `rand() * 2**attempt` seconds, with no bound in time; it
+  ignores `Retry-After`. So each request here runs with `num_retries=0` and is retried by tenacity on the same
+  failures (what `_execute` maps to `VendorUnavailable`), with the same full-jitter backoff, at most `retries`
+  times and never past `retry_budget` seconds. Anything >= 300 raises `HttpError`, whose text contains the
+  request URI (and so a `q=` e-mail): it is never chained into our errors.
+- A 2xx body that is not JSON comes back from `execute()` as a plain string, not an exception; a 204 as `{}`.
+  What proves a write (DISC): events.delete answers an empty body, events.patch the event as it now is. A
+  delete answered otherwise, or a patch whose answer does not show the placeholders, fails. A body cut off on
+  the wire is `http.client.IncompleteRead`, retried like a connection error.
 - The service-account flow signs a JWT (aud = Google's token endpoint, whatever `token_uri` says) and posts it to
   `token_uri` as `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`; a refused exchange raises `RefreshError`.
   With `subject` (domain-wide delegation) the JWT carries `sub` and the token acts as that user.
@@ -29,6 +34,8 @@ Facts checked in google-api-python-client 2.202.0 (discovery.py, http.py, model.
   calendar. A calendar that answers 404 is unreachable (not shared, wrong id): an error, never "nothing held".
   calendars.get would need a calendar-metadata scope this connector does not ask for (DISC scopes), so the
   role comes from the list it reads anyway: no extra call.
+- A patch starts with events.get: an event that already holds the placeholders is not patched again (a rerun
+  after a crash adds no second change, and mails no one).
 - 404 on patch/delete also means "calendar not accessible" (errors guide), so it is "already gone" only when
   events.get confirms the event is absent (404/410, or a cancelled tombstone) and the calendar still answers
   with a role that may write; a share revoked since the read fails the action. 410 is "deleted before".
@@ -76,7 +83,9 @@ events on a writerWithoutPrivateAccess share (refused as a role).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, timezone
@@ -92,11 +101,15 @@ from google_auth_httplib2 import AuthorizedHttp
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import build_http
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_random_exponential
 
 from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
 from connectors.matching import email_key
 from connectors.http import (RateLimiter, VendorAuthError, VendorBadResponse, VendorError, VendorNotFound,
-                             VendorRejected, VendorUnavailable, error_for_status, redact_query_strings)
+                             VendorRejected, VendorUnavailable, budget_stop, error_for_status, note_call, payload_id,
+                             redact_query_strings, vendor_payloads)
+
+log = logging.getLogger(__name__)
 
 SYSTEM = "google_calendar"
 RECORD_TYPE = "event"
@@ -106,6 +119,11 @@ SCOPES = ("https://www.googleapis.com/auth/calendar.events",)
 DEFAULT_RATE = (600, 60.0)
 #: the largest page events.list and events.instances serve
 PAGE_SIZE = 2500
+#: seconds one request may spend on retries (Google's quota window is a minute; its 429 names no wait)
+RETRY_BUDGET = 30.0
+BACKOFF_MAX = 32.0  # the library's own largest sleep at its default of 5 retries
+#: event ids (DISC Event.id: base32hex, 5-1024 characters; imported events' ids carry `_` and more); never "/"
+EVENT_ID = re.compile(r"[A-Za-z0-9_\-.@]{1,1024}")
 
 #: what `anonymise` writes into each field it may scrub; start and end are never touched
 PLACEHOLDERS: Mapping[str, Any] = MappingProxyType(
@@ -172,6 +190,7 @@ class _PacedHttp:
         return getattr(self._http, name)
 
 
+@vendor_payloads
 class GoogleCalendarConnector:
     """Events of one or more Google calendars.
 
@@ -179,7 +198,8 @@ class GoogleCalendarConnector:
     tests pass `http` (an `HttpMockSequence` or a plain `httplib2.Http`), which sends no credentials. The two
     exclude each other, as they do in the library. `calendar_ids` are the owners' calendar ids; "primary" with
     a service account is only accepted with `subject` (ValueError otherwise). `backoff_factor` scales the
-    library's own retry sleep (`rand() * 2**attempt` seconds at 1.0; 0 retries without sleeping). `clock` gives
+    retry sleep (`rand() * 2**attempt` seconds at 1.0, as the library's; 0 retries without sleeping), within
+    `retry_budget` seconds a request. `clock` gives
     "now" for deciding which appointments have happened. Not thread-safe: httplib2 connections are not.
     """
 
@@ -188,11 +208,12 @@ class GoogleCalendarConnector:
     def __init__(self, *, api_endpoint: str = DEFAULT_ENDPOINT, calendar_ids: Sequence[str] = ("primary",),
                  credentials_file: str | None = None, subject: str | None = None, own_emails: Sequence[str] = (),
                  http: Any = None, rate: tuple[int, float] | None = DEFAULT_RATE, retries: int = 5,
-                 backoff_factor: float = 1.0, clock: Callable[[], datetime] = _utcnow):
+                 backoff_factor: float = 1.0, clock: Callable[[], datetime] = _utcnow,
+                 retry_budget: float = RETRY_BUDGET):
         if (credentials_file is None) == (http is None):
             raise ValueError("give exactly one of credentials_file (service account) or http (tests)")
         self.calendar_ids = tuple(calendar_ids)
-        self.retries, self.backoff_factor, self._clock = retries, backoff_factor, clock
+        self.retries, self.backoff_factor, self.retry_budget, self._clock = retries, backoff_factor, retry_budget, clock
         self._own = {email_key(e) for e in (*own_emails, *self.calendar_ids) if "@" in e}
         #: nextSyncToken of the last full read, per calendar id, for a later incremental sync
         self.sync_tokens: dict[str, str] = {}
@@ -325,10 +346,8 @@ class GoogleCalendarConnector:
         """
         calendar_id, event_id = _split(ref)
         foreign = False
-        patch = self._events.patch(calendarId=calendar_id, eventId=event_id, body=_body(PLACEHOLDERS),
-                                   sendUpdates="none", supportsAttachments=True)
         try:
-            gone = self._write(ref, patch)
+            gone = self._scrub(ref, PLACEHOLDERS)
         except VendorRejected as exc:
             if exc.status != 403:
                 raise
@@ -354,12 +373,8 @@ class GoogleCalendarConnector:
         unknown = sorted(set(fields) - RECORD_FIELDS[RECORD_TYPE])
         if unknown:
             raise ValueError(f"{SYSTEM} events cannot anonymise {unknown}; allowed: {sorted(PLACEHOLDERS)}")
-        calendar_id, event_id = _split(ref)
-        extra = {"supportsAttachments": True} if "attachments" in fields else {}
-        request = self._events.patch(calendarId=calendar_id, eventId=event_id, sendUpdates="none",
-                                     body=_body({k: v for k, v in PLACEHOLDERS.items() if k in fields}), **extra)
         try:
-            gone = self._write(ref, request)
+            gone = self._scrub(ref, {k: v for k, v in PLACEHOLDERS.items() if k in fields})
         except VendorRejected as exc:
             if exc.status != 403:
                 raise
@@ -367,17 +382,36 @@ class GoogleCalendarConnector:
                                                        "who alone can change it: delete it from this calendar")
         return gone or ActionResult(Outcome.DONE)
 
-    def _write(self, ref: RecordRef, request: Any, *, body: bool = True) -> ActionResult | None:
-        """Run a patch or delete of `ref`: None when it went through, the outcome when the event is gone (410, or
-        a 404 that events.get confirms); any other error is raised."""
+    def _scrub(self, ref: RecordRef, placeholders: Mapping[str, Any]) -> ActionResult | None:
+        """Patch `placeholders` into the event unless events.get shows them there already; None when the event
+        holds them (the patch's answer must show it), the outcome when the event is gone."""
+        calendar_id, event_id = _split(ref)
+        held = self._get(calendar_id, event_id)
+        if held is not None and held.get("status") != "cancelled" and _holds(held, placeholders):
+            return None
+        extra = {"supportsAttachments": True} if "attachments" in placeholders else {}
+        request = self._events.patch(calendarId=calendar_id, eventId=event_id, sendUpdates="none",
+                                     body=_body(placeholders), **extra)
+        return self._write(ref, request, proof=lambda answer: answer.get("id") == event_id
+                           and _holds(answer, placeholders))
+
+    def _write(self, ref: RecordRef, request: Any, *, body: bool = True,
+               proof: Callable[[Any], bool] = lambda answer: not answer) -> ActionResult | None:
+        """Run a patch or delete of `ref`: None when it went through (`proof` holds for the answer; a delete's is
+        empty), the outcome when the event is gone (410, or a 404 that events.get confirms); any other error is
+        raised, and an answer that proves nothing is a VendorBadResponse."""
         try:
-            self._execute(request, body=body)
+            answer = self._execute(request, body=body)
         except VendorError as exc:
             if exc.status == 410:
                 return _gone(ref, 410)
             if exc.status == 404:
                 return self._confirm_gone(ref, exc)
             raise
+        if not proof(answer):
+            method, path = _where(request)
+            raise VendorBadResponse(SYSTEM, method, path, 200, "the answer does not confirm the change; nothing is "
+                                                               "recorded as done")
         return None
 
     # -- calls ----------------------------------------------------------------------------------------
@@ -403,8 +437,10 @@ class GoogleCalendarConnector:
                 self._check_role(calendar_id, method, path, page.get("accessRole"), need)
                 first = False
             items = page.get("items", [])
-            if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i for i in items):
+            if not isinstance(items, list):
                 raise VendorBadResponse(SYSTEM, method, path, 200, "response does not have the expected shape")
+            for item in items:
+                payload_id(item, EVENT_ID)
             yield from items
             token = page.get("nextPageToken")
             if token in tokens:
@@ -480,11 +516,19 @@ class GoogleCalendarConnector:
         return _gone(ref, 404)
 
     def _execute(self, request: Any, *, body: bool = True) -> Any:
-        """Run one API request with the library's retries; typed errors that carry no URL query or body."""
+        """Run one API request, retried on `VendorUnavailable` within `retries` and `retry_budget`; typed errors
+        that carry no URL query or body."""
+        retrying = Retrying(stop=budget_stop(self.retries, self.retry_budget),
+                            wait=wait_random_exponential(multiplier=self.backoff_factor, max=BACKOFF_MAX),
+                            retry=retry_if_exception_type(VendorUnavailable), reraise=True,
+                            before_sleep=before_sleep_log(log, logging.WARNING))
+        return retrying(self._execute_once, request, body=body)
+
+    def _execute_once(self, request: Any, *, body: bool) -> Any:
         method, path = _where(request)
-        request._rand = self._scaled_rand(request._rand)  # the library's documented test stub for its backoff
+        note_call(method, path)
         try:
-            result = request.execute(num_retries=self.retries)
+            result = request.execute(num_retries=0)
         except HttpError as exc:
             raise self._error_for(method, path, exc) from None
         except auth_exceptions.RefreshError as exc:
@@ -495,6 +539,8 @@ class GoogleCalendarConnector:
                                   "service-account token refused; check credentials_file and the scope") from None
         except (auth_exceptions.TransportError, httplib2.HttpLib2Error, OSError):
             raise VendorUnavailable(SYSTEM, method, path, None, "cannot reach the Calendar API") from None
+        except http.client.HTTPException:  # IncompleteRead: the body was cut off on the wire
+            raise VendorUnavailable(SYSTEM, method, path, None, "the response was cut off") from None
         if body and not isinstance(result, dict):
             raise VendorBadResponse(SYSTEM, method, path, 200, "response is not a JSON object")
         return result
@@ -510,9 +556,6 @@ class GoogleCalendarConnector:
                 f"{self._account} may not change events on this calendar: "
                 + SHARE_HOW.format(account=self._account)))
         return error_for_status(SYSTEM, method, path, status)
-
-    def _scaled_rand(self, rand: Callable[[], float]) -> Callable[[], float]:
-        return lambda: self.backoff_factor * rand()
 
     # -- records --------------------------------------------------------------------------------------
     def _persons(self, event: Mapping[str, Any]) -> list[tuple[str, str | None]]:
@@ -552,7 +595,7 @@ class GoogleCalendarConnector:
             else:
                 timing = found
         fields = dict(event) if match is None else {**event, MATCH_KEY: match}
-        return Record(SYSTEM, RECORD_TYPE, f"{calendar_id}/{event['id']}", emails=tuple(e for e, _ in persons),
+        return Record(SYSTEM, RECORD_TYPE, f"{calendar_id}/{payload_id(event, EVENT_ID)}", emails=tuple(e for e, _ in persons),
                       first_name=first, last_name=last, fields=fields, created_at=created,
                       updated_at=_parse_time(event.get("updated")),
                       last_activity_at=None if left_alone else timing.last_ended or created,
@@ -603,6 +646,11 @@ class GoogleCalendarConnector:
 # -- helpers ----------------------------------------------------------------------------------------------
 def _body(values: Mapping[str, Any]) -> dict[str, Any]:
     return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
+
+
+def _holds(event: Mapping[str, Any], placeholders: Mapping[str, Any]) -> bool:
+    """Whether the event shows every placeholder (a field Google leaves out when empty counts as empty)."""
+    return all((event.get(name) or type(value)()) == value for name, value in _body(placeholders).items())
 
 
 def _gone(ref: RecordRef, status: int) -> ActionResult:

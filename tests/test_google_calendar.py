@@ -247,13 +247,22 @@ def test_a_body_that_is_not_json_is_a_bad_response():
 
 
 # -- actions ------------------------------------------------------------------------------------------------
+def _held(**fields) -> tuple[dict, str]:
+    """events.get (or a patch's answer) of the event `_ref` names."""
+    return _ok(json.dumps({**_event("evt0001abc", NOW - timedelta(days=400)), **fields}))
+
+
+SCRUBBED = {"summary": "Afspraak", "description": "", "location": "", "attendees": [], "attachments": []}
+
+
 def test_delete_scrubs_then_deletes_without_mailing_the_guests():
-    connector, http = _mocked(_ok("echo_request_body"), ({"status": "204"}, ""))
+    connector, http = _mocked(_held(), _held(**SCRUBBED), ({"status": "204"}, ""))
 
     result = connector.delete(_ref())
 
     assert result.outcome is Outcome.DONE
-    [(patch_uri, patch, body, _), (uri, delete, _, _)] = http.request_sequence
+    [(_, read, _, _), (patch_uri, patch, body, _), (uri, delete, _, _)] = http.request_sequence
+    assert read == "GET"
     assert (patch, delete) == ("PATCH", "DELETE")
     assert urlsplit(uri).path == urlsplit(patch_uri).path == EVENTS_PATH + "/evt0001abc"
     assert _query(uri)["sendUpdates"] == _query(patch_uri)["sendUpdates"] == ["none"]
@@ -263,12 +272,12 @@ def test_delete_scrubs_then_deletes_without_mailing_the_guests():
 
 
 def test_anonymise_patches_guests_and_text_away_but_keeps_the_time_slot():
-    connector, http = _mocked(_ok("echo_request_body"))
+    connector, http = _mocked(_held(), _held(**SCRUBBED))
 
     result = connector.anonymise(_ref(), sorted(RECORD_FIELDS["event"]))
 
     assert result.outcome is Outcome.DONE
-    [(uri, method, body, _)] = http.request_sequence
+    [_, (uri, method, body, _)] = http.request_sequence
     assert method == "PATCH" and _query(uri)["sendUpdates"] == ["none"]
     assert _query(uri)["supportsAttachments"] == ["true"]  # DISC: attachments change only with it
     assert json.loads(body) == {"attendees": [], "attachments": [], "summary": "Afspraak", "description": "",
@@ -276,12 +285,37 @@ def test_anonymise_patches_guests_and_text_away_but_keeps_the_time_slot():
 
 
 def test_anonymise_sends_only_the_named_fields():
-    connector, http = _mocked(_ok("echo_request_body"))
+    connector, http = _mocked(_held(), _held(attendees=[]))
 
     connector.anonymise(_ref(), ["attendees"])
 
-    assert json.loads(http.request_sequence[0][2]) == {"attendees": []}
-    assert "supportsAttachments" not in _query(http.request_sequence[0][0])
+    assert json.loads(http.request_sequence[1][2]) == {"attendees": []}
+    assert "supportsAttachments" not in _query(http.request_sequence[1][0])
+
+
+@pytest.mark.parametrize("action", ["delete", "anonymise"])
+def test_an_event_that_holds_the_placeholders_is_not_patched_again(action):
+    connector, http = _mocked(_held(**SCRUBBED), ({"status": "204"}, ""))
+
+    result = connector.delete(_ref()) if action == "delete" else connector.anonymise(_ref(), ["summary", "location"])
+
+    assert result.outcome is Outcome.DONE
+    assert [m for _, m, _, _ in http.request_sequence] == ["GET"] + (["DELETE"] if action == "delete" else [])
+
+
+@pytest.mark.parametrize("answer", [_ok("<html>Just a moment</html>"), _held()], ids=["html", "unchanged"])
+def test_a_patch_whose_answer_does_not_show_the_placeholders_fails(answer):
+    connector, _ = _mocked(_held(), answer)
+
+    with pytest.raises(VendorBadResponse, match="PATCH"):
+        connector.anonymise(_ref(), ["summary"])
+
+
+def test_a_delete_answered_with_a_page_instead_of_no_content_fails():
+    connector, _ = _mocked(_held(**SCRUBBED), _ok("<html>Just a moment</html>"))
+
+    with pytest.raises(VendorBadResponse, match="DELETE"):
+        connector.delete(_ref())
 
 
 def test_anonymise_refuses_an_unknown_field_before_any_call():
@@ -294,36 +328,35 @@ def test_anonymise_refuses_an_unknown_field_before_any_call():
 
 @pytest.mark.parametrize("action", ["delete", "anonymise"])
 def test_an_event_deleted_before_is_already_gone(action):
-    connector, http = _mocked(_google_error(410, "deleted"))
+    connector, http = _mocked(_google_error(410, "deleted"), _google_error(410, "deleted"))
 
     result = connector.delete(_ref()) if action == "delete" else connector.anonymise(_ref(), ["summary"])
 
     assert result.outcome is Outcome.ALREADY_GONE and "410" in result.detail
-    assert len(http.request_sequence) == 1
+    assert [m for _, m, _, _ in http.request_sequence] == ["GET", "PATCH"]
 
 
 @pytest.mark.parametrize("confirmation", [_google_error(410, "deleted"),
                                           _ok(json.dumps({"kind": "calendar#event", "id": "evt0001abc",
                                                           "status": "cancelled"}))])
 def test_a_404_is_already_gone_when_google_shows_the_event_deleted(confirmation):
-    connector, http = _mocked(_google_error(404, "notFound"), confirmation)
+    connector, http = _mocked(_google_error(404, "notFound"), _google_error(404, "notFound"), confirmation)
 
     assert connector.anonymise(_ref(), ["summary"]).outcome is Outcome.ALREADY_GONE
-    assert [m for _, m, _, _ in http.request_sequence] == ["PATCH", "GET"]
+    assert [m for _, m, _, _ in http.request_sequence] == ["GET", "PATCH", "GET"]
 
 
 @pytest.mark.parametrize("role, outcome", [("writer", Outcome.ALREADY_GONE), ("reader", None)])
 def test_a_404_twice_asks_whether_the_calendar_still_answers_with_write_access(role, outcome):
-    connector, http = _mocked(_google_error(404, "notFound"), _google_error(404, "notFound"),
-                              _ok(_page([], role=role)))
+    connector, http = _mocked(*[_google_error(404, "notFound")] * 3, _ok(_page([], role=role)))
 
     if outcome is None:
         with pytest.raises(VendorAuthError, match="Make changes to events"):
             connector.delete(_ref())
     else:
         assert connector.delete(_ref()).outcome is outcome
-    assert [m for _, m, _, _ in http.request_sequence] == ["PATCH", "GET", "GET"]
-    assert _query(http.request_sequence[2][0])["maxResults"] == ["1"]
+    assert [m for _, m, _, _ in http.request_sequence] == ["GET", "PATCH", "GET", "GET"]
+    assert _query(http.request_sequence[3][0])["maxResults"] == ["1"]
 
 
 def test_a_write_a_read_only_share_refuses_is_a_failure_naming_the_share():
@@ -362,7 +395,7 @@ def test_a_server_error_that_outlasts_the_retries_is_unavailable_without_persona
     assert error.status == 500 and error.path == EVENTS_PATH
     assert "jan" not in str(error).lower() and "%40" not in str(error)
     assert error.__cause__ is None and error.__suppress_context__
-    assert "Sleeping" in caplog.text  # the library did log its retries ...
+    assert "Retrying" in caplog.text  # the retries are logged ...
     assert "jan.jansen" not in caplog.text and "%40example" not in caplog.text  # ... without the query
 
 

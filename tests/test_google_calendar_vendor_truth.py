@@ -176,14 +176,15 @@ def test_an_event_that_is_not_there_on_a_calendar_that_answers_is_already_gone(f
 
 def test_a_404_on_an_event_that_is_still_there_is_a_failure():
     event = {"kind": "calendar#event", "id": "evt1", "status": "confirmed"}
-    http = HttpMockSequence([({"status": "404"}, json.dumps({"error": {"code": 404, "errors": [{"reason": "notFound"}]}})),
+    http = HttpMockSequence([({"status": "200"}, json.dumps(event)),  # the read before the patch
+                             ({"status": "404"}, json.dumps({"error": {"code": 404, "errors": [{"reason": "notFound"}]}})),
                              ({"status": "200"}, json.dumps(event))])
     writer = GoogleCalendarConnector(http=http, calendar_ids=(OWNER,), rate=None, retries=0, clock=lambda: NOW)
 
     with pytest.raises(VendorError):
         writer.anonymise(RecordRef(SYSTEM, "event", f"{OWNER}/evt1"), ["summary"])
 
-    assert [method for _, method, _, _ in http.request_sequence] == ["PATCH", "GET"]
+    assert [method for _, method, _, _ in http.request_sequence] == ["GET", "PATCH", "GET"]
 
 
 # -- 4. a deleted event keeps its details in the organiser's trash: scrub first ------------------------------------
