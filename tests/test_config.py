@@ -170,3 +170,102 @@ def test_primary_with_a_delegated_subject_and_an_owners_calendar_id_are_accepted
     for line in ('calendar_id = "primary"\nsubject = "info@example.nl"\n', 'calendar_id = "info@example.nl"\n'):
         built = build_connectors(load_config(str(_calendar_config(tmp_path, line))))
         assert list(built) == ["google_calendar"]
+
+
+# -- ranges and schemes: what loads also runs ------------------------------------------------------------------------
+LONG_PEPPER = "Zq8v-3kPz_LmW2aR9xYt0bNc4dEf6gHj7iKs"
+
+
+@pytest.mark.parametrize("section, line, message", [
+    ("moneybird", 'base_url = "nonsense://"', "is not an https:// URL"),
+    ("moneybird", 'base_url = "env:MONEYBIRD_URL"', "is not an https:// URL"),
+    ("mollie", 'base_url = "sqlite://"', "is not an https:// URL"),
+    ("mollie", 'base_url = "https://"', "is not an https:// URL"),
+    ("mollie", 'base_url = "https://api.mollie.com:x/v2"', "is not an https:// URL"),
+    ("moneybird", 'base_url = "http://moneybird.com/api/v2"', "plain http"),
+    ("mailblue", 'base_url = "ftp://acme.api-us1.com/api/3"', "is not an https:// URL"),
+    ("google_calendar", 'api_endpoint = "prefect-secret:x"', "is not an https:// URL"),
+    ("moneybird", "rate = { calls = 1, period_seconds = 1e12 }", "less than or equal to 3600"),
+    ("moneybird", "rate = { calls = 1, period_seconds = 1e-9 }", "greater than or equal to 0.001"),
+    ("moneybird", "rate = { calls = 1000, period_seconds = 1 }", "faster than the vendor allows (150 calls per 300"),
+    ("moneybird", "rate = { calls = 300, period_seconds = 600 }", "faster than the vendor allows"),  # a 300 burst
+    ("mailblue", "rate = { calls = 6, period_seconds = 1 }", "faster than the vendor allows (5 calls per 1"),
+    ("mollie", "rate = { calls = 10, period_seconds = 1 }", "faster than the vendor allows"),
+    ("google_calendar", "rate = { calls = 11, period_seconds = 1 }", "faster than the vendor allows (600 calls"),
+])
+def test_unusable_urls_and_rates_are_refused_naming_the_key(section, line, message):
+    required = {"moneybird": 'administration_id = "1"\ntoken = "t"\n',
+                "mailblue": 'token = "t"\n' + ('' if "base_url" in line else 'base_url = "https://a.api-us1.com"\n'),
+                "mollie": 'api_key = "test_x"\n', "google_calendar": 'credentials_file = "k.json"\n'}[section]
+    with pytest.raises(BadInput) as caught:
+        parse_config(f"[connectors.{section}]\n{required}{line}\n", "v.toml")
+    assert f"v.toml: connectors.{section}" in str(caught.value) and message in str(caught.value)
+
+
+@pytest.mark.parametrize("line", [
+    "rate = { calls = 150, period_seconds = 300 }", "rate = { calls = 1, period_seconds = 2 }",
+    "rate = { calls = 50, period_seconds = 3600 }", 'base_url = "http://127.0.0.1:8123/api/v2"',
+])
+def test_the_vendors_limit_slower_pacing_and_local_fakes_pass(line):
+    config = parse_config(f'[connectors.moneybird]\nadministration_id = "1"\ntoken = "t"\n{line}\n', "v.toml")
+    assert config.connectors.moneybird is not None
+    fast_local = parse_config('[connectors.moneybird]\nadministration_id = "1"\ntoken = "t"\n'
+                              'base_url = "http://localhost:9/api/v2"\nrate = { calls = 1000, period_seconds = 1 }\n',
+                              "v.toml")
+    assert fast_local.connectors.moneybird.rate.calls == 1000  # no vendor's limit on this machine
+
+
+def test_administration_id_must_be_the_number(tmp_path):
+    with pytest.raises(BadInput, match=r"connectors\.moneybird\.administration_id: is not a number"):
+        parse_config('[connectors.moneybird]\nadministration_id = "../123"\ntoken = "t"\n', "v.toml")
+
+
+def _mollie_config(tmp_path, monkeypatch, key: str, pepper: str = LONG_PEPPER, url: str = "") -> Path:
+    monkeypatch.setenv("FUZZ_MOLLIE_KEY", key)
+    monkeypatch.setenv("FUZZ_PEPPER", pepper)
+    path = tmp_path / "vergeet.toml"
+    path.write_text(f'[store]\nurl = "{url or f"sqlite:///{tmp_path}/ledger.db"}"\npepper = "env:FUZZ_PEPPER"\n'
+                    '[connectors.mollie]\nbase_url = "http://127.0.0.1:9/v2"\napi_key = "env:FUZZ_MOLLIE_KEY"\n')
+    return path
+
+
+@pytest.mark.parametrize("key, message", [("cst_not_a_key", "starts with 'live_' or 'test_'"),
+                                          ("test_abc\ndef", "line breaks"), ("test_ab cd", "spaces"),
+                                          ("test_é", "non-ASCII")])
+def test_a_malformed_mollie_key_is_exit_2_naming_the_key_never_the_value(tmp_path, monkeypatch, key, message):
+    result = CliRunner().invoke(app, ["--config", str(_mollie_config(tmp_path, monkeypatch, key)), "purge"])
+    assert result.exit_code == 2 and result.exception is not None and isinstance(result.exception, SystemExit)
+    assert "connectors.mollie.api_key" in result.output and message in result.output
+    assert key not in result.output
+
+
+@pytest.mark.parametrize("pepper, message", [
+    ("short", "5 characters long; at least 32"), ("a" * 64, "too few different characters"),
+    ("ab" * 20, "too few different characters"), ("1234567890" * 4 + "1", None),
+    ("0123456789" * 3 + "01", "too few different characters"),  # 32 digits: 106 bits
+    (LONG_PEPPER, None),
+])
+def test_the_pepper_must_be_long_and_varied(pepper, message):
+    from vergeet.config import new_pepper, pepper_problem
+
+    problem = pepper_problem(pepper)
+    assert (problem is None) if message is None else (message in problem and "vergeet init" in problem)
+    assert pepper_problem(new_pepper()) is None and new_pepper() != new_pepper()
+
+
+def test_a_short_pepper_stops_every_command_before_the_ledger_exists(tmp_path, monkeypatch):
+    path = _mollie_config(tmp_path, monkeypatch, "test_" + "x" * 30, pepper="hunter2")
+    result = CliRunner().invoke(app, ["--config", str(path), "requests", "list"])
+    assert result.exit_code == 2 and "store.pepper: the pepper is 7 characters long" in result.output
+    assert "hunter2" not in result.output and not (tmp_path / "ledger.db").exists()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite://"])
+def test_an_in_memory_ledger_is_refused_for_apply_only(tmp_path, monkeypatch, url):
+    from vergeet.config import load_config as load
+
+    path = _mollie_config(tmp_path, monkeypatch, "test_" + "x" * 30, url=url)
+    assert load(str(path)).store.in_memory()
+    result = CliRunner().invoke(app, ["--config", str(path), "purge", "--apply"])
+    assert result.exit_code == 2 and "store.url" in result.output and "in-memory ledger" in result.output
+    assert not load(str(_mollie_config(tmp_path, monkeypatch, "test_x", url="sqlite:///x.db"))).store.in_memory()
