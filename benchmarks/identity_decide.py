@@ -453,7 +453,7 @@ class Stages:
 IDENTITY_STAGES = ["_utc", "_keys", "_normalised", "_per_distinct", "normalise_emails", "normalise_phones",
                    "_parse_phone", "_duplicated", "_keys_and_targets", "connected_components", "_full_names",
                    "normalise_name", "_people"]
-DECIDE_STAGES = ["_hash_identifiers", "_people_with", "_reappeared", "_exception_masks", "_utc_ns", "_day",
+DECIDE_STAGES = ["_hash_identifiers", "hash_identifiers", "_people_with", "_reappeared", "_exception_masks", "_utc_ns", "_day",
                  "_actions", "_dates", "_kept", "_exception_names", "_best_reason", "_settle_shared",
                  "_left_alone", "_skip_settled", "_awaiting", "_ordered", "_sort_order"]
 

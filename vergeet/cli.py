@@ -25,7 +25,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 rules_app = typer.Typer(no_args_is_help=True, help="Check and show the retention rules.")
 requests_app = typer.Typer(no_args_is_help=True, help="Data subject requests and their deadlines.")
 app.add_typer(rules_app, name="rules")
+hold_app = typer.Typer(no_args_is_help=True, help="Legal holds: keep a person's records, or one record, while a "
+                                                    "dispute runs.")
 app.add_typer(requests_app, name="requests")
+app.add_typer(hold_app, name="hold")
 
 out = Console()
 err = Console(stderr=True)
@@ -88,6 +91,11 @@ def purge(ctx: typer.Context,
     from vergeet.connect import require_lasting_ledger
 
     day = parse_day(as_of, "--as-of") if as_of else date.today()
+    if apply and day > date.today():
+        raise BadInput(f"--as-of: {day} is after today; applying as on a future day would delete what is not due "
+                       "yet (a dry run may look ahead)")
+    if day != date.today():
+        out.print(f"Deciding as on {day}, not today ({date.today()}).", highlight=False)
     if accept_rules and not apply:
         raise BadInput("--accept-rules: goes with --apply (a dry run shows how the rules changed and accepts nothing)")
     config = ctx.obj.config()
@@ -139,6 +147,7 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
         if show != 0 and len(plan.actions):
             out.print(plan_details(plan, view, limit=show))
         _print_notices(plan)
+        _print_holds(plan, view, ledger, day)
         if not apply:
             out.print(f"Dry run: nothing was changed. {len(plan.actions)} actions would be carried out; "
                       "run again with --apply to do so.", highlight=False)
@@ -197,6 +206,17 @@ def _print_stopped(summary) -> None:
     """One line per system that stopped after a run of failures (`pipeline.execute`)."""
     for message in summary.stopped.values():
         err.print(f"[bold yellow]Stopped:[/] {message}.", highlight=False, soft_wrap=True)
+
+
+def _print_holds(plan, view, ledger, day: date) -> None:
+    """Which legal hold kept how many records (`vergeet hold list` says what each is about)."""
+    from vergeet import holds
+
+    active = ledger.active_holds(day)
+    reasons = {hold["id"]: hold["reason"] for hold in active}
+    for hold_id, count in holds.kept_by(plan, view, active, ledger.hash_identifier).items():
+        out.print(f"Legal hold {hold_id} ({reasons[hold_id]}) keeps {count} record{'s' * (count != 1)}.",
+                  highlight=False, soft_wrap=True)
 
 
 def _print_notices(plan) -> None:
@@ -572,6 +592,79 @@ def requests_close(ctx: typer.Context,
         except LedgerError as exc:
             raise BadInput(str(exc)) from None
     out.print(f"Request {request_id} is {status}.")
+
+
+# -- hold: legal holds ---------------------------------------------------------------------
+
+
+@hold_app.command("add")
+@guarded
+def hold_add(ctx: typer.Context,
+             identifiers: Annotated[Optional[list[str]], typer.Argument(
+                 metavar="[IDENTIFIER...]", help="The person's e-mail addresses and phone numbers (stored hashed).")]
+             = None,
+             record: Annotated[Optional[str], typer.Option(
+                 "--record", metavar="SYSTEM/TYPE/ID", help="Hold one record instead of a person.")] = None,
+             reason: Annotated[str, typer.Option(help="Why (no personal data), e.g. \"dispute about invoice "
+                                                      "2024-017\".")] = "",
+             until: Annotated[Optional[str], typer.Option(metavar="YYYY-MM-DD", help="Last day of the hold "
+                                                                                   "(default: until released).")]
+             = None):
+    """Place a legal hold: the person's records (or the record) are kept by every purge and erasure."""
+    import connectors
+    from vergeet import access, holds
+    from vergeet.connect import open_ledger
+
+    if bool(identifiers) == bool(record):
+        raise BadInput("give the person's identifiers or --record SYSTEM/TYPE/ID, one of the two")
+    target = holds.parse_record(record, connectors.SYSTEMS) if record else None
+    person = access.classify(identifiers) if identifiers else None
+    end = parse_day(until, "--until") if until else None
+    with open_ledger(ctx.obj.config()) as ledger:
+        placed = holds.place(ledger, reason=reason, until=end, today=date.today(), person=person, record=target)
+    what = f"record {record}" if record else f"{len(placed)} identifiers (stored hashed)"
+    out.print(f"Legal hold {', '.join(map(str, placed))} on {what}, {'until ' + str(end) if end else 'until released'}"
+              f": {reason}", highlight=False, soft_wrap=True)
+
+
+@hold_app.command("list")
+@guarded
+def hold_list(ctx: typer.Context,
+              all_: Annotated[bool, typer.Option("--all", help="Also released and expired holds.")] = False):
+    """The legal holds in force (or all of them), with what they hold and why."""
+    from vergeet.connect import open_ledger
+
+    today = date.today()
+    with open_ledger(ctx.obj.config()) as ledger:
+        placed = ledger.holds()
+    shown = [h for h in placed if all_ or (h["released_at"] is None and (h["until"] is None or h["until"] >= today))]
+    if not shown:
+        out.print("No legal holds in force." if not all_ else "No legal holds.")
+        return
+    for hold in shown:
+        target = "record " + "/".join(hold["record"]) if hold["record"] else "a person (identifier, hashed)"
+        if hold["released_at"]:
+            state = f"released {hold['released_at']:%Y-%m-%d}: {hold['released_because'] or 'no reason noted'}"
+        elif hold["until"] is not None and hold["until"] < today:
+            state = f"ended {hold['until']}"
+        else:
+            state = f"until {hold['until']}" if hold["until"] else "until released"
+        out.print(f"[bold]{hold['id']}[/]  {target}, placed {hold['created_at']:%Y-%m-%d}, {state}", highlight=False)
+        out.print(f"    {hold['reason']}", highlight=False)
+
+
+@hold_app.command("release")
+@guarded
+def hold_release(ctx: typer.Context,
+                 hold_id: Annotated[int, typer.Argument(metavar="ID", help="The hold's id (hold list).")],
+                 reason: Annotated[str, typer.Option(help="Why it ends (no personal data).")] = ""):
+    """End a legal hold; the next purge decides on what it kept as the rules say."""
+    from vergeet import holds
+    from vergeet.connect import open_ledger
+
+    with open_ledger(ctx.obj.config()) as ledger:
+        holds.release(ledger, hold_id, reason)
+    out.print(f"Legal hold {hold_id} released: {reason}", highlight=False)
 
 
 # -- erase: erasure requests ---------------------------------------------------------------

@@ -137,7 +137,7 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
     people = view.people
     hashed = None
     if context.hasher and (context.held_hashes or context.open_request_hashes or context.suppressed_since):
-        hashed = _hash_identifiers(view.identifiers, context.hasher)
+        hashed = hash_identifiers(view.identifiers, context.hasher)
 
     person = m["person"]
     identified = person.map(people["identifiable"]).to_numpy(dtype=bool)
@@ -222,7 +222,7 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
                 int((~identified).sum()), awaiting, done_before)
 
 
-def _hash_identifiers(identifiers: pd.DataFrame, hasher: Callable[[str, str], str]) -> pd.Series:
+def hash_identifiers(identifiers: pd.DataFrame, hasher: Callable[[str, str], str]) -> pd.Series:
     """The keyed hash of every distinct identifier: one call each, the only per-row Python in `decide`."""
     return pd.Series(list(map(hasher, identifiers["kind"].tolist(), identifiers["value"].tolist())),
                      index=identifiers.index)

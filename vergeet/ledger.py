@@ -270,6 +270,7 @@ holds_table = sa.Table(
     sa.Column("until", sa.Date, nullable=True),
     sa.Column("created_at", _UTCDateTime, nullable=False),
     sa.Column("released_at", _UTCDateTime, nullable=True),
+    sa.Column("released_because", sa.Text, nullable=True),
 )
 
 sync_state_table = sa.Table(
@@ -321,6 +322,9 @@ leases_table = sa.Table(
     sa.Column("expires_at", _UTCDateTime, nullable=False),
 )
 
+#: columns added within schema version 1, as (table, column, SQL type and default): a ledger written before one
+#: of them gets it when opened
+_ADDED_COLUMNS = (("requests", "label", "TEXT NOT NULL DEFAULT ''"), ("holds", "released_because", "TEXT"))
 #: tables added within schema version 1: a ledger written before one of them gets it when opened
 _ADDED_TABLES = (identity_index_table, sync_records_table, leases_table, request_events_table)
 #: the sync_state key under which a system's whole cache was one JSON object, before `sync_records`
@@ -499,6 +503,9 @@ class Ledger:
                 return
             meta = dict(conn.execute(sa.select(meta_table.c.key, meta_table.c.value)).all())
             if meta.get("schema_version") == str(SCHEMA_VERSION):
+                for table, column, definition in _ADDED_COLUMNS:
+                    if column not in {c["name"] for c in sa.inspect(conn).get_columns(table)}:
+                        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {definition}"))
                 for table in _ADDED_TABLES:
                     if table.name not in existing:
                         table.create(conn)
@@ -1079,8 +1086,8 @@ class Ledger:
             result = conn.execute(holds_table.insert().values(**values))
             return int(result.inserted_primary_key[0])
 
-    def release_hold(self, hold_id: int) -> None:
-        """Release a legal hold; releasing it again changes nothing."""
+    def release_hold(self, hold_id: int, reason: str = "") -> None:
+        """Release a legal hold, for `reason` (no personal data); releasing it again changes nothing."""
         h = holds_table
         with self._engine.begin() as conn:
             exists = conn.execute(sa.select(h.c.id).where(h.c.id == hold_id)).first()
@@ -1089,8 +1096,14 @@ class Ledger:
             conn.execute(
                 h.update()
                 .where(h.c.id == hold_id, h.c.released_at.is_(None))
-                .values(released_at=_now())
+                .values(released_at=_now(), released_because=reason)
             )
+
+    def holds(self) -> list[dict]:
+        """Every legal hold ever placed, released and expired ones too, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(holds_table.select().order_by(holds_table.c.id)).all()
+        return [_hold_dict(r) for r in rows]
 
     def active_holds(self, as_of: date) -> list[dict]:
         """Return the holds not released and not expired on `as_of` (`until` >= as_of or no end)."""
@@ -1265,11 +1278,9 @@ def _process_alive(pid: int) -> bool:
 
 
 def _start_request_histories(conn: Connection) -> None:
-    """A ledger from before `request_events`: requests get their `label` column, the old "open" becomes
-    "received", and each request's history starts with its status as it stands (dated when last changed)."""
+    """A ledger from before `request_events`: the old "open" becomes "received", and each request's history
+    starts with its status as it stands (dated when last changed)."""
     r = requests_table
-    if "label" not in {column["name"] for column in sa.inspect(conn).get_columns("requests")}:
-        conn.execute(sa.text("ALTER TABLE requests ADD COLUMN label TEXT NOT NULL DEFAULT ''"))
     conn.execute(r.update().where(r.c.status == "open").values(status="received"))
     rows = conn.execute(sa.select(r.c.id, r.c.updated_at, r.c.status, r.c.status_note)).all()
     if rows:
@@ -1404,4 +1415,5 @@ def _hold_dict(row: sa.Row) -> dict:
         "until": row.until,
         "created_at": row.created_at,
         "released_at": row.released_at,
+        "released_because": row.released_because,
     }
