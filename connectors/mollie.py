@@ -245,10 +245,13 @@ class _PacedClient(Client):
             raise error_for_status(SYSTEM, http_method, where, response.status_code)
         if response.status_code != 204:
             try:
-                response.json()
+                body = response.json()
             except ValueError:
                 raise VendorBadResponse(SYSTEM, http_method, where, response.status_code,
                                         "response is not valid JSON") from None
+            if not isinstance(body, dict):  # every Mollie answer is one HAL object (lists embed theirs)
+                raise VendorBadResponse(SYSTEM, http_method, where, response.status_code,
+                                        "response does not have the expected shape")
         return response
 
 

@@ -452,7 +452,11 @@ class MoneybirdConnector:
         self._seen.pop(ref.record_id, None)
         if scrub.contact:
             try:
-                self._call("PATCH", _record_path(ref), json={"contact": scrub.contact})
+                answer = self._json("PATCH", _record_path(ref), json={"contact": scrub.contact})
+                if not isinstance(answer, dict) or payload_id(answer, DIGITS) != ref.record_id:
+                    raise VendorBadResponse(SYSTEM, "PATCH", f"/{RESOURCES['contact']}", 200,
+                                            "answered without the contact (SPEC: the updated contact); nothing is "
+                                            "recorded as done")
             except VendorNotFound:
                 return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
             except VendorRejected as exc:
