@@ -67,21 +67,22 @@ def mutate(rng: random.Random) -> str:
     decisive = next(i for i, line in enumerate(lines) if line.startswith("[exceptions."))
     for _ in range(rng.randint(1, 3)):
         assignments = [i for i, line in enumerate(lines) if ASSIGNMENT.match(line)]
-        # most edits where the decisions are: the exceptions and the rules (the rest is text for reports)
-        index = rng.choice([i for i in assignments if i > decisive] if rng.random() < 0.7 else assignments)
+        periods = [i for i in assignments if ASSIGNMENT.match(lines[i])["key"] in ("period", "answer_within")]
+        # most edits where the decisions are: the periods, the exceptions and the rules
+        kind = rng.random()
+        index = rng.choice(periods if kind < 0.35 else [i for i in assignments if i > decisive]
+                           if rng.random() < 0.8 else assignments)
         match = ASSIGNMENT.match(lines[index])
         key, value = match["key"], match["value"]
-        kind = rng.random()
-        if kind < 0.60:
-            is_period = value.startswith('"P') or key in ("period", "answer_within")
-            pool = [f'"{p}"' for p in PERIODS] if is_period else CHOICES.get(key, TEXTS if value[0] == '"' else
-                                                                              OTHER_TYPES)
-            lines[index] = f"{key} = {rng.choice(pool)}"
-        elif kind < 0.72:
+        if kind < 0.35:
+            lines[index] = f'{key} = "{rng.choice(PERIODS)}"'
+        elif kind < 0.70:
+            lines[index] = f"{key} = {rng.choice(CHOICES.get(key, TEXTS if value[0] == chr(34) else OTHER_TYPES))}"
+        elif kind < 0.80:
             lines[index] = f"{key} = {rng.choice(OTHER_TYPES)}"
-        elif kind < 0.82:
-            del lines[index]
         elif kind < 0.88:
+            del lines[index]
+        elif kind < 0.92:
             lines[index] = f"{rng.choice(NEW_KEYS)}_x = {value}"
         else:
             lines.insert(index + 1, f"{rng.choice(NEW_KEYS)} = {rng.choice(NEW_VALUES)}")
