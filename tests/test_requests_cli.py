@@ -101,3 +101,23 @@ def test_a_ledger_from_before_the_history_gets_one(config):
         assert [(e["status"], e["note"]) for e in ledger.request_history(request)] == [("received", "old note")]
         ledger.set_request_status(request, "completed", "report sent")
         assert len(ledger.request_history(request)) == 2
+
+
+def test_a_relative_ledger_path_is_relative_to_the_config_wherever_the_command_runs(tmp_path, monkeypatch):
+    """`sqlite:///vergeet.db` is beside the config file, as every path in it; a command that only reads the
+    ledger never creates an empty one elsewhere, and one that creates the ledger says so."""
+    folder, elsewhere = tmp_path / "config", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    config = folder / "vergeet.toml"
+    config.write_text(f'[store]\nurl = "sqlite:///vergeet.db"\npepper = "{PEPPER.decode()}"\n')
+    monkeypatch.chdir(elsewhere)
+    missing = vergeet(config, "requests", "list")
+    assert missing.exit_code == 2 and f"no ledger at {folder / 'vergeet.db'}" in missing.output
+    assert list(elsewhere.iterdir()) == [] and not (folder / "vergeet.db").exists()
+    placed = vergeet(config, "hold", "add", "--record", "moneybird/contact/7", "--reason", "dispute")
+    assert placed.exit_code == 0 and f"A new ledger was created at {folder / 'vergeet.db'}" in placed.output
+    monkeypatch.chdir(tmp_path)
+    again = vergeet(config, "hold", "list")
+    assert "record moneybird/contact/7" in again.output and "new ledger" not in again.output
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / "vergeet.db").exists()

@@ -48,6 +48,20 @@ class State:
         return load_rules(path)
 
 
+def _ledger(config: Config):
+    """The config's ledger (`vergeet.connect.open_ledger`), saying so when this creates it: a new, empty ledger
+    knows nothing of what earlier runs did."""
+    from vergeet.connect import open_ledger
+
+    path = config.ledger_file()
+    new = path is not None and not path.exists()
+    ledger = open_ledger(config)
+    if new:
+        err.print(f"A new ledger was created at {path} (store.url in {config.source}).", highlight=False,
+                  soft_wrap=True)
+    return ledger
+
+
 def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
     """Print a `BadInput` as one clear message and exit 2; nothing has run."""
 
@@ -116,12 +130,12 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
     from contextlib import ExitStack
 
     from vergeet import pipeline
-    from vergeet.connect import build_connectors, open_ledger
+    from vergeet.connect import build_connectors
     from vergeet.ledger import LeaseHeld, LeaseLost
     from vergeet.present import plan_details, plan_overview, summary_table
 
     connectors = build_connectors(config)
-    with open_ledger(config) as ledger, ExitStack() as applying:
+    with _ledger(config) as ledger, ExitStack() as applying:
         if apply:  # one applying run per ledger; a dry run needs no lease
             try:
                 applying.enter_context(ledger.lease("purge"))
@@ -389,7 +403,7 @@ def requests_list(ctx: typer.Context,
     from vergeet.connect import open_ledger
 
     as_of = parse_day(today, "--today") if today else date.today()
-    with open_ledger(ctx.obj.config()) as ledger:
+    with open_ledger(ctx.obj.config(), create=False) as ledger:
         requests = ledger.list_requests(open_only=not all_)
     if not requests:
         out.print("No open requests." if not all_ else "No requests.")
@@ -416,7 +430,7 @@ def requests_show(ctx: typer.Context,
     from vergeet.connect import open_ledger
     from vergeet.ledger import LedgerError
 
-    with open_ledger(ctx.obj.config()) as ledger:
+    with open_ledger(ctx.obj.config(), create=False) as ledger:
         try:
             request, history = ledger.get_request(request_id), ledger.request_history(request_id)
         except LedgerError as exc:
@@ -483,7 +497,7 @@ def find(ctx: typer.Context,
     shares an identifier; `--test` registers nothing.
     """
     from vergeet import access
-    from vergeet.connect import build_connectors, open_ledger
+    from vergeet.connect import build_connectors
 
     if format_ not in ("json", "html"):
         raise BadInput(f"--format: {format_!r} is not json or html")
@@ -495,7 +509,7 @@ def find(ctx: typer.Context,
     rules = ctx.obj.rules(config)
     connectors = build_connectors(config)
     today = date.today()
-    with open_ledger(config) as ledger:
+    with _ledger(config) as ledger:
         request = None if test else access.register_request(ledger, subject, rules, received=day,
                                                             verified_by=verified_by, label=label)
         try:
@@ -583,7 +597,7 @@ def requests_close(ctx: typer.Context,
         raise BadInput(f"--status: {status!r} is not completed or rejected")
     if status == "rejected" and not note.strip():
         raise BadInput("--note: a refusal needs its reason (no personal data)")
-    with open_ledger(ctx.obj.config()) as ledger:
+    with open_ledger(ctx.obj.config(), create=False) as ledger:
         try:
             if status == "completed" and ledger.get_request(request_id)["kind"] == "erasure":
                 raise BadInput(f"request {request_id} is an erasure: it is completed by `vergeet erase` once "
@@ -613,14 +627,13 @@ def hold_add(ctx: typer.Context,
     """Place a legal hold: the person's records (or the record) are kept by every purge and erasure."""
     import connectors
     from vergeet import access, holds
-    from vergeet.connect import open_ledger
 
     if bool(identifiers) == bool(record):
         raise BadInput("give the person's identifiers or --record SYSTEM/TYPE/ID, one of the two")
     target = holds.parse_record(record, connectors.SYSTEMS) if record else None
     person = access.classify(identifiers) if identifiers else None
     end = parse_day(until, "--until") if until else None
-    with open_ledger(ctx.obj.config()) as ledger:
+    with _ledger(ctx.obj.config()) as ledger:
         placed = holds.place(ledger, reason=reason, until=end, today=date.today(), person=person, record=target)
     what = f"record {record}" if record else f"{len(placed)} identifiers (stored hashed)"
     out.print(f"Legal hold {', '.join(map(str, placed))} on {what}, {'until ' + str(end) if end else 'until released'}"
@@ -635,7 +648,7 @@ def hold_list(ctx: typer.Context,
     from vergeet.connect import open_ledger
 
     today = date.today()
-    with open_ledger(ctx.obj.config()) as ledger:
+    with open_ledger(ctx.obj.config(), create=False) as ledger:
         placed = ledger.holds()
     shown = [h for h in placed if all_ or (h["released_at"] is None and (h["until"] is None or h["until"] >= today))]
     if not shown:
@@ -662,7 +675,7 @@ def hold_release(ctx: typer.Context,
     from vergeet import holds
     from vergeet.connect import open_ledger
 
-    with open_ledger(ctx.obj.config()) as ledger:
+    with open_ledger(ctx.obj.config(), create=False) as ledger:
         holds.release(ledger, hold_id, reason)
     out.print(f"Legal hold {hold_id} released: {reason}", highlight=False)
 
@@ -692,7 +705,7 @@ def erase(ctx: typer.Context,
           received: Received = None):
     """Carry out an erasure request: show the plan, ask for approval, erase, verify, and write a certificate."""
     from vergeet import access, erasure
-    from vergeet.connect import build_connectors, open_ledger
+    from vergeet.connect import build_connectors
     from vergeet.ledger import LeaseHeld, LeaseLost
     from vergeet.present import erasure_tables, summary_table
 
@@ -708,7 +721,7 @@ def erase(ctx: typer.Context,
     connectors = build_connectors(config)
     systems = erasure.scope_systems(words, rules, connectors)
     today = date.today()
-    with open_ledger(config) as ledger:
+    with _ledger(config) as ledger:
         request = erasure.register(ledger, person, rules, received=day, verified_by=verified_by, scope=words,
                                    label=label)
         if reject is not None:

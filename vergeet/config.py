@@ -231,6 +231,30 @@ class Config(_Section):
         path = Path(value).expanduser()
         return path if path.is_absolute() or not self.source else Path(self.source).parent / path
 
+    def ledger_url(self) -> str:
+        """`[store] url` with a relative SQLite path made relative to the config file's folder, like every path
+        in the config: the same ledger whatever folder a command runs in."""
+        path = self.ledger_file()
+        return self.store.url if path is None else self._sqlite_url().set(database=str(path)).render_as_string(
+            hide_password=False)
+
+    def ledger_file(self) -> Path | None:
+        """The SQLite ledger's file, resolved from the config's folder (None for a ledger in a database server
+        or in memory)."""
+        url = self._sqlite_url()
+        return None if url is None else self.relative_path(url.database).resolve()
+
+    def _sqlite_url(self):
+        """`[store] url` parsed when it names a SQLite file; None otherwise (a server, memory, or not a URL, which
+        the ledger reports naming the key)."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(self.store.url)
+        except ArgumentError:
+            return None
+        return url if url.get_backend_name() == "sqlite" and not self.store.in_memory() and url.database else None
 
 def resolve_secret(reference: str, *, where: str) -> str:
     """Resolve `env:NAME`, `prefect-secret:NAME` or a literal value."""

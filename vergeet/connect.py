@@ -95,17 +95,23 @@ def require_lasting_ledger(config: Config) -> None:
                        "database server")
 
 
-def open_ledger(config: Config, *, applying: bool = False) -> Ledger:
+def open_ledger(config: Config, *, applying: bool = False, create: bool = True) -> Ledger:
     """The ledger named by [store], with its pepper resolved and checked; problems are `BadInput`.
 
     `applying`: the run will change vendor data, so the ledger must last (`require_lasting_ledger`).
+    `create=False`: a command that only reads the ledger; a SQLite file that is not there is an error naming the
+    path, not a new, empty ledger that would answer "nothing".
     """
     if applying:
         require_lasting_ledger(config)
     pepper = config.resolve_secret("store.pepper", config.store.pepper)
     if problem := pepper_problem(pepper):
         raise BadInput(f"{config.source}: store.pepper: {problem}")
+    path = config.ledger_file()
+    if not create and path is not None and not path.exists():
+        raise BadInput(f"{config.source}: store.url: there is no ledger at {path} (a relative path is relative to "
+                       "the config file); nothing has run with this config yet, or store.url names another file")
     try:
-        return Ledger(config.store.url, pepper.encode("utf-8"))
+        return Ledger(config.ledger_url(), pepper.encode("utf-8"))
     except LedgerError as exc:
         raise BadInput(f"{config.source}: store.url: {exc}") from None
