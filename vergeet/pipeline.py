@@ -188,13 +188,13 @@ def execute(ledger: Ledger, run_id: int, connectors: Mapping[str, Connector],
     reporting = threading.Lock()  # counts and progress reports, one system at a time
 
     def carry_out(actions: list[dict]) -> None:
-        failures = 0
+        failures, detail = 0, ""
         try:
-            for done, action in enumerate(actions):
+            for position, action in enumerate(actions):
                 if stop.is_set():
                     return
                 if failures == stop_after:
-                    left = actions[done:]
+                    left = actions[position:]
                     with reporting:
                         summary.counts.update((a["system"], a["rule_id"], "pending") for a in left)
                         summary.stopped[action["system"]] = (
