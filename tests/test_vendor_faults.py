@@ -187,3 +187,39 @@ def test_ids_missing_or_of_the_wrong_type_never_become_already_gone(serve, syste
     with pytest.raises(VendorError):
         list(served.connector.records())
     assert served.fake.count("DELETE") == 0
+
+
+# -- through the command line: one line on stderr, exit 1, nothing changed ------------------------------------------
+@pytest.fixture(scope="module")
+def sandbox_config(population, tmp_path_factory):
+    from vergeet.sandbox import Sandbox
+
+    fast = {system: (10_000, 1.0) for system in SYSTEMS}
+    with Sandbox(population, rates=fast) as sandbox:
+        yield sandbox, sandbox.write_config(tmp_path_factory.mktemp("cli"), retries=0, client_rates=fast)
+
+
+@pytest.mark.parametrize("command", ["purge", "find", "erase"])
+@pytest.mark.parametrize("fault", FAULTS)
+def test_the_cli_says_one_line_and_exits_1_for_every_fault_kind(sandbox_config, fault, command):
+    from typer.testing import CliRunner
+
+    from vergeet.cli import app
+
+    sandbox, config = sandbox_config
+    email = next(p.moneybird.email for p in sandbox.population.people if p.moneybird)
+    arguments = {"purge": ["purge", "--apply", "--force"], "find": ["find", email, "--format", "json", "--out",
+                                                                     str(config.parent / "report.json")],
+                 "erase": ["erase", email, "--approve", "--verified-by", "ID seen"]}[command]
+    moneybird = sandbox.fakes["moneybird"]
+    _inject(moneybird, fault, "GET")
+    try:
+        result = CliRunner().invoke(app, ["--config", str(config), *arguments])
+    finally:
+        moneybird.clear_faults()
+
+    assert result.exit_code == 1, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and result.output.count("error:") == 1  # one message (rich wraps it)
+    assert "moneybird: GET /" in result.output and email not in result.output
+    assert sum(fake.count(method) for fake in sandbox.fakes.values() for method in ("DELETE", "PATCH", "PUT")) == 0
