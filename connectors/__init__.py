@@ -38,3 +38,10 @@ def record_labels(system: str) -> Labels:
     module = importlib.import_module(f"connectors.{system}")
     return Labels(getattr(module, "FIELD_LABELS", {}), getattr(module, "VALUE_LABELS", {}),
                   getattr(module, "OWN_ENTRIES", ()))
+
+
+def web_link(record) -> str | None:
+    """Where the owner opens `record` in its vendor's web app (its connector module's `web_link`), if anywhere."""
+    module = importlib.import_module(f"connectors.{record.system}") if record.system in SYSTEMS else None
+    link = getattr(module, "web_link", None)
+    return link(record) if link else None

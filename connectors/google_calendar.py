@@ -787,3 +787,8 @@ VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
                                    "tentative": ("misschien", "maybe"),
                                    "needsAction": ("nog niet geantwoord", "not answered yet")},
 }
+
+
+def web_link(record: Record) -> str | None:
+    """The event in Google Calendar's web app: its `htmlLink` (DISC `Event.htmlLink`)."""
+    return record.fields.get("htmlLink")

@@ -779,3 +779,8 @@ VALUE_LABELS: dict[str, dict[str, tuple[str, str]]] = {
     "interval": {"1 month": ("maand", "month"), "1 week": ("week", "week"), "1 year": ("jaar", "year"),
                  "3 months": ("3 maanden", "3 months"), "12 months": ("jaar", "year")},
 }
+
+
+def web_link(record: Record) -> str | None:
+    """The record in the Mollie dashboard, where Mollie gives the link (`_links.dashboard`, mollie/openapi)."""
+    return ((record.fields.get("_links") or {}).get("dashboard") or {}).get("href")

@@ -269,3 +269,15 @@ def test_an_in_memory_ledger_is_refused_for_apply_only(tmp_path, monkeypatch, ur
     result = CliRunner().invoke(app, ["--config", str(path), "purge", "--apply"])
     assert result.exit_code == 2 and "store.url" in result.output and "in-memory ledger" in result.output
     assert not load(str(_mollie_config(tmp_path, monkeypatch, "test_x", url="sqlite:///x.db"))).store.in_memory()
+
+
+def test_a_connectors_retry_budget_can_be_set_and_is_bounded(monkeypatch):
+    from vergeet.connect import _tuning
+
+    monkeypatch.setenv("MONEYBIRD_TOKEN", "tok")
+    text = FULL.replace('token = "env:MONEYBIRD_TOKEN"', 'token = "env:MONEYBIRD_TOKEN"\nretry_budget_seconds = 2.5')
+    config = parse_config(text.format(tmp="/tmp"), "vergeet.toml")
+    assert _tuning(config.connectors.moneybird)["retry_budget"] == 2.5
+    assert "retry_budget" not in _tuning(config.connectors.mailblue)  # the connector's own default
+    with pytest.raises(BadInput, match=r"connectors\.moneybird\.retry_budget_seconds"):
+        parse_config(text.replace("= 2.5", "= 0").format(tmp="/tmp"), "vergeet.toml")

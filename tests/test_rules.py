@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import filecmp
+import re
 from pathlib import Path
 
 import pytest
@@ -138,12 +139,20 @@ def test_cli_rules_check_ok_and_bad(tmp_path):
     assert missing.exit_code == 2 and "cannot read the rules file" in missing.output
 
 
-def test_cli_rules_show_prints_periods_and_legal_bases(monkeypatch):
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("en", ("moneybird-contact-1y", "7 years after the document's date", "legal obligation", "Mailblue", "EEA",
+            "Requests are answered within 4 weeks")),
+    ("nl", ("moneybird-contact-1y", "7 jaar na de datum van het document", "wettelijke verplichting", "EER",
+            "nieuwsbriefinschrijving niet bevestigd", "verwerker", "binnen 4 weken beantwoord"))])
+def test_cli_rules_show_prints_periods_and_legal_bases_in_words(monkeypatch, lang, expected):
     monkeypatch.delenv("VERGEET_CONFIG", raising=False)
-    result = CliRunner().invoke(app, ["rules", "show", str(ROOT / "retention_rules.toml")], terminal_width=250)
+    result = CliRunner().invoke(app, ["rules", "show", str(ROOT / "retention_rules.toml"), "--lang", lang])
     assert result.exit_code == 0
-    for expected in ("moneybird-contact-1y", "calendar-event-1y", "P7Y", "legal", "Mailblue", "EEA"):
-        assert expected in result.output
+    text = " ".join(result.output.split())
+    assert [e for e in expected if e not in text] == []
+    assert not re.search(r"\bP\d+[YMWD]\b", text)  # no ISO durations
+    other = ("kept until", "unless", "processor ") if lang == "nl" else ("bewaard tot", "tenzij", "verwerker")
+    assert [word for word in other if word in text] == []
 
 
 def test_a_rule_may_select_on_consent_states_and_an_unknown_state_names_the_line():

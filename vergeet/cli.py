@@ -6,6 +6,7 @@ Runs the pipeline directly (no Prefect server needed). Exit codes: 0 success,
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -93,8 +94,14 @@ def purge(ctx: typer.Context,
           as_of: Annotated[Optional[str], typer.Option("--as-of", metavar="YYYY-MM-DD",
                                                        help="Decide as on this day (default: today).")] = None,
           force: Annotated[bool, typer.Option("--force", help="Apply even when the circuit breaker trips.")] = False,
-          details: Annotated[bool, typer.Option("--details/--no-details", help="List every planned action.")]
+          details: Annotated[bool, typer.Option("--details/--no-details", help="List the first records of each "
+                                                                               "kind of action (or only counts).")]
           = True,
+          every: Annotated[bool, typer.Option("--every", help="List every record the plan acts on.")] = False,
+          lang: Annotated[Optional[str], typer.Option(help="nl or en (default: the config's language, else the "
+                                                           "locale's)")] = None,
+          format_: Annotated[str, typer.Option("--format", help="text (for people) or json (for scripts: the plan "
+                                                                "on stdout, no names)")] = "text",
           full_read: Annotated[bool, typer.Option("--full-read", help="With --apply: read every system whole now, "
                                                                       "not only what changed (a reconciliation; "
                                                                       "a dry run always reads in full).")] = False,
@@ -115,26 +122,42 @@ def purge(ctx: typer.Context,
     config = ctx.obj.config()
     if apply:
         require_lasting_ledger(config)
+    if lang not in (None, "nl", "en"):
+        raise BadInput(f"--lang: {lang!r} is not nl or en")
+    if format_ not in ("text", "json"):
+        raise BadInput(f"--format: {format_!r} is not text or json")
     raise typer.Exit(run_purge(config, ctx.obj.rules(config), apply=apply, day=day, force=force,
-                               show=None if details else 0, full_read=full_read, accept_rules=accept_rules))
+                               show=None if every else (3 if details else 0), full_read=full_read,
+                               accept_rules=accept_rules, lang=lang, as_json=format_ == "json"))
 
 
 def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bool = False,
-              show: int | None = None, full_read: bool = False, accept_rules: bool = False) -> int:
+              show: int | None = 3, full_read: bool = False, accept_rules: bool = False, lang: str | None = None,
+              as_json: bool = False) -> int:
     """One purge from the command line; returns the exit code (0 done, 1 refused or failed actions).
 
-    `show` limits how many planned actions are listed (None: all, 0: none). A dry run reads every system in
-    full, in memory only, so its plan can show whose records they are (masked); `--apply` reads incrementally
-    through the ledger's cache (in full when a reconciliation is due or `full_read`), as the nightly flow does.
+    `show` limits how many records of each kind of action are listed (None: all, 0: none). A dry run reads every
+    system in full, in memory only, so its plan can name the records (numbers, dates, masked identifiers);
+    `--apply` reads incrementally through the ledger's cache (in full when a reconciliation is due or
+    `full_read`), as the nightly flow does. `as_json`: the plan goes to stdout as JSON, everything else to stderr.
     """
     from contextlib import ExitStack
 
     from vergeet import pipeline
     from vergeet.connect import build_connectors
     from vergeet.ledger import LeaseHeld, LeaseLost
-    from vergeet.present import plan_details, plan_overview, summary_table
+    from vergeet.plan_text import RecordNamer, choose_language, next_scheduled_night, outcome_text, plan_json, \
+        plan_text
 
+    lang = choose_language(lang, config.language)
+    screen = err if as_json else out
     connectors = build_connectors(config)
+
+    def outcome(run_id: int) -> None:
+        folders = [Path(config.source).parent] if config.source else []
+        screen.print(outcome_text(run_id, ledger.actions(run_id), rules, lang,
+                                  next_scheduled_night(folders + [Path.cwd(), Path(__file__).parents[1]])))
+
     with _ledger(config) as ledger, ExitStack() as applying:
         if apply:  # one applying run per ledger; a dry run needs no lease
             try:
@@ -144,7 +167,8 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
                           highlight=False)
                 return 1
             for resumed in pipeline.resume_unfinished(ledger, connectors):
-                out.print(summary_table(resumed.rows(), f"Run {resumed.run_id}, interrupted earlier, now finished"))
+                screen.print(f"Run {resumed.run_id} was interrupted earlier; it is finished now.", highlight=False)
+                outcome(resumed.run_id)
                 _print_stopped(resumed)
         if not _rules_accepted(ledger, rules, apply=apply, accept=accept_rules):
             return 1
@@ -157,17 +181,20 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
             return 1
         view = pipeline.identity_view(records, rules)
         plan = pipeline.make_plan(view, rules, day, ledger)
-        out.print(plan_overview(plan))
-        if show != 0 and len(plan.actions):
-            out.print(plan_details(plan, view, limit=show))
-        _print_notices(plan)
-        _print_holds(plan, view, ledger, day)
+        limit = config.purge.max_delete_share
+        if as_json:
+            typer.echo(json.dumps(plan_json(plan, rules, applying=apply, max_delete_share=limit), indent=2))
+        else:
+            read = {} if apply else {str(r.ref): r for found in records.values() for r in found}
+            out.print(plan_text(plan, rules, lang, applying=apply, names=RecordNamer(view, read, lang), first=show,
+                                max_delete_share=limit))
+        _print_notices(plan, screen)
+        _print_holds(plan, view, ledger, day, screen)
         if not apply:
-            out.print(f"Dry run: nothing was changed. {len(plan.actions)} actions would be carried out; "
-                      "run again with --apply to do so.", highlight=False)
+            if len(plan.actions):
+                screen.print(_dry_run_done(len(plan.actions), lang), highlight=False)
             return 0
         if plan.actions.empty:
-            out.print("Nothing to do.")
             return 0
         if not force:
             try:
@@ -182,12 +209,16 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
         except LeaseLost as exc:
             err.print(f"[bold red]stopped:[/] {exc}; that run finishes this one.", highlight=False)
             return 1
-    out.print(summary_table(summary.rows(), f"Run {summary.run_id}"))
+        outcome(summary.run_id)
     _print_stopped(summary)
-    if summary.failed:
-        err.print(f"{summary.failed} actions failed; the next --apply run plans them again.")
-        return 1
-    return 0
+    return 1 if summary.failed else 0
+
+
+def _dry_run_done(actions: int, lang: str) -> str:
+    if lang == "nl":
+        return (f"Proefdraai: er is niets veranderd. Met --apply worden deze {actions} "
+                f"{'actie' if actions == 1 else 'acties'} uitgevoerd.")
+    return f"Dry run: nothing was changed. With --apply these {actions} action{'s' * (actions != 1)} are carried out."
 
 
 def _rules_accepted(ledger, rules: Rules, *, apply: bool, accept: bool) -> bool:
@@ -222,34 +253,32 @@ def _print_stopped(summary) -> None:
         err.print(f"[bold yellow]Stopped:[/] {message}.", highlight=False, soft_wrap=True)
 
 
-def _print_holds(plan, view, ledger, day: date) -> None:
+def _print_holds(plan, view, ledger, day: date, screen: Console = out) -> None:
     """Which legal hold kept how many records (`vergeet hold list` says what each is about)."""
     from vergeet import holds
 
     active = ledger.active_holds(day)
     reasons = {hold["id"]: hold["reason"] for hold in active}
     for hold_id, count in holds.kept_by(plan, view, active, ledger.hash_identifier).items():
-        out.print(f"Legal hold {hold_id} ({reasons[hold_id]}) keeps {count} record{'s' * (count != 1)}.",
+        screen.print(f"Legal hold {hold_id} ({reasons[hold_id]}) keeps {count} record{'s' * (count != 1)}.",
                   highlight=False, soft_wrap=True)
 
 
-def _print_notices(plan) -> None:
+def _print_notices(plan, screen: Console = out) -> None:
     if len(plan.reappeared):
         systems = ", ".join(sorted(plan.reappeared["system"].unique()))
-        out.print(f"[bold yellow]Attention:[/] {len(plan.reappeared)} records in {systems} belong to people who were "
+        screen.print(f"[bold yellow]Attention:[/] {len(plan.reappeared)} records in {systems} belong to people who were "
                   "erased before (suppression list). Check them: " +
                   ", ".join(f"{r.system} {r.record_type} {r.record_id}" for r in plan.reappeared.itertuples()),
                   highlight=False)
-    if plan.unidentified:
-        out.print(f"{plan.unidentified} records identify nobody (no e-mail, phone or name) and are left alone.")
     waiting = plan.awaiting_owner
     for (system, record_type, action), rows in waiting.groupby(["system", "record_type", "action"]):
-        out.print(f"[bold yellow]Waiting for you[/] since {rows['since'].min():%Y-%m-%d}: {action} "
+        screen.print(f"[bold yellow]Waiting for you[/] since {rows['since'].min():%Y-%m-%d}: {action} "
                   f"{len(rows)} {system} {record_type} record{'s' if len(rows) != 1 else ''} "
                   f"({', '.join(map(str, rows['record_id']))}), which the vendor's API cannot do. "
                   f"What to do, for the first: {rows['detail'].iloc[0]}", highlight=False)
     for (system, reason), rows in plan.left_alone().groupby(["system", "left_alone"]):
-        out.print(f"[bold yellow]Left alone, check by hand:[/] {system}: {reason}: " +
+        screen.print(f"[bold yellow]Left alone, check by hand:[/] {system}: {reason}: " +
                   ", ".join(f"{r.record_type} {r.record_id}" for r in rows.itertuples()), highlight=False)
 
 
@@ -338,10 +367,16 @@ def rules_check(path: Annotated[Optional[str], typer.Argument(help="Rules file (
 @guarded
 def rules_show(ctx: typer.Context,
                path: Annotated[Optional[str], typer.Argument(help="Rules file to show.")] = None,
-               lang: Annotated[str, typer.Option(help="nl or en")] = "en"):
+               lang: Annotated[Optional[str], typer.Option(help="nl or en (default: the config's language, else "
+                                                                "the locale's)")] = None):
     """Print what is kept, how long, why and on what legal basis."""
-    rules = load_rules(path) if path else ctx.obj.rules(_optional_config(ctx.obj))
-    print_rules(rules, lang)
+    from vergeet.plan_text import choose_language
+
+    if lang not in (None, "nl", "en"):
+        raise BadInput(f"--lang: {lang!r} is not nl or en")
+    config = _optional_config(ctx.obj)
+    rules = load_rules(path) if path else ctx.obj.rules(config)
+    print_rules(rules, choose_language(lang, config.language if config else None))
 
 
 def _optional_config(state: State) -> Config | None:
@@ -351,42 +386,73 @@ def _optional_config(state: State) -> Config | None:
     return state.config() if config_path(state.config_path) else None
 
 
-def _text(item: Any, lang: str) -> str:
-    return getattr(item, lang if lang in ("nl", "en") else "en")
+_RULE_WORDS = {
+    "nl": {"title": "Bewaarregels", "applies": "geldt voor", "consent": "nieuwsbriefinschrijving {states}",
+           "or": " of ", "kept": "bewaard tot", "then": "daarna", "unless": "tenzij", "meanwhile": "intussen",
+           "why": "waarom", "retained_by": "bewaard door {name}", "delete": "verwijderen",
+           "anonymise": "onherkenbaar maken: {fields}", "keep": "blijft het bewaard",
+           "processors": "Verwerkers en ontvangers", "roles": {"processor": "verwerker", "recipient": "ontvanger"},
+           "columns": ("naam", "rol", "dienst", "mag de EER verlaten"), "yes": "ja", "no": "nee",
+           "answer": "Verzoeken worden binnen {period} beantwoord; rechten: {rights}.",
+           "states": {"subscribed": "ingeschreven", "unconfirmed": "niet bevestigd", "unsubscribed": "uitgeschreven",
+                      "bounced": "onbestelbaar"}},
+    "en": {"title": "Retention rules", "applies": "applies to", "consent": "newsletter consent {states}",
+           "or": " or ", "kept": "kept until", "then": "then", "unless": "unless", "meanwhile": "meanwhile",
+           "why": "why", "retained_by": "kept by {name}", "delete": "delete",
+           "anonymise": "make unrecognisable: {fields}", "keep": "it stays",
+           "processors": "Processors and recipients", "roles": {"processor": "processor", "recipient": "recipient"},
+           "columns": ("name", "role", "service", "may leave the EEA"), "yes": "yes", "no": "no",
+           "answer": "Requests are answered within {period}; rights: {rights}.",
+           "states": {"subscribed": "subscribed", "unconfirmed": "unconfirmed", "unsubscribed": "unsubscribed",
+                      "bounced": "bounced"}},
+}
 
 
 def print_rules(rules: Rules, lang: str = "en") -> None:
-    """Each rule as a short block, then processors: readable at any terminal width."""
-    out.print(f"[bold]Retention rules[/] ({rules.source})", highlight=False)
+    """Each rule as a short block in `lang` (periods and reasons in words), then processors: readable at any
+    terminal width."""
+    from vergeet.access import _TEXT, _field_label, duration_text, period_text
+
+    words = _RULE_WORDS[lang]
+
+    def action(system: str, name: str, fields: list[str]) -> str:
+        labels = ", ".join(_field_label(system, f, lang) or f for f in fields)
+        return words[name].format(fields=labels) if name == "anonymise" else words[name]
+
+    out.print(f"[bold]{words['title']}[/] ({rules.source})", highlight=False)
     for rule in rules.rules:
-        then = rule.action if rule.action != "anonymise" else f"anonymise {', '.join(rule.fields)}"
+        then = action(rule.system, rule.action, rule.fields)
         if rule.retained_by:
-            then += f" (retained by {rule.retained_by})"
+            then = words["retained_by"].format(name=rules.system_name(rule.retained_by))
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column()
         if rule.consent:
-            grid.add_row("applies to", "newsletter consent " + " or ".join(rule.consent))
-        grid.add_row("kept for", f"{rule.period} after {rule.clock.replace('_', ' ')}, then {then}")
+            states = words["or"].join(words["states"].get(state, state) for state in rule.consent)
+            grid.add_row(words["applies"], words["consent"].format(states=states))
+        grid.add_row(words["kept"], f"{period_text(rule.period, rule.clock, lang)}; {words['then']} {then}")
         if rule.exceptions:
-            grid.add_row("unless", "; ".join(_text(rules.exceptions[e], lang) for e in rule.exceptions))
+            grid.add_row(words["unless"], "; ".join(getattr(rules.exceptions[e], lang) for e in rule.exceptions))
         if rule.while_retained:
-            grid.add_row("meanwhile", f"anonymise {', '.join(rule.while_retained.fields)}")
-        grid.add_row("why", "; ".join(
-            f"{rules.purposes[p].number}. {_text(rules.purposes[p], lang)} "
-            f"({_text(rules.legal_bases[rules.purposes[p].legal_basis], lang)})" for p in rule.purposes))
+            grid.add_row(words["meanwhile"], action(rule.system, "anonymise", rule.while_retained.fields))
+        grid.add_row(words["why"], "; ".join(
+            f"{rules.purposes[p].number}. {getattr(rules.purposes[p], lang)} "
+            f"({getattr(rules.legal_bases[rules.purposes[p].legal_basis], lang)})" for p in rule.purposes))
         out.print()
-        out.print(f"[bold]{rule.id}[/]  {_text(rule, lang)} [dim]({rule.system} {rule.record_type})[/]",
+        out.print(f"[bold]{getattr(rule, lang)}[/] [dim]({rules.system_name(rule.system)}; {rule.id})[/]",
                   highlight=False)
         out.print(grid)
     out.print()
-    processors = Table(title="Processors and recipients")
-    for column in ("name", "role", "service", "may leave the EEA"):
+    processors = Table(title=words["processors"])
+    for column in words["columns"]:
         processors.add_column(column)
     for processor in rules.processors.values():
-        processors.add_row(processor.name, processor.role, processor.service, "yes" if processor.outside_eea else "no")
+        processors.add_row(processor.name_in(lang), words["roles"].get(processor.role, processor.role),
+                           processor.service_in(lang),
+                           words["yes"] if processor.outside_eea else words["no"])
     out.print(processors)
-    out.print(f"Requests are answered within {rules.rights.answer_within}; rights: {', '.join(rules.rights.available)}.",
+    rights = ", ".join(_TEXT[lang]["rights"][r] for r in rules.rights.available)
+    out.print(words["answer"].format(period=duration_text(rules.rights.answer_within, lang), rights=rights),
               highlight=False)
 
 
@@ -745,7 +811,9 @@ def erase(ctx: typer.Context,
                 if not _interactive():
                     erasure.not_now(ledger, request, "plan shown; not approved")
                     raise BadInput("not approved: run interactively to confirm, or pass --approve")
-                if not typer.confirm(f"Erase these {len(plan.plan.actions)} records now?", default=False):
+                count = len(plan.plan.actions)
+                if not typer.confirm(f"Erase {'this record' if count == 1 else f'these {count} records'} now?",
+                                     default=False):
                     erasure.not_now(ledger, request, "plan shown; not approved yet at the prompt")
                     out.print(f"Nothing was changed. Request {request['id']} stays open (due "
                               f"{request['deadline']}): run the same command again to erase, or refuse it with "

@@ -20,7 +20,7 @@ import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -121,6 +121,8 @@ class _ConnectorSection(_Section):
     rate: RateConfig | None = None
     #: how often a request is retried on connection errors, 5xx and 429 before the action fails
     retries: int = Field(default=5, ge=0, le=10)
+    #: how long one call may keep retrying, in seconds (default: the connector's RETRY_BUDGET for its vendor)
+    retry_budget_seconds: float | None = Field(default=None, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _within_the_vendors_limit(self):
@@ -219,6 +221,9 @@ class Config(_Section):
     rules: RulesConfig = RulesConfig()
     purge: PurgeConfig = PurgeConfig()
     sync: SyncConfig = SyncConfig()
+    #: the language of what vergeet prints and writes, unless a command's --lang says otherwise (default: the
+    #: locale's, Dutch where it is Dutch, else English)
+    language: Literal["nl", "en"] | None = None
     #: where the file was read from, for error messages and relative paths
     source: str = Field(default="", exclude=True)
 

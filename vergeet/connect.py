@@ -18,7 +18,9 @@ from vergeet.ledger import Ledger, LedgerError
 def _tuning(section: Any) -> dict[str, Any]:
     """The pacing and retry settings every connector takes."""
     rate: RateConfig | None = section.rate
-    return {"retries": section.retries} | ({} if rate is None else {"rate": (rate.calls, rate.period_seconds)})
+    budget = section.retry_budget_seconds
+    return ({"retries": section.retries} | ({} if rate is None else {"rate": (rate.calls, rate.period_seconds)})
+            | ({} if budget is None else {"retry_budget": budget}))
 
 
 def _token(config: Config, key_path: str, reference: str) -> str:

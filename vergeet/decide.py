@@ -33,7 +33,9 @@ from vergeet.identity import IdentityView
 from vergeet.ledger import PlannedAction
 from vergeet.rules import Rule, Rules
 
-ACTION_COLUMNS = ["key", "system", "record_type", "record_id", "person", "action", "fields", "rule_id", "reason"]
+#: `since`: the day the rule's clock started ("YYYY-MM-DD"; "request" when an erasure request set it)
+ACTION_COLUMNS = ["key", "system", "record_type", "record_id", "person", "action", "fields", "rule_id", "reason",
+                  "since"]
 KEPT_COLUMNS = ["key", "system", "record_type", "record_id", "person", "rule_id", "exceptions", "retained_until",
                 "retained_by", "left_alone"]
 AWAITING_COLUMNS = ["key", "system", "record_type", "record_id", "action", "since", "detail"]
@@ -82,6 +84,8 @@ class Plan:
     awaiting_owner: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=AWAITING_COLUMNS))
     #: anonymisations an earlier run did on records unchanged since: not planned again; since = when
     done_before: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DONE_BEFORE_COLUMNS))
+    #: per system, its records in which no person can be identified (together: `unidentified`)
+    unidentified_per_system: dict[str, int] = field(default_factory=dict)
 
     def planned_actions(self) -> list[PlannedAction]:
         return [PlannedAction(system=row.system, record_type=row.record_type, record_id=str(row.record_id),
@@ -99,11 +103,15 @@ class Plan:
         """The kept records no rule may act on, one row per record, with their connector's reason."""
         return self.kept[self.kept["left_alone"].notna()].drop_duplicates("key")
 
+    def deleted_per_system(self) -> dict[str, int]:
+        """Per system, how many of its records this plan deletes."""
+        deletes = self.actions[self.actions["action"] == "delete"].drop_duplicates("key")
+        return {system: int(n) for system, n in deletes["system"].value_counts().items()}
+
     def delete_share(self) -> dict[str, float]:
-        """Per system, the share of its records this plan deletes."""
-        deletes = self.actions[self.actions["action"] == "delete"].groupby("system").size()
-        return {system: float(deletes.get(system, 0)) / total
-                for system, total in self.records_per_system.items() if total}
+        """Per system, the share of its records this plan deletes (of `records_per_system`, as shown)."""
+        deletes = self.deleted_per_system()
+        return {system: deletes.get(system, 0) / total for system, total in self.records_per_system.items() if total}
 
 
 def _day(ts: pd.Series) -> pd.Series:
@@ -217,9 +225,10 @@ def decide(view: IdentityView, rules: Rules, as_of: date, context: Context = Con
     reappeared = m.loc[_reappeared(view, context, hashed), ["key", "system", "record_type", "record_id", "person"]]
     one_per_record = m["system"].iloc[records.first]
     records_per_system = one_per_record.groupby(one_per_record).size().to_dict()
+    nobody = m.loc[~identified, ["key", "system"]].drop_duplicates("key")["system"].value_counts().to_dict()
     return Plan(as_of, _ordered(actions, m, records)[ACTION_COLUMNS], kept[KEPT_COLUMNS].reset_index(drop=True),
                 reappeared.reset_index(drop=True), {k: int(v) for k, v in records_per_system.items()},
-                int((~identified).sum()), awaiting, done_before)
+                int((~identified).sum()), awaiting, done_before, {k: int(v) for k, v in nobody.items()})
 
 
 def hash_identifiers(identifiers: pd.DataFrame, hasher: Callable[[str, str], str]) -> pd.Series:
@@ -306,6 +315,7 @@ def _actions(m: pd.DataFrame, rows: np.ndarray, action: str, fields: Iterable[st
     since[pd.isna(since)] = "request"
     reason = f"{why}: {rule.clock.replace('_', ' ')} " + since + f" + {rule.period}"
     picked["reason"] = pd.Series(reason, index=picked.index, dtype=_STRINGS)
+    picked["since"] = pd.Series(since, index=picked.index, dtype=_STRINGS)
     picked["_row"] = np.flatnonzero(rows)
     picked["_what"] = what.setdefault((action, tuple(fields)), len(what))
     return picked[ACTION_COLUMNS + ["_row", "_what"]]

@@ -47,7 +47,7 @@ def run_demo(*, people: int = 60, seed: int = 7, workdir: str | None = None) -> 
                   f"synthetic people (seed {seed}), each enforcing its vendor's rate limit.", highlight=False)
 
         _step("1. Dry run: what the retention rules demand today (nothing is changed)")
-        run_purge(config, rules, apply=False, day=today, show=12)
+        run_purge(config, rules, apply=False, day=today, show=3)
 
         _step("2. Apply: the circuit breaker checks the plan first")
         if run_purge(config, rules, apply=True, day=today, show=0) != 0:

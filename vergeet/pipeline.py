@@ -139,7 +139,9 @@ def check_circuit_breaker(plan: Plan, max_share: float) -> None:
     """Refuse a plan that deletes more than `max_share` of any system's records."""
     over = {system: share for system, share in plan.delete_share().items() if share > max_share}
     if over:
-        detail = ", ".join(f"{system} {share:.0%}" for system, share in sorted(over.items()))
+        deletes = plan.deleted_per_system()
+        detail = ", ".join(f"{system} {deletes.get(system, 0)} of {plan.records_per_system[system]} records "
+                           f"({share:.0%})" for system, share in sorted(over.items()))
         raise CircuitOpen(f"the plan would delete more than {max_share:.0%} of a system's records ({detail}); "
                           "nothing was changed. Check the rules and the data, then rerun with --force if it is right.")
 

@@ -1,10 +1,12 @@
-"""Plans and run summaries as rich tables for the terminal: record ids and masked identifiers only."""
+"""Erasure plans and outcome tables for the terminal, and masked identifiers: record ids and masks only.
+
+The purge's plan and outcome in words are `vergeet.plan_text`.
+"""
 from __future__ import annotations
 
 import pandas as pd
 from rich.table import Table
 
-from vergeet.decide import Plan
 from vergeet.erasure import ErasurePlan
 from vergeet.identity import IdentityView
 from vergeet.mask import mask
@@ -21,36 +23,6 @@ def masked_people(view: IdentityView, people: pd.Series) -> dict[int, str]:
     ids = view.identifiers[view.identifiers["person"].isin(people.unique())]
     masked = ids["kind"].map(HASHED) if view.hashed else [mask(k, v) for k, v in zip(ids["kind"], ids["value"])]
     return ids.assign(masked=masked).groupby("person")["masked"].agg(", ".join).to_dict()
-
-
-def plan_overview(plan: Plan) -> Table:
-    """Counts per system, rule and action, with the kept records beside them."""
-    table = Table(title=f"Plan for {plan.as_of}")
-    for column in ("system", "rule", "action", "records"):
-        table.add_column(column, justify="right" if column == "records" else "left")
-    counts = plan.actions.groupby(["system", "rule_id", "action"]).size()
-    for (system, rule, action), count in counts.items():
-        table.add_row(system, rule, action, str(count))
-    kept = plan.kept.assign(why=plan.kept_reasons())
-    for (system, why), count in kept.groupby(["system", "why"]).size().items():
-        table.add_row(system, "[dim]kept[/]", f"[dim]{why}[/]", str(count))
-    return table
-
-
-def plan_details(plan: Plan, view: IdentityView, limit: int | None = None) -> Table:
-    """The planned actions (the first `limit`, or all): record id, what happens, why, whose (masked)."""
-    shown = plan.actions if limit is None else plan.actions.head(limit)
-    title = "Planned actions" if len(shown) == len(plan.actions) else \
-        f"Planned actions (first {len(shown)} of {len(plan.actions)})"
-    table = Table(title=title, show_lines=False)
-    for column in ("system", "record", "action", "rule", "person (masked)", "why"):
-        table.add_column(column)
-    who = masked_people(view, shown["person"])
-    for row in shown.itertuples(index=False):
-        action = row.action if row.action != "anonymise" else f"anonymise {', '.join(row.fields)}"
-        table.add_row(row.system, f"{row.record_type} {row.record_id}", action, row.rule_id,
-                      who.get(row.person, "-"), row.reason)
-    return table
 
 
 def summary_table(rows: list[dict], title: str = "Outcome") -> Table:

@@ -13,7 +13,7 @@ report, Mollie's changes beyond its newest pages).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -86,11 +86,6 @@ def index_records(ledger: Ledger, records: Sequence[Record]) -> None:
     """Put records read in plaintext (a vendor search, a read by id) into the identity index, hashed."""
     if records:
         ledger.index_identifiers(index_entries(Summariser(ledger.hash_identifier)(records), ledger.hash_identifier))
-
-
-def forget(ledger: Ledger, system: str, keys: Iterable[str]) -> None:
-    """Drop records from one system's cache (a run drops what it deleted with the outcome: `Ledger.mark_outcome`)."""
-    ledger.update_cached_records(system, {}, keys)
 
 
 def updated(cached: Mapping[str, Summary], changes: Changes, fresh: Mapping[str, Summary]) -> dict[str, Summary]:
