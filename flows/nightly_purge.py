@@ -24,7 +24,8 @@ from vergeet.connect import build_connectors, open_ledger
 from vergeet.decide import Plan
 from vergeet.identity import IdentityView
 from vergeet.ledger import Ledger
-from vergeet.rules import Rules, load_rules
+from vergeet.rules import Rules, RulesChanged, load_rules
+from vergeet.rules import accept_rules as accept_changed_rules
 from vergeet.sync import Snapshot
 
 SIDE_EFFECT_FREE = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -89,16 +90,25 @@ def _log_stopped(logger, summary: pipeline.Summary) -> None:
 
 @flow(name="nightly-purge", log_prints=False)
 def nightly_purge(config_path: str | None = None, apply: bool = True, as_of: date | None = None,
-                  force: bool = False) -> dict:
-    """Pull every system, plan what the retention rules demand and (when `apply`) carry it out."""
+                  force: bool = False, accept_rules: bool = False) -> dict:
+    """Pull every system, plan what the retention rules demand and (when `apply`) carry it out.
+
+    `force`: carry out a plan the circuit breaker refuses; `accept_rules`: run with rules changed since the last
+    applied run (the run fails with the change otherwise, before anything is read).
+    """
     logger = get_run_logger()
     config = load_config(config_path)
     rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
     connectors = build_connectors(config)
     day = as_of or date.today()
     # one applying run per ledger: `LeaseHeld` (naming the holder) fails this flow run before anything is read
-    with open_ledger(config) as ledger, ledger.lease("nightly-purge") if apply else nullcontext():
+    with open_ledger(config, applying=apply) as ledger, ledger.lease("nightly-purge") if apply else nullcontext():
         if apply:
+            try:
+                accept_changed_rules(ledger, rules, accept=accept_rules)
+            except RulesChanged as exc:  # said in the flow's own terms: its parameter, not the CLI's flag
+                raise RuntimeError("the retention rules changed since the last applied run; review the change "
+                                   "and run this flow once with accept_rules = true:\n" + exc.diff) from None
             for resumed in resume_interrupted(ledger, connectors):
                 logger.info("finished interrupted run %s: %s failed", resumed.run_id, resumed.failed)
                 _log_stopped(logger, resumed)

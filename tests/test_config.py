@@ -266,8 +266,9 @@ def test_an_in_memory_ledger_is_refused_for_apply_only(tmp_path, monkeypatch, ur
 
     path = _mollie_config(tmp_path, monkeypatch, "test_" + "x" * 30, url=url)
     assert load(str(path)).store.in_memory()
-    result = CliRunner().invoke(app, ["--config", str(path), "purge", "--apply"])
-    assert result.exit_code == 2 and "store.url" in result.output and "in-memory ledger" in result.output
+    for command in (["purge", "--apply"], ["erase", "a@example.nl", "--approve"]):
+        result = CliRunner().invoke(app, ["--config", str(path), *command])
+        assert result.exit_code == 2 and "store.url" in result.output and "in-memory ledger" in result.output
     assert not load(str(_mollie_config(tmp_path, monkeypatch, "test_x", url="sqlite:///x.db"))).store.in_memory()
 
 

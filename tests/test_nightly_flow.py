@@ -60,3 +60,22 @@ def test_command_line_pipeline_does_not_load_prefect():
     code = ("import sys, vergeet.cli, vergeet.pipeline, vergeet.demo, vergeet.sandbox; "
             "sys.exit('prefect' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_the_nightly_flow_refuses_changed_rules_until_accepted_and_names_its_parameter(prefect_harness, tmp_path):
+    import pytest
+
+    from flows.nightly_purge import nightly_purge
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text((ROOT / "retention_rules.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    with Sandbox(generate(12, seed=5, today=date.today()), rates=FAST) as sandbox:
+        path = sandbox.write_config(tmp_path, client_rates=FAST, extra=f'\n[rules]\npath = "{rules}"\n')
+        nightly_purge(config_path=str(path), apply=True, force=True)  # the first applied run accepts the rules
+        rules.write_text(rules.read_text(encoding="utf-8").replace('period = "P1Y"', 'period = "P2Y"', 1),
+                         encoding="utf-8")
+        before = sum(sandbox.request_count().values())
+        with pytest.raises(RuntimeError, match="accept_rules = true") as refused:
+            nightly_purge(config_path=str(path), apply=True)
+        assert "P2Y" in str(refused.value) and sum(sandbox.request_count().values()) == before  # nothing read
+        assert nightly_purge(config_path=str(path), apply=True, accept_rules=True)["failed"] == 0

@@ -49,14 +49,14 @@ class State:
         return load_rules(path)
 
 
-def _ledger(config: Config):
+def _ledger(config: Config, *, applying: bool = False):
     """The config's ledger (`vergeet.connect.open_ledger`), saying so when this creates it: a new, empty ledger
     knows nothing of what earlier runs did."""
     from vergeet.connect import open_ledger
 
     path = config.ledger_file()
     new = path is not None and not path.exists()
-    ledger = open_ledger(config)
+    ledger = open_ledger(config, applying=applying)
     if new:
         err.print(f"A new ledger was created at {path} (store.url in {config.source}).", highlight=False,
                   soft_wrap=True)
@@ -787,7 +787,7 @@ def erase(ctx: typer.Context,
     connectors = build_connectors(config)
     systems = erasure.scope_systems(words, rules, connectors)
     today = date.today()
-    with _ledger(config) as ledger:
+    with _ledger(config, applying=True) as ledger:  # an erasure must be remembered
         request = erasure.register(ledger, person, rules, received=day, verified_by=verified_by, scope=words,
                                    label=label)
         if reject is not None:
