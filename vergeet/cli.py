@@ -146,8 +146,8 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
     from vergeet import pipeline
     from vergeet.connect import build_connectors
     from vergeet.ledger import LeaseHeld, LeaseLost
-    from vergeet.plan_text import RecordNamer, choose_language, next_scheduled_night, outcome_text, plan_json, \
-        plan_text
+    from vergeet.plan_text import RecordNamer, breaker_refusal, choose_language, next_scheduled_night, \
+        outcome_text, plan_json, plan_text
 
     lang = choose_language(lang, config.language)
     screen = err if as_json else out
@@ -199,8 +199,9 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
         if not force:
             try:
                 pipeline.check_circuit_breaker(plan, config.purge.max_delete_share)
-            except pipeline.CircuitOpen as exc:
-                err.print(f"[bold red]refused:[/] {exc}", highlight=False)
+            except pipeline.CircuitOpen:
+                err.print(breaker_refusal(plan, rules, lang, config.purge.max_delete_share), style="bold red",
+                          highlight=False)
                 return 1
         run_id = pipeline.store_plan(ledger, plan)
         try:
@@ -300,11 +301,14 @@ def _with_progress(total: int, title: str, work):
 def demo(people: Annotated[int, typer.Option(help="Size of the synthetic population.")] = 60,
          seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 7,
          workdir: Annotated[Optional[str], typer.Option(help="Keep config and ledger here "
-                                                             "(default: a new temporary folder).")] = None):
+                                                             "(default: a new temporary folder).")] = None,
+         lang: Annotated[Optional[str], typer.Option(help="nl or en (default: the locale's)")] = None):
     """Run the nightly purge against the built-in sandbox of all four vendors; no account needed."""
     from vergeet.demo import run_demo
 
-    raise typer.Exit(run_demo(people=people, seed=seed, workdir=workdir))
+    if lang not in (None, "nl", "en"):
+        raise BadInput(f"--lang: {lang!r} is not nl or en")
+    raise typer.Exit(run_demo(people=people, seed=seed, workdir=workdir, lang=lang))
 
 
 @app.command()

@@ -25,6 +25,7 @@ from vergeet.cli import out, run_purge
 from vergeet.config import load_config
 from vergeet.rules import load_rules
 from vergeet.errors import BadInput
+from vergeet.plan_text import choose_language
 from vergeet.sandbox import SANDBOX_MARK, Sandbox
 from vergeet.sandbox.population import generate
 
@@ -34,36 +35,61 @@ def _step(title: str) -> None:
     out.print(Rule(f"[bold]{title}[/]"))
 
 
-def run_demo(*, people: int = 60, seed: int = 7, workdir: str | None = None) -> int:
-    """Run the demo; returns the exit code of the last purge."""
+_DEMO = {
+    "nl": {"sandbox": "Sandbox: nagemaakte Moneybird, Mailblue, Mollie en Google Calendar op 127.0.0.1 met {people} "
+                      "verzonnen mensen (seed {seed}); elk houdt zich aan de limiet van de echte leverancier.",
+           "1": "1. Proefdraai: wat de bewaarregels vandaag vragen (er verandert niets)",
+           "2": "2. Uitvoeren: eerst kijkt de noodrem naar het plan",
+           "tripped": "Een eerste run ruimt jaren achterstand op, dus de noodrem slaat aan. Plan hierboven bekeken? "
+                      "Voer het dan toch uit, zoals `vergeet purge --apply --force` doet:",
+           "3": "3. Uitvoeren, met --force", "4": "4. De volgende nacht: er is niets meer te doen",
+           "calls": "Verzoeken aan de leveranciers: {calls}.",
+           "where": "Het grootboek (alleen record-id's en versleutelde vingerafdrukken) staat in {ledger}; de "
+                    "configuratie in {config}.",
+           "done": "Demo klaar in {seconds:.0f} s."},
+    "en": {"sandbox": "Sandbox: Moneybird, Mailblue, Mollie and Google Calendar fakes on 127.0.0.1 with {people} "
+                      "synthetic people (seed {seed}), each enforcing its vendor's rate limit.",
+           "1": "1. Dry run: what the retention rules demand today (nothing is changed)",
+           "2": "2. Apply: the circuit breaker checks the plan first",
+           "tripped": "A first run clears years of backlog, so the breaker trips. Reviewed the plan above? "
+                      "Then force it, as `vergeet purge --apply --force` would:",
+           "3": "3. Apply, forced", "4": "4. The next night: nothing is left to do",
+           "calls": "Vendor requests made: {calls}.",
+           "where": "The ledger (record ids and keyed hashes only) is {ledger}; the config is {config}.",
+           "done": "Demo finished in {seconds:.0f} s."},
+}
+
+
+def run_demo(*, people: int = 60, seed: int = 7, workdir: str | None = None, lang: str | None = None) -> int:
+    """Run the demo in `lang` (default: the locale's); returns the exit code of the last purge."""
     started = time.monotonic()
     today = date.today()
+    lang = choose_language(lang)
+    words = _DEMO[lang]
     directory = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="vergeet-demo-"))
     population = generate(people, seed=seed, today=today)
     with Sandbox(population) as sandbox:
         config = load_config(str(sandbox.write_config(directory)))
         rules = load_rules()
-        out.print(f"Sandbox: Moneybird, Mailblue, Mollie and Google Calendar fakes on 127.0.0.1 with {people} "
-                  f"synthetic people (seed {seed}), each enforcing its vendor's rate limit.", highlight=False)
+        out.print(words["sandbox"].format(people=people, seed=seed), highlight=False)
 
-        _step("1. Dry run: what the retention rules demand today (nothing is changed)")
-        run_purge(config, rules, apply=False, day=today, show=3)
+        _step(words["1"])
+        run_purge(config, rules, apply=False, day=today, show=3, lang=lang)
 
-        _step("2. Apply: the circuit breaker checks the plan first")
-        if run_purge(config, rules, apply=True, day=today, show=0) != 0:
-            out.print("A first run clears years of backlog, so the breaker trips. Reviewed the plan above? "
-                      "Then force it, as `vergeet purge --apply --force` would:")
-            _step("3. Apply, forced")
-            run_purge(config, rules, apply=True, day=today, force=True, show=0)
+        _step(words["2"])
+        if run_purge(config, rules, apply=True, day=today, show=0, lang=lang) != 0:
+            out.print(words["tripped"])
+            _step(words["3"])
+            run_purge(config, rules, apply=True, day=today, force=True, show=0, lang=lang)
 
-        _step("4. The next night: nothing is left to do")
-        code = run_purge(config, rules, apply=False, day=today, show=0)
+        _step(words["4"])
+        code = run_purge(config, rules, apply=False, day=today, show=0, lang=lang)
         calls = sandbox.request_count()
     out.print()
-    out.print(f"Vendor requests made: {', '.join(f'{s} {n}' for s, n in calls.items())}.", highlight=False)
-    out.print(f"The ledger (record ids and keyed hashes only) is {directory / 'ledger.db'}; "
-              f"the config is {directory / 'vergeet.toml'}.", highlight=False)
-    out.print(f"Demo finished in {time.monotonic() - started:.0f} s.")
+    out.print(words["calls"].format(calls=", ".join(f"{s} {n}" for s, n in calls.items())), highlight=False)
+    out.print(words["where"].format(ledger=directory / "ledger.db", config=directory / "vergeet.toml"),
+              highlight=False)
+    out.print(words["done"].format(seconds=time.monotonic() - started))
     return code
 
 

@@ -61,6 +61,9 @@ _WORDS = {
         "breaker": "Verwijdert het plan meer dan {limit:.0%} van de gegevens van een systeem, dan weigert --apply "
                    "zonder --force (de noodrem); het percentage hierboven is van alle gegevens in dat systeem.",
         "breaker_over": "Boven de grens van {limit:.0%}: {systems}.",
+        "refused": "Geweigerd: het plan verwijdert meer dan {limit:.0%} van de gegevens van {systems}; er is niets "
+                   "veranderd. Bekijk het plan hierboven; klopt het, voer het dan één keer uit met --force.",
+        "of": "{name} ({part} van {whole})",
         "outcome": "Uitgevoerd in run {run}", "outcomes": {
             ("delete", "done"): "verwijderd", ("anonymise", "done"): "onherkenbaar gemaakt",
             ("delete", "already_gone"): "was al weg", ("anonymise", "already_gone"): "was al weg",
@@ -87,6 +90,9 @@ _WORDS = {
         "breaker": "When the plan deletes more than {limit:.0%} of a system's records, --apply refuses without "
                    "--force (the circuit breaker); the share above is of all that system's records.",
         "breaker_over": "Over the {limit:.0%} limit: {systems}.",
+        "refused": "Refused: the plan deletes more than {limit:.0%} of the records of {systems}; nothing was "
+                   "changed. Review the plan above; if it is right, run it once with --force.",
+        "of": "{name} ({part} of {whole})",
         "outcome": "Carried out in run {run}", "outcomes": {
             ("delete", "done"): "deleted", ("anonymise", "done"): "made unrecognisable",
             ("delete", "already_gone"): "already gone", ("anonymise", "already_gone"): "already gone",
@@ -351,3 +357,12 @@ def next_scheduled_night(folders: list[Path], after: datetime | None = None) -> 
                     start = (after or datetime.now(zone)).astimezone(zone)
                     return next(CronSim(schedule["cron"], start)), str(path)
     return None
+
+
+def breaker_refusal(plan: Plan, rules: Rules, lang: str, limit: float) -> str:
+    """Why the circuit breaker refused the plan, on the numbers the plan showed, and how to go on."""
+    words, deleted = _WORDS[lang], plan.deleted_per_system()
+    over = [words["of"].format(name=rules.system_name(system), part=deleted.get(system, 0),
+                               whole=plan.records_per_system[system])
+            for system, share in sorted(plan.delete_share().items()) if share > limit]
+    return words["refused"].format(limit=limit, systems=", ".join(over))
