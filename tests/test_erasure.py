@@ -252,7 +252,7 @@ def test_what_ends_with_a_deleted_customer_is_shown_as_ending_not_as_kept(sandbo
     from rich.console import Console
 
     from flows.erasure_request import plan_markdown
-    from vergeet.present import erasure_tables
+    from vergeet.plan_text import erasure_text
 
     _, ledger, plan = plan_for(sandbox)
     with ledger:
@@ -263,9 +263,11 @@ def test_what_ends_with_a_deleted_customer_is_shown_as_ending_not_as_kept(sandbo
         assert not kept["key"].isin(list(ended)).any()
         assert set(kept["record_type"]) == {"contact", "sales_invoice", "payment"}
         console = Console(record=True, width=200)
-        for table in erasure_tables(plan, RULES):
-            console.print(table)
-        erased_part, kept_part = console.export_text().split("Kept (by law")
-        assert erased_part.count("ends with") == 2 and "mandate" in erased_part and "mandate" not in kept_part
+        console.print(erasure_text(plan, RULES, "en"))
+        text = console.export_text()
+        erased_part, kept_part = text.split("Stays (3):")
+        assert erased_part.count("ends with customer") == 2 and "Mollie mandate" in erased_part
+        assert "mandate" not in kept_part and "Moneybird invoice" in kept_part and "F2024-001" in kept_part
+        assert "7 years after the document's date" in kept_part and "document_retention" not in text
         markdown = plan_markdown(plan, RULES)
         assert markdown.count("ends with") == 2 and "mandate" not in markdown.split("Kept (by law")[1]

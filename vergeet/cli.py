@@ -777,7 +777,8 @@ def erase(ctx: typer.Context,
     from vergeet import access, erasure
     from vergeet.connect import build_connectors
     from vergeet.ledger import LeaseHeld, LeaseLost
-    from vergeet.present import erasure_tables, summary_table
+    from vergeet.plan_text import choose_language, erasure_text
+    from vergeet.present import summary_table
 
     if lang not in access.LANGUAGES:
         raise BadInput(f"--lang: {lang!r} is not one of {', '.join(access.LANGUAGES)}")
@@ -805,10 +806,7 @@ def erase(ctx: typer.Context,
             err.print(f"[bold red]error:[/] {exc}; nothing was erased, request {request['id']} stays open",
                       highlight=False)
             raise typer.Exit(1) from None
-        for table in erasure_tables(plan, rules):
-            out.print(table)
-        if plan.empty:
-            out.print("Nothing to erase.")
+        out.print(erasure_text(plan, rules, choose_language(None, config.language)))
         summary = None
         if not plan.empty:
             if not approve:

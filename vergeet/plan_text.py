@@ -28,6 +28,7 @@ from rich.text import Text
 from connectors.base import Record
 from vergeet.access import LANGUAGES, _field_label, _long_date, period_text, reference
 from vergeet.decide import Plan
+from vergeet.erasure import ErasurePlan
 from vergeet.identity import IdentityView
 from vergeet.present import masked_people
 from vergeet.rules import Rules
@@ -64,6 +65,10 @@ _WORDS = {
         "refused": "Geweigerd: het plan verwijdert meer dan {limit:.0%} van de gegevens van {systems}; er is niets "
                    "veranderd. Bekijk het plan hierboven; klopt het, voer het dan één keer uit met --force.",
         "of": "{name} ({part} van {whole})",
+        "erasure": "Verzoek {id}: wat er gebeurt", "erase": "Verwijderen of onherkenbaar maken ({n}):",
+        "ends": "Eindigt met waar het bij hoort ({n}):", "ends_with": "eindigt met {parent}",
+        "stays": "Blijft bewaard ({n}):", "until": "tot {day}", "no_end": "zolang dat nodig is",
+        "by": "bewaard door {name}", "nothing_to_erase": "Er is niets te verwijderen.",
         "outcome": "Uitgevoerd in run {run}", "outcomes": {
             ("delete", "done"): "verwijderd", ("anonymise", "done"): "onherkenbaar gemaakt",
             ("delete", "already_gone"): "was al weg", ("anonymise", "already_gone"): "was al weg",
@@ -93,6 +98,10 @@ _WORDS = {
         "refused": "Refused: the plan deletes more than {limit:.0%} of the records of {systems}; nothing was "
                    "changed. Review the plan above; if it is right, run it once with --force.",
         "of": "{name} ({part} of {whole})",
+        "erasure": "Request {id}: what happens", "erase": "Erase or make unrecognisable ({n}):",
+        "ends": "Ends with what it belongs to ({n}):", "ends_with": "ends with {parent}",
+        "stays": "Stays ({n}):", "until": "until {day}", "no_end": "as long as needed",
+        "by": "kept by {name}", "nothing_to_erase": "There is nothing to erase.",
         "outcome": "Carried out in run {run}", "outcomes": {
             ("delete", "done"): "deleted", ("anonymise", "done"): "made unrecognisable",
             ("delete", "already_gone"): "already gone", ("anonymise", "already_gone"): "already gone",
@@ -366,3 +375,50 @@ def breaker_refusal(plan: Plan, rules: Rules, lang: str, limit: float) -> str:
                                whole=plan.records_per_system[system])
             for system, share in sorted(plan.delete_share().items()) if share > limit]
     return words["refused"].format(limit=limit, systems=", ".join(over))
+
+
+def erasure_text(erasure: ErasurePlan, rules: Rules, lang: str) -> RenderableType:
+    """An erasure plan for the owner to approve, in words: what is erased (and which fields), what ends with
+    it, and what stays, until when and why; each record by system, kind, whole id and its number or date."""
+    words = _WORDS[lang]
+
+    def item(system: str, kind: str, record_id: str, key: str, what: str) -> Padding:
+        reference = erasure.reference(key, lang)
+        name = _KINDS.get(kind, ((kind,) * 2,) * 2)[LANGUAGES.index(lang)][0]
+        line = Text(f"• {rules.system_name(system)} {name} {record_id}")
+        if reference:
+            line.append(f" ({reference})", style="bold")
+        line.append(f": {what}")
+        return Padding(line, (0, 0, 0, 4))
+
+    parts: list[RenderableType] = [Text(words["erasure"].format(id=erasure.request["id"]), style="bold")]
+    actions = erasure.plan.actions.drop_duplicates("key")
+    if len(actions):
+        parts.append(Padding(Text(words["erase"].format(n=len(actions))), (0, 0, 0, 2)))
+        for row in actions.itertuples(index=False):
+            labels = ", ".join(_field_label(row.system, f, lang) or f for f in row.fields)
+            what = words[row.action] + (f": {labels}" if row.fields else "")
+            parts.append(item(row.system, row.record_type, row.record_id, row.key, what))
+    else:
+        parts.append(Padding(Text(words["nothing_to_erase"]), (0, 0, 0, 2)))
+    ended = erasure.ended(rules)
+    if ended:
+        parts.append(Padding(Text(words["ends"].format(n=len(ended))), (0, 0, 0, 2)))
+        for key, parent in ended.items():
+            system, kind, record_id = key.split("/", 2)
+            _, parent_kind, parent_id = parent.split("/", 2)
+            parts.append(item(system, kind, record_id, key, words["ends_with"].format(
+                parent=f"{counted(1, parent_kind, lang)[2:]} {parent_id}")))
+    kept = erasure.kept(rules)
+    if len(kept):
+        parts.append(Padding(Text(words["stays"].format(n=len(kept))), (0, 0, 0, 2)))
+        generic = _WORDS[lang]["period_not_over"]
+        for row, why in zip(kept.itertuples(index=False), _kept_reasons(kept, rules, lang)):
+            if why == generic:  # say which period: the person's records differ in it
+                rule = rules.rule(row.rule_id)
+                why = period_text(rule.period, rule.clock, lang)
+            until = words["until"].format(day=_long_date(row.retained_until.isoformat(), lang)) \
+                if pd.notna(row.retained_until) else words["no_end"]
+            by = f"; {words['by'].format(name=rules.system_name(row.retained_by))}" if row.retained_by else ""
+            parts.append(item(row.system, row.record_type, row.record_id, row.key, f"{until}: {why}{by}"))
+    return Group(*parts)
