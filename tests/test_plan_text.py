@@ -124,3 +124,7 @@ def test_after_a_run_it_says_what_was_done_what_waits_and_when_the_next_night_is
     assert "Moneybird:" in text and "aan jou overgedragen" in text and "Wacht op jou:" in text
     assert re.search(r"De volgende nachtelijke run is op \d{1,2} \w+ \d{4} om 03:00", text)
     assert [code for code in CODES if code in text] == []
+    again = CliRunner().invoke(app, ["--config", str(demo["config"]), "purge", "--no-details", "--lang", "nl"])
+    said = " ".join(again.output.split())
+    assert re.search(r"Wacht op jou sinds \d{1,2} \w+ \d{4}: verwijderen \d+ facturen \(Moneybird: \d+", said)
+    assert "the vendor's API" not in said and "Waiting for you" not in said

@@ -146,7 +146,7 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
     from vergeet import pipeline
     from vergeet.connect import build_connectors
     from vergeet.ledger import LeaseHeld, LeaseLost
-    from vergeet.plan_text import RecordNamer, breaker_refusal, choose_language, next_scheduled_night, \
+    from vergeet.plan_text import RecordNamer, breaker_refusal, choose_language, next_scheduled_night, notices, \
         outcome_text, plan_json, plan_text
 
     lang = choose_language(lang, config.language)
@@ -188,7 +188,8 @@ def run_purge(config: Config, rules: Rules, *, apply: bool, day: date, force: bo
             read = {} if apply else {str(r.ref): r for found in records.values() for r in found}
             out.print(plan_text(plan, rules, lang, applying=apply, names=RecordNamer(view, read, lang), first=show,
                                 max_delete_share=limit))
-        _print_notices(plan, screen)
+        for notice in notices(plan, rules, lang):
+            screen.print(notice, highlight=False)
         _print_holds(plan, view, ledger, day, screen)
         if not apply:
             if len(plan.actions):
@@ -263,24 +264,6 @@ def _print_holds(plan, view, ledger, day: date, screen: Console = out) -> None:
     for hold_id, count in holds.kept_by(plan, view, active, ledger.hash_identifier).items():
         screen.print(f"Legal hold {hold_id} ({reasons[hold_id]}) keeps {count} record{'s' * (count != 1)}.",
                   highlight=False, soft_wrap=True)
-
-
-def _print_notices(plan, screen: Console = out) -> None:
-    if len(plan.reappeared):
-        systems = ", ".join(sorted(plan.reappeared["system"].unique()))
-        screen.print(f"[bold yellow]Attention:[/] {len(plan.reappeared)} records in {systems} belong to people who were "
-                  "erased before (suppression list). Check them: " +
-                  ", ".join(f"{r.system} {r.record_type} {r.record_id}" for r in plan.reappeared.itertuples()),
-                  highlight=False)
-    waiting = plan.awaiting_owner
-    for (system, record_type, action), rows in waiting.groupby(["system", "record_type", "action"]):
-        screen.print(f"[bold yellow]Waiting for you[/] since {rows['since'].min():%Y-%m-%d}: {action} "
-                  f"{len(rows)} {system} {record_type} record{'s' if len(rows) != 1 else ''} "
-                  f"({', '.join(map(str, rows['record_id']))}), which the vendor's API cannot do. "
-                  f"What to do, for the first: {rows['detail'].iloc[0]}", highlight=False)
-    for (system, reason), rows in plan.left_alone().groupby(["system", "left_alone"]):
-        screen.print(f"[bold yellow]Left alone, check by hand:[/] {system}: {reason}: " +
-                  ", ".join(f"{r.record_type} {r.record_id}" for r in rows.itertuples()), highlight=False)
 
 
 def _with_progress(total: int, title: str, work):

@@ -69,6 +69,12 @@ _WORDS = {
         "ends": "Eindigt met waar het bij hoort ({n}):", "ends_with": "eindigt met {parent}",
         "stays": "Blijft bewaard ({n}):", "until": "tot {day}", "no_end": "zolang dat nodig is",
         "by": "bewaard door {name}", "nothing_to_erase": "Er is niets te verwijderen.",
+        "reappeared": "[bold yellow]Let op:[/] {n} in {systems} horen bij mensen die eerder zijn gewist "
+                      "(onderdrukkingslijst). Controleer ze: {records}",
+        "handed": "[bold yellow]Wacht op jou[/] sinds {since}: {action} {n} ({system}: {ids}); de API van de "
+                  "leverancier kan dat niet. Wat te doen, voor de eerste (bericht van de leverancier): {detail}",
+        "left_alone_check": "[bold yellow]Niet automatisch beoordeeld, bekijk ze zelf:[/] {system}: {reason}: "
+                            "{records}",
         "outcome": "Uitgevoerd in run {run}", "outcomes": {
             ("delete", "done"): "verwijderd", ("anonymise", "done"): "onherkenbaar gemaakt",
             ("delete", "already_gone"): "was al weg", ("anonymise", "already_gone"): "was al weg",
@@ -102,6 +108,11 @@ _WORDS = {
         "ends": "Ends with what it belongs to ({n}):", "ends_with": "ends with {parent}",
         "stays": "Stays ({n}):", "until": "until {day}", "no_end": "as long as needed",
         "by": "kept by {name}", "nothing_to_erase": "There is nothing to erase.",
+        "reappeared": "[bold yellow]Attention:[/] {n} in {systems} belong to people who were erased before "
+                      "(suppression list). Check them: {records}",
+        "handed": "[bold yellow]Waiting for you[/] since {since}: {action} {n} ({system}: {ids}), which the "
+                  "vendor's API cannot do. What to do, for the first (the vendor's message): {detail}",
+        "left_alone_check": "[bold yellow]Left alone, check by hand:[/] {system}: {reason}: {records}",
         "outcome": "Carried out in run {run}", "outcomes": {
             ("delete", "done"): "deleted", ("anonymise", "done"): "made unrecognisable",
             ("delete", "already_gone"): "already gone", ("anonymise", "already_gone"): "already gone",
@@ -422,3 +433,29 @@ def erasure_text(erasure: ErasurePlan, rules: Rules, lang: str) -> RenderableTyp
             by = f"; {words['by'].format(name=rules.system_name(row.retained_by))}" if row.retained_by else ""
             parts.append(item(row.system, row.record_type, row.record_id, row.key, f"{until}: {why}{by}"))
     return Group(*parts)
+
+
+def notices(plan: Plan, rules: Rules, lang: str) -> list[str]:
+    """What the owner must look at beside the plan, as rich markup lines: people who reappeared after erasure,
+    tasks handed over (the vendor's API cannot do them), records left for a human to judge."""
+    words, said = _WORDS[lang], []
+
+    def kind(record_type: str) -> str:
+        return _KINDS.get(record_type, ((record_type,) * 2,) * 2)[LANGUAGES.index(lang)][0]
+
+    if len(plan.reappeared):
+        said.append(words["reappeared"].format(
+            n=_records(len(plan.reappeared), lang),
+            systems=", ".join(sorted({rules.system_name(s) for s in plan.reappeared["system"]})),
+            records=", ".join(f"{rules.system_name(r.system)} {kind(r.record_type)} {r.record_id}"
+                              for r in plan.reappeared.itertuples())))
+    for (system, record_type, action), rows in plan.awaiting_owner.groupby(["system", "record_type", "action"]):
+        said.append(words["handed"].format(
+            since=_long_date(rows["since"].min().date().isoformat(), lang), action=words[action],
+            n=counted(len(rows), record_type, lang), system=rules.system_name(system),
+            ids=", ".join(map(str, rows["record_id"])), detail=rows["detail"].iloc[0]))
+    for (system, reason), rows in plan.left_alone().groupby(["system", "left_alone"]):
+        said.append(words["left_alone_check"].format(
+            system=rules.system_name(system), reason=reason,
+            records=", ".join(f"{kind(r.record_type)} {r.record_id}" for r in rows.itertuples())))
+    return said
