@@ -73,8 +73,8 @@ def report_markdown(report: dict) -> str:
     lines = [f"# Access request {request['id']}", "", f"Received {request['received']}, answer by "
              f"{request['deadline']}.", "", "| system | records |", "|---|---|"]
     lines += [f"| {s['system']} | {s['records']} |" for s in report["systems"] if s["status"] == "searched"]
-    lines += ["", "Check by hand before the answer goes out:", ""] + [f"- {line}" for line in
-                                                                      access.checklist(report["systems"])]
+    lines += ["", "Check by hand before the answer goes out:", ""]
+    lines += [f"- {line}" for line in access.checklist(report["systems"], report["language"])]
     search = report["search"]
     lines += ["", f"{len(report['possible_matches'])} possible matches (not included), "
                   f"{search['rounds']} search rounds, {search['identifiers_searched']} identifiers searched, "

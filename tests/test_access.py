@@ -439,3 +439,14 @@ def test_a_test_search_registers_no_request_and_a_label_tells_requests_apart(pop
     labelled = run("--config", config_path, "find", person.email, "--label", "mail van 1 december")
     request_id = str(json.loads(labelled.stdout)["request"]["id"])
     assert request_id not in before and "mail van 1 december" in listed_requests(config_path)[request_id]
+
+
+def test_find_speaks_the_configured_language_at_the_terminal(population, config_path, tmp_path):
+    dutch = config_path.parent / "dutch.toml"  # beside it: the key file's path is relative to the config
+    dutch.write_text('language = "nl"\n' + config_path.read_text())
+    person = everywhere(population)[0]
+    result = run("--config", dutch, "find", person.email, "--test")
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 0 and "Proefzoekopdracht" in said and "Controleer met de hand" in said
+    assert "niet gekoppeld" in said or "Boekhouder" in said
+    assert "Check by hand" not in said and "Records found" not in said

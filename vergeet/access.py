@@ -317,6 +317,7 @@ _TEXT = {
         "open_ended": "zolang dit geldt: {why}",
         "left_alone": "niet automatisch beoordeeld: de verwerkingsverantwoordelijke beoordeelt dit gegeven zelf",
         "check_by_hand": "zoek de persoon hier met de hand op",
+        "not_connected_check": "niet gekoppeld aan vergeet, dus niet doorzocht; zoek de persoon daar op",
         "done_before": "op {date} onherkenbaar gemaakt: wat naar jou verwees is eruit gehaald",
         "no_rule": "geen bewaarregel voor dit soort gegevens; vraag het na bij de verwerkingsverantwoordelijke",
         "retained_by": "bewaard door {name} onder diens eigen wettelijke plicht",
@@ -336,6 +337,7 @@ _TEXT = {
         "open_ended": "as long as this holds: {why}",
         "left_alone": "not decided automatically: the controller reviews this record by hand",
         "check_by_hand": "look the person up here by hand",
+        "not_connected_check": "not connected to vergeet, so not searched; look the person up there",
         "done_before": "made unrecognisable on {date}: what pointed to you was removed",
         "no_rule": "no retention rule for this kind of data; ask the controller",
         "retained_by": "kept by {name} under its own legal duty",
@@ -517,12 +519,13 @@ def coverage(rules: Rules, searched: Iterable[str], lang: str) -> list[dict[str,
     return entries
 
 
-def checklist(entries: Iterable[Mapping[str, Any]]) -> list[str]:
-    """For the owner, before the answer goes out: the systems vergeet did not search, and what to check there."""
+def checklist(entries: Iterable[Mapping[str, Any]], lang: str = "en") -> list[str]:
+    """For the owner, before the answer goes out: the systems vergeet did not search, and what to check there
+    (`entries` from `coverage` in `lang`)."""
     lines = []
     for entry in entries:
         if entry["status"] == "not_connected":
-            lines.append(f"{entry['name']}: not connected to vergeet, so not searched; look the person up there")
+            lines.append(f"{entry['name']}: {_TEXT[lang]['not_connected_check']}")
         elif entry["status"] == "checked_by_hand":
             lines.append(f"{entry['name']}: {entry['check']}")
     return lines

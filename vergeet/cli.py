@@ -551,6 +551,7 @@ def find(ctx: typer.Context,
     """
     from vergeet import access
     from vergeet.connect import build_connectors
+    from vergeet.plan_text import choose_language
 
     if format_ not in ("json", "html"):
         raise BadInput(f"--format: {format_!r} is not json or html")
@@ -574,11 +575,12 @@ def find(ctx: typer.Context,
             raise typer.Exit(1) from None
         report = access.access_report(found, rules, subject=subject, as_of=today, lang=lang,
                                       context=access.decision_context(ledger, today), request=request)
-    _write_access_report(report, format_, out_path)
-    _print_access_notices(report, request, today)
+    terminal = choose_language(None, config.language)
+    _write_access_report(report, format_, out_path, terminal)
+    _print_access_notices(report, request, today, rules, terminal)
 
 
-def _write_access_report(report: dict, format_: str, out_path: str | None) -> None:
+def _write_access_report(report: dict, format_: str, out_path: str | None, lang: str) -> None:
     from pathlib import Path
 
     from vergeet import access
@@ -593,43 +595,45 @@ def _write_access_report(report: dict, format_: str, out_path: str | None) -> No
         access.write_private(path, text)
     except OSError as exc:
         raise BadInput(f"--out: cannot write {path} ({exc.strerror})") from None
-    err.print(f"Report written to {path.resolve()}", highlight=False)
+    from vergeet.plan_text import REQUEST_WORDS
+
+    err.print(REQUEST_WORDS[lang]["written"].format(path=path.resolve()), highlight=False)
 
 
-def _print_access_notices(report: dict, request: dict | None, today: date) -> None:
-    """What the operator must know, on stderr (stdout may carry the JSON): record references, never identifiers."""
-    held = ", ".join(f"{s['system']} {s['records']}" for s in report["systems"] if s["status"] == "searched")
+def _print_access_notices(report: dict, request: dict | None, today: date, rules: Rules, lang: str) -> None:
+    """What the operator must know, on stderr (stdout may carry the JSON), in `lang`: record references, never
+    identifiers."""
+    from vergeet.plan_text import REQUEST_WORDS
+
+    words = REQUEST_WORDS[lang]
+    held = ", ".join(f"{s['name']} {s['records']}" for s in report["systems"] if s["status"] == "searched")
     if request is None:
-        err.print(f"Test search, no request registered. Records found: {held}.", highlight=False, soft_wrap=True)
+        err.print(words["test"].format(held=held), highlight=False, soft_wrap=True)
     else:
-        days_left = (request["deadline"] - today).days
-        err.print(f"Access request {request['id']}: received {request['received']}, answer by "
-                  f"{request['deadline']} ({days_left} days left). Records found: {held}.", highlight=False,
-                  soft_wrap=True)
-    _print_checklist(report["systems"])
+        err.print(words["access"].format(id=request["id"], received=request["received"], deadline=request["deadline"],
+                                         days=(request["deadline"] - today).days, held=held),
+                  highlight=False, soft_wrap=True)
+    _print_checklist(rules, [s["system"] for s in report["systems"] if s["status"] == "searched"], lang)
     matches = report["possible_matches"]
     if matches:
-        err.print(f"[bold yellow]{len(matches)} possible matches, not included[/] (found by name or free text, "
-                  "linked to no e-mail address or phone number asked for). Check them; if one is this person, "
-                  "run again with the identifier it has:", highlight=False, soft_wrap=True)
+        err.print(words["matches"].format(n=len(matches)), highlight=False, soft_wrap=True)
         for match in matches:
             err.print(f"  {match['system']} {match['record_type']} {match['record_id']} "
                       f"({match['found_by'].replace('_', ' ')})", highlight=False, soft_wrap=True)
     left = report["search"]["identifiers_left_unsearched"]
     if left:
-        err.print(f"[bold yellow]Incomplete:[/] the search stopped after {report['search']['rounds']} rounds with "
-                  f"{left} identifiers on the person's records not searched; run again with the identifiers "
-                  "in the report's records.", highlight=False, soft_wrap=True)
+        err.print(words["incomplete"].format(rounds=report["search"]["rounds"], left=left), highlight=False,
+                  soft_wrap=True)
 
 
-def _print_checklist(systems: list[dict]) -> None:
-    """The owner's checklist of what vergeet did not search (`access.checklist`), on stderr."""
-    from vergeet.access import checklist
+def _print_checklist(rules: Rules, searched: list[str], lang: str) -> None:
+    """The owner's checklist of what vergeet did not search (`access.checklist`), on stderr, in `lang`."""
+    from vergeet.access import checklist, coverage
+    from vergeet.plan_text import REQUEST_WORDS
 
-    lines = checklist(systems)
+    lines = checklist(coverage(rules, searched, lang), lang)
     if lines:
-        err.print("[bold]Check by hand before you send the answer[/] (vergeet has not searched these):",
-                  highlight=False)
+        err.print(REQUEST_WORDS[lang]["check"], highlight=False)
         for line in lines:
             err.print(f"  - {line}", highlight=False, soft_wrap=True)
 
@@ -760,7 +764,7 @@ def erase(ctx: typer.Context,
     from vergeet import access, erasure
     from vergeet.connect import build_connectors
     from vergeet.ledger import LeaseHeld, LeaseLost
-    from vergeet.plan_text import choose_language, erasure_text
+    from vergeet.plan_text import REQUEST_WORDS, choose_language, erasure_text
     from vergeet.present import summary_table
 
     if lang not in access.LANGUAGES:
@@ -771,6 +775,7 @@ def erase(ctx: typer.Context,
     words = [w for part in (scope or [erasure.ALL]) for w in part.split(",") if w]
     day = parse_day(received, "--received") if received else date.today()
     config = ctx.obj.config()
+    terminal = choose_language(None, config.language)
     rules = ctx.obj.rules(config)
     connectors = build_connectors(config)
     systems = erasure.scope_systems(words, rules, connectors)
@@ -789,7 +794,7 @@ def erase(ctx: typer.Context,
             err.print(f"[bold red]error:[/] {exc}; nothing was erased, request {request['id']} stays open",
                       highlight=False)
             raise typer.Exit(1) from None
-        out.print(erasure_text(plan, rules, choose_language(None, config.language)))
+        out.print(erasure_text(plan, rules, terminal))
         summary = None
         if not plan.empty:
             if not approve:
@@ -819,11 +824,12 @@ def erase(ctx: typer.Context,
         status = erasure.finish(ledger, plan, summary, still_found)
         certificate = erasure.certificate(ledger, plan, rules, summary, still_found, status, lang)
     paths = erasure.write_certificate(certificate, Path(out_dir))
-    out.print(f"Request {request['id']}: {status}. Certificate: {', '.join(str(p) for p in paths)}", highlight=False)
-    _print_checklist(certificate["systems"])
+    words = REQUEST_WORDS[terminal]
+    out.print(words["result"].format(id=request["id"], status=words["statuses"].get(status, status),
+                                     paths=", ".join(str(p) for p in paths)), highlight=False)
+    _print_checklist(rules, list(plan.searched), terminal)
     if status != "completed":
-        err.print(f"{len(still_found)} erased records were still found; the request stays open. Run the same "
-                  "command again to finish it.", highlight=False)
+        err.print(words["still_found"].format(n=len(still_found)), highlight=False)
         raise typer.Exit(1)
 
 

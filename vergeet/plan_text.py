@@ -36,7 +36,8 @@ from vergeet.rules import Rules
 #: how a record type is called, (singular, plural) per language
 _KINDS = {
     "contact": (("contact", "contacten"), ("contact", "contacts")),
-    "archived_contact": (("gearchiveerd contact", "gearchiveerde contacten"), ("archived contact", "archived contacts")),
+    "archived_contact": (("gearchiveerd contact", "gearchiveerde contacten"),
+                         ("archived contact", "archived contacts")),
     "sales_invoice": (("factuur", "facturen"), ("invoice", "invoices")),
     "estimate": (("offerte", "offertes"), ("quote", "quotes")),
     "event": (("afspraak", "afspraken"), ("appointment", "appointments")),
@@ -459,3 +460,40 @@ def notices(plan: Plan, rules: Rules, lang: str) -> list[str]:
             system=rules.system_name(system), reason=reason,
             records=", ".join(f"{kind(r.record_type)} {r.record_id}" for r in rows.itertuples())))
     return said
+
+
+#: what `find` and `erase` tell the owner at the terminal (the documents have their own language, `--lang`)
+REQUEST_WORDS = {
+    "nl": {
+        "test": "Proefzoekopdracht, er is geen verzoek geregistreerd. Gevonden: {held}.",
+        "access": "Inzageverzoek {id}: ontvangen {received}, antwoord uiterlijk {deadline} (nog {days} dagen). "
+                  "Gevonden: {held}.",
+        "check": "[bold]Controleer met de hand voordat je antwoordt[/] (vergeet heeft hier niet gezocht):",
+        "matches": "[bold yellow]{n} mogelijke treffers, niet opgenomen[/] (gevonden op naam of vrije tekst, aan geen "
+                   "gevraagd e-mailadres of telefoonnummer gekoppeld). Bekijk ze; is er een van deze persoon, zoek "
+                   "dan opnieuw met het gegeven dat erop staat:",
+        "incomplete": "[bold yellow]Onvolledig:[/] het zoeken stopte na {rounds} rondes met {left} gegevens van de "
+                      "persoon nog niet doorzocht; zoek opnieuw met de gegevens in de records van het rapport.",
+        "written": "Rapport geschreven naar {path}",
+        "result": "Verzoek {id}: {status}. Bewijs: {paths}",
+        "statuses": {"completed": "afgerond", "failed": "nog niet afgerond"},
+        "still_found": "{n} verwijderde gegevens zijn nog gevonden; het verzoek blijft open. Voer dezelfde opdracht "
+                       "nog eens uit om het af te maken.",
+    },
+    "en": {
+        "test": "Test search, no request registered. Records found: {held}.",
+        "access": "Access request {id}: received {received}, answer by {deadline} ({days} days left). Records "
+                  "found: {held}.",
+        "check": "[bold]Check by hand before you send the answer[/] (vergeet has not searched these):",
+        "matches": "[bold yellow]{n} possible matches, not included[/] (found by name or free text, linked to no "
+                   "e-mail address or phone number asked for). Check them; if one is this person, run again with the "
+                   "identifier it has:",
+        "incomplete": "[bold yellow]Incomplete:[/] the search stopped after {rounds} rounds with {left} identifiers "
+                      "on the person's records not searched; run again with the identifiers in the report's records.",
+        "written": "Report written to {path}",
+        "result": "Request {id}: {status}. Certificate: {paths}",
+        "statuses": {"completed": "completed", "failed": "not completed yet"},
+        "still_found": "{n} erased records were still found; the request stays open. Run the same command again "
+                       "to finish it.",
+    },
+}
