@@ -58,8 +58,12 @@ def _ledger(config: Config, *, applying: bool = False):
     new = path is not None and not path.exists()
     ledger = open_ledger(config, applying=applying)
     if new:
-        err.print(f"A new ledger was created at {path} (store.url in {config.source}).", highlight=False,
-                  soft_wrap=True)
+        from vergeet.plan_text import choose_language
+
+        said = {"nl": "Er is een nieuw grootboek gemaakt in {path} (store.url in {source}).",
+                "en": "A new ledger was created at {path} (store.url in {source})."}
+        err.print(said[choose_language(None, config.language)].format(path=path, source=config.source),
+                  highlight=False, soft_wrap=True)
     return ledger
 
 
