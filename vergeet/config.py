@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import math
 import os
+import re
 import secrets
 import tomllib
 from pathlib import Path
@@ -215,12 +216,69 @@ class SyncConfig(_Section):
     full_every_days: int = Field(default=7, ge=1, le=90)
 
 
+def _mail_address(value: str) -> str:
+    """One bare e-mail address (no display name, no line breaks: it goes into a mail header)."""
+    from email.utils import parseaddr
+
+    name, address = parseaddr(value)
+    if name or address != value.strip() or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", address):
+        raise PydanticCustomError("mail_address", "'{value}' is not one bare e-mail address (no name)",
+                                  {"value": value})
+    return address
+
+
+MailAddress = Annotated[str, AfterValidator(_mail_address)]
+
+
+class NotifyConfig(_Section):
+    """The owner's e-mail digest (`vergeet.notify`): failures, tasks and deadlines, sent through SMTP."""
+
+    host: str = Field(min_length=1)
+    #: default: 465 for ssl, 587 for starttls, 25 for plain
+    port: int | None = Field(default=None, ge=1, le=65535)
+    #: plain (no encryption) only to this machine: a local relay
+    security: Literal["starttls", "ssl", "plain"] = "starttls"
+    username: str | None = None
+    #: a secret reference, never the password itself
+    password: str | None = None
+    sender: MailAddress = Field(alias="from")
+    to: list[MailAddress] = Field(min_length=1)
+    #: "when_needed": only a digest with something in it; "always": also one saying all is well
+    send: Literal["when_needed", "always"] = "when_needed"
+    #: open requests this many days (or fewer) before their deadline are in the digest
+    deadline_days: int = Field(default=5, ge=0, le=28)
+
+    @field_validator("password")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(env|prefect-secret):\S+", value):
+            raise PydanticCustomError("secret_reference", "give a secret reference (env:NAME or prefect-secret:NAME), "
+                                      "never the password itself")
+        return value
+
+    @model_validator(mode="after")
+    def _safe_delivery(self):
+        if self.security == "plain" and not is_local(f"smtp://{self.host}"):
+            raise PydanticCustomError("plain_smtp", "security: plain SMTP to {host} would send the digest (and the "
+                                      "password) unencrypted; use starttls or ssl (plain only to 127.0.0.1 or "
+                                      "localhost)", {"host": self.host})
+        if (self.username is None) != (self.password is None):
+            raise PydanticCustomError("smtp_login", "username and password go together (or neither, for a server "
+                                      "that needs no login)")
+        return self
+
+    def smtp_port(self) -> int:
+        return self.port or {"ssl": 465, "starttls": 587, "plain": 25}[self.security]
+
+
 class Config(_Section):
     store: StoreConfig = StoreConfig()
     connectors: ConnectorsConfig = ConnectorsConfig()
     rules: RulesConfig = RulesConfig()
     purge: PurgeConfig = PurgeConfig()
     sync: SyncConfig = SyncConfig()
+    #: the owner's e-mail digest; absent: none is sent
+    notify: NotifyConfig | None = None
     #: the language of what vergeet prints and writes, unless a command's --lang says otherwise (default: the
     #: locale's, Dutch where it is Dutch, else English)
     language: Literal["nl", "en"] | None = None
