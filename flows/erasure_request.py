@@ -74,13 +74,20 @@ def erasure_request(identifiers_block: str, scope: list[str] | None = None, veri
                     approval_timeout: int = WEEK, poll_interval: int = 10) -> dict:
     """Register, plan, wait for approval, erase, verify and certify one erasure request.
 
-    `identifiers_block`: the name of a Secret block with the person's e-mail addresses and phone numbers (one per
-    line), read once and deleted; `scope`: all, newsletter or system names; `verified_by`: how their identity was
-    checked; `approval_timeout`: seconds to wait for the owner's answer in the UI.
+    Args:
+        identifiers_block: The name of a Secret block with the person's e-mail addresses and phone numbers (one
+            per line), read once and deleted.
+        scope: What to erase: all, newsletter (a withdrawn consent) or system names (default: all).
+        verified_by: How the person's identity was checked (never a copy of an ID).
+        config_path: The vergeet config file (TOML); empty: the worker's VERGEET_CONFIG.
+        lang: The certificate's language, nl or en.
+        out_dir: Where the certificate goes (HTML and JSON, readable by their owner only).
+        approval_timeout: Seconds to wait for the owner's answer in the UI; then the request stays open.
+        poll_interval: Seconds between checks for that answer.
     """
     logger = get_run_logger()
     person = person_from_block(identifiers_block)  # first: the block is gone whatever fails next
-    config = load_config(config_path)
+    config = load_config(config_path, given_as="the config_path parameter")
     rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
     connectors = build_connectors(config)
     scope = scope or [erasure.ALL]

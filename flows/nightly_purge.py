@@ -15,10 +15,12 @@ from datetime import date
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.logging.loggers import flow_run_logger
+from prefect.states import Failed, State
 from prefect.tasks import exponential_backoff
 
 from connectors.base import Connector
-from vergeet import pipeline
+from vergeet import notify, pipeline
 from vergeet.config import SyncConfig, load_config
 from vergeet.connect import build_connectors, open_ledger
 from vergeet.decide import Plan
@@ -49,12 +51,19 @@ def plan_purge(view: IdentityView, rules: Rules, as_of: date, ledger: Ledger) ->
 
 
 @task(**SIDE_EFFECT_FREE)
-def execute_plan(ledger: Ledger, plan: Plan, connectors: dict[str, Connector], max_delete_share: float,
-                 force: bool) -> pipeline.Summary:
-    """Circuit breaker, then the plan into the ledger, then every action through it."""
-    if not force:
-        pipeline.check_circuit_breaker(plan, max_delete_share)
+def execute_plan(ledger: Ledger, plan: Plan, connectors: dict[str, Connector]) -> pipeline.Summary:
+    """The plan into the ledger, then every action through it."""
     return pipeline.execute(ledger, pipeline.store_plan(ledger, plan), connectors)
+
+
+def breaker_refusal(plan: Plan, max_delete_share: float) -> str | None:
+    """The circuit breaker's refusal in the flow's own terms (its `force` parameter), or None: the plan may run."""
+    try:
+        pipeline.check_circuit_breaker(plan, max_delete_share)
+    except pipeline.CircuitOpen as exc:
+        return (f"Refused by the circuit breaker: {exc}. Review the plan (`vergeet purge` shows it record by "
+                "record); if it is right, run this deployment once with the parameter force = true.")
+    return None
 
 
 @task(**SIDE_EFFECT_FREE)
@@ -62,14 +71,16 @@ def resume_interrupted(ledger: Ledger, connectors: dict[str, Connector]) -> list
     return pipeline.resume_unfinished(ledger, connectors)
 
 
-def report_markdown(plan: Plan, summary: pipeline.Summary | None) -> str:
-    """Counts only: per system, rule and outcome, plus kept records per exception."""
-    lines = [f"# Nightly purge {plan.as_of}", "", "| system | rule | outcome | records |", "|---|---|---|---|"]
+def report_markdown(plan: Plan, summary: pipeline.Summary | None, refusal: str | None = None) -> str:
+    """Counts only: per system, rule and outcome, plus kept records per exception; a refusal first."""
+    lines = [f"# Nightly purge {plan.as_of}", ""] + ([f"**{refusal}**", ""] if refusal else [])
+    lines += ["| system | rule | outcome | records |", "|---|---|---|---|"]
     if summary is not None:
         lines += [f"| {r['system']} | {r['rule']} | {r['outcome']} | {r['count']} |" for r in summary.rows()]
     else:
         counts = plan.actions.groupby(["system", "rule_id", "action"]).size()
-        lines += [f"| {s} | {r} | planned {a} (dry run) | {n} |" for (s, r, a), n in counts.items()]
+        unapplied = "refused" if refusal else "dry run"
+        lines += [f"| {s} | {r} | planned {a} ({unapplied}) | {n} |" for (s, r, a), n in counts.items()]
     kept = plan.kept.assign(why=plan.kept_reasons())
     lines += ["", "| system | kept because | records |", "|---|---|---|"]
     lines += [f"| {s} | {w} | {n} |" for (s, w), n in kept.groupby(["system", "why"]).size().items()]
@@ -88,16 +99,29 @@ def _log_stopped(logger, summary: pipeline.Summary) -> None:
         logger.warning("%s", message)
 
 
-@flow(name="nightly-purge", log_prints=False)
+def _send_digest(flow, flow_run, state) -> None:
+    """The owner's e-mail digest when [notify] is configured: a hook on every end of a run, so that a failure
+    anywhere in the flow still sends it (and a digest that cannot be sent is only logged)."""
+    notify.after_run(flow_run.parameters.get("config_path"), None if state.is_completed() else state.message,
+                     flow_run_logger(flow_run))
+
+
+@flow(name="nightly-purge", log_prints=False, on_completion=[_send_digest], on_failure=[_send_digest],
+      on_crashed=[_send_digest])
 def nightly_purge(config_path: str | None = None, apply: bool = True, as_of: date | None = None,
-                  force: bool = False, accept_rules: bool = False) -> dict:
+                  force: bool = False, accept_rules: bool = False) -> dict | State:
     """Pull every system, plan what the retention rules demand and (when `apply`) carry it out.
 
-    `force`: carry out a plan the circuit breaker refuses; `accept_rules`: run with rules changed since the last
-    applied run (the run fails with the change otherwise, before anything is read).
+    Args:
+        config_path: The vergeet config file (TOML); empty: the worker's VERGEET_CONFIG.
+        apply: Carry the plan out; off: a dry run that only reports the plan.
+        as_of: Decide as on this day (default: today).
+        force: Carry out, this once, a plan the circuit breaker refuses (review it first).
+        accept_rules: Run with rules changed since the last applied run (the run fails with the change
+            otherwise, before anything is read).
     """
     logger = get_run_logger()
-    config = load_config(config_path)
+    config = load_config(config_path, given_as="the config_path parameter")
     rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
     connectors = build_connectors(config)
     day = as_of or date.today()
@@ -118,11 +142,15 @@ def nightly_purge(config_path: str | None = None, apply: bool = True, as_of: dat
         view = build_identity_view(records, rules)
         plan = plan_purge(view, rules, day, ledger)
         logger.info("plan: %s actions, %s records kept", len(plan.actions), len(plan.kept))
-        summary = execute_plan(ledger, plan, connectors, config.purge.max_delete_share, force) if apply else None
+        refusal = breaker_refusal(plan, config.purge.max_delete_share) if apply and not force else None
+        summary = execute_plan(ledger, plan, connectors) if apply and refusal is None else None
         if summary is not None:
             _log_stopped(logger, summary)
-    create_markdown_artifact(report_markdown(plan, summary), key="nightly-purge",
+    create_markdown_artifact(report_markdown(plan, summary, refusal), key="nightly-purge",
                              description="Counts per system, rule and outcome (no personal data)")
+    if refusal:
+        logger.error("%s", refusal)
+        return Failed(message=refusal)  # the run's end in one line, no traceback
     result = {"as_of": day.isoformat(), "planned": len(plan.actions), "kept": len(plan.kept),
               "reappeared": len(plan.reappeared)}
     if summary is not None:

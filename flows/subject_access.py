@@ -87,12 +87,18 @@ def subject_access(identifiers_block: str, config_path: str | None = None, lang:
                    verified_by: str = "", received: date | None = None) -> dict:
     """Register the access request, find everything about the person, and write the report (JSON and HTML).
 
-    `identifiers_block`: the name of a Secret block with the person's e-mail addresses and phone numbers (one per
-    line), read once and deleted; `verified_by`: how their identity was checked; `out_dir`: where the report goes.
+    Args:
+        identifiers_block: The name of a Secret block with the person's e-mail addresses and phone numbers (one
+            per line), read once and deleted.
+        config_path: The vergeet config file (TOML); empty: the worker's VERGEET_CONFIG.
+        lang: The report's language, nl or en.
+        out_dir: Where the report goes (JSON and HTML, readable by their owner only).
+        verified_by: How the person's identity was checked (never a copy of an ID).
+        received: The day the request came in (default: today); the deadline is 4 weeks later.
     """
     logger = get_run_logger()
     subject = person_from_block(identifiers_block)
-    config = load_config(config_path)
+    config = load_config(config_path, given_as="the config_path parameter")
     rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
     connectors = build_connectors(config)
     with open_ledger(config) as ledger:

@@ -312,6 +312,18 @@ def sandbox(directory: Annotated[str, typer.Option("--dir", metavar="DIR", help=
 
 @app.command()
 @guarded
+def serve(ctx: typer.Context):
+    """Run the three jobs as Prefect deployments in this process (nightly purge on its schedule, access and
+    erasure requests from the Prefect UI), with the config and secrets of this environment, until Ctrl-C."""
+    config = ctx.obj.config()  # a bad config stops here (exit 2), not in the first run
+    from flows.serve import serve as serve_flows
+
+    serve_flows(str(Path(config.source).resolve()), say=lambda line: out.print(line, highlight=False,
+                                                                               soft_wrap=True))
+
+
+@app.command()
+@guarded
 def init(directory: Annotated[str, typer.Argument(metavar="DIR", help="Where the files go.")] = "."):
     """Start an installation: a random pepper, a starter config and the rules file to make your own."""
     from vergeet.config import CONFIG_FILE, ENV_FILE, PEPPER_MIN_LENGTH, write_starter
@@ -505,6 +517,34 @@ def requests_show(ctx: typer.Context,
     for event in history:
         table.add_row(f"{event['at']:%Y-%m-%d %H:%M}", event["status"].replace("_", " "), event["note"])
     out.print(table)
+
+
+@app.command()
+@guarded
+def digest(ctx: typer.Context,
+           send: Annotated[bool, typer.Option("--send/--dry-run", help="E-mail it through [notify] (default: only "
+                                                                       "print it).")] = False):
+    """The owner's digest: a failed run, tasks waiting for you, people who reappeared after erasure and requests
+    close to their deadline (ids and counts only); printed, or e-mailed with --send when there is news."""
+    from rich.markup import escape
+
+    from vergeet import notify
+    from vergeet.connect import open_ledger
+
+    config = ctx.obj.config()
+    if send:
+        notify.settings(config)  # no [notify]: BadInput before any work
+    with open_ledger(config, create=False) as ledger:
+        news = notify.collect(config, ledger, ctx.obj.rules(config), date.today())
+    out.print(f"Subject: {news.subject()}\n\n{news.text()}", markup=False, highlight=False)
+    if send:
+        try:
+            sent = notify.deliver(config, news)
+        except notify.SendFailed as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        out.print(f"Sent to {', '.join(config.notify.to)}." if sent else "Nothing to report: no mail sent "
+                  "([notify] send = \"always\" sends one anyway).", highlight=False)
 
 
 def parse_day(value: str, option: str) -> date:

@@ -377,11 +377,12 @@ def config_path(explicit: str | None) -> Path | None:
     return Path(chosen) if chosen else None
 
 
-def load_config(explicit: str | None = None) -> Config:
-    """Read and validate the config file named by `--config` or `VERGEET_CONFIG`."""
+def load_config(explicit: str | None = None, given_as: str = "--config PATH") -> Config:
+    """Read and validate the config file named by `--config` or `VERGEET_CONFIG`; `given_as`: how the caller's
+    user names the file (a flow: its parameter)."""
     path = config_path(explicit)
     if path is None:
-        raise BadInput(f"no configuration: pass --config PATH or set {CONFIG_ENV}")
+        raise BadInput(f"no configuration: pass {given_as} or set {CONFIG_ENV}")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

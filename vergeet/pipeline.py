@@ -49,7 +49,8 @@ class PullFailed(Exception):
 
 
 class CircuitOpen(Exception):
-    """The plan deletes more of a system than the configured share allows."""
+    """The plan deletes more of a system than the configured share allows (the message says how much of which;
+    the caller says how to override it: the CLI's `--force`, the flow's `force`)."""
 
 
 @contextmanager
@@ -143,7 +144,7 @@ def check_circuit_breaker(plan: Plan, max_share: float) -> None:
         detail = ", ".join(f"{system} {deletes.get(system, 0)} of {plan.records_per_system[system]} records "
                            f"({share:.0%})" for system, share in sorted(over.items()))
         raise CircuitOpen(f"the plan would delete more than {max_share:.0%} of a system's records ({detail}); "
-                          "nothing was changed. Check the rules and the data, then rerun with --force if it is right.")
+                          "nothing was changed")
 
 
 @dataclass
