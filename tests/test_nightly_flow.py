@@ -79,3 +79,23 @@ def test_the_nightly_flow_refuses_changed_rules_until_accepted_and_names_its_par
             nightly_purge(config_path=str(path), apply=True)
         assert "P2Y" in str(refused.value) and sum(sandbox.request_count().values()) == before  # nothing read
         assert nightly_purge(config_path=str(path), apply=True, accept_rules=True)["failed"] == 0
+
+
+def test_the_first_night_refused_by_the_circuit_breaker_fails_in_one_line_naming_force(prefect_harness, tmp_path):
+    from prefect.client.orchestration import get_client
+
+    from flows.nightly_purge import nightly_purge
+
+    with Sandbox(generate(30, seed=11, today=date.today()), rates=FAST) as sandbox:
+        path = sandbox.write_config(tmp_path, client_rates=FAST)
+        state = nightly_purge(config_path=str(path), apply=True, return_state=True)
+        assert sum(sandbox.request_count("DELETE").values()) == 0
+    assert state.is_failed() and state.message.startswith("Refused by the circuit breaker: the plan would delete")
+    assert "force = true" in state.message and "--force" not in state.message and "\n" not in state.message
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+        logs = [log.message for log in client.read_logs() if log.flow_run_id == run.id]
+        [artifact] = [a for a in client.read_artifacts() if a.flow_run_id == run.id]
+    assert run.state.is_failed() and run.state.message == state.message
+    assert state.message in logs and not [line for line in logs if "Traceback" in line]
+    assert f"**{state.message}**" in artifact.data and "(refused)" in artifact.data
