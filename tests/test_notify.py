@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import logging
 import socket
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 from email.policy import default
@@ -266,3 +267,14 @@ def test_a_failed_nightly_run_sends_its_failure_and_an_unsendable_digest_does_no
         with pytest.raises(type(refused.value)) as again:
             nightly_purge(config_path=str(path), apply=True)
     assert str(again.value) == str(refused.value) and len(mailbox.messages) == 1
+    from prefect.client.orchestration import get_client
+
+    def logged() -> bool:
+        with get_client(sync_client=True) as client:
+            return any(log.message.startswith("the e-mail digest was not sent: ")
+                       and "TEST_SMTP_PASSWORD is not set" in log.message for log in client.read_logs())
+
+    deadline = time.monotonic() + 10  # logs reach the server in batches
+    while not logged() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert logged()
