@@ -12,18 +12,24 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from typing import Literal
+
+import pandas as pd
+from prefect import flow, get_client, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+from prefect.states import Failed, Running, State
 
 from flows.identifiers import discard, person_from_block, stash
 from flows.subject_access import search_as_tasks
 from vergeet import erasure
 from vergeet.config import load_config
 from vergeet.connect import build_connectors, open_ledger
+from vergeet.mask import mask_email, mask_phone
 from vergeet.rules import Rules, load_rules
 
 SIDE_EFFECTS = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -31,7 +37,7 @@ WEEK = 7 * 24 * 3600
 
 
 class ErasureDecision(RunInput):
-    """The owner's answer to a shown plan."""
+    """The owner's answer to a shown plan: approve, or reject with the reason (it goes on record)."""
 
     approve: bool
     note: str = ""
@@ -53,25 +59,61 @@ def verify_request(connectors, plan, rules, ledger=None):
     return erasure.verify(connectors, plan, rules, search_systems=search_as_tasks, ledger=ledger)
 
 
-def plan_markdown(plan: erasure.ErasurePlan, rules: Rules) -> str:
-    """Record ids and counts: what the owner approves, without the person's data."""
-    lines = [f"# Erasure request {plan.request['id']}", "", f"Scope: {plan.request['scope']}; "
-             f"deadline {plan.request['deadline']}.", "", "| system | record | action | rule |", "|---|---|---|---|"]
-    lines += [f"| {r.system} | {r.record_type} {r.record_id} | {r.action} {' '.join(r.fields)} | {r.rule_id} |"
-              for r in plan.plan.actions.itertuples(index=False)]
-    lines += [f"| {key.split('/')[0]} | {' '.join(key.split('/', 2)[1:])} | ends with {parent} | - |"
-              for key, parent in plan.ended(rules).items()]
-    lines += ["", "Kept (by law, or left for the owner to check):", "", "| system | record | until | why |",
-              "|---|---|---|---|"]
-    lines += [f"| {r.system} | {r.record_type} {r.record_id} | {r.retained_until} | {r.why} |"
-              for r in plan.kept(rules).itertuples(index=False)]
-    return "\n".join(lines)
+def plan_rows(plan: erasure.ErasurePlan, rules: Rules, lang: str = "en") -> list[dict]:
+    """What the owner approves, one row per record: erased (or ending with what is erased) first, then kept;
+    record ids, the rules' labels and reasons only, never the person's data."""
+    def label(rule_id: str) -> str:
+        rule = rules.rule(rule_id)
+        return getattr(rule, lang) if rule else rule_id
+
+    def row(key: str, rule_id: str, what: str) -> dict:
+        system, record_type, record_id = key.split("/", 2)
+        return {"system": system, "record_type": record_type, "record_id": record_id, "label": label(rule_id),
+                "action or reason": what}
+
+    rows = [row(r.key, r.rule_id, f"{r.action} {', '.join(r.fields)}".strip())
+            for r in plan.plan.actions.drop_duplicates("key").itertuples(index=False)]
+    ended, kept = plan.ended(rules), plan.plan.kept.drop_duplicates("key").set_index("key")
+    rows += [row(key, kept.loc[key, "rule_id"], f"ends: {parent} is deleted") for key, parent in ended.items()]
+    rows += [row(r.key, r.rule_id, f"kept until {r.retained_until}: {r.why}" if pd.notna(r.retained_until)
+                 else f"kept: {r.why}") for r in plan.kept(rules).itertuples(index=False)]
+    return rows
+
+
+def plan_markdown(plan: erasure.ErasurePlan, rules: Rules, lang: str = "en") -> str:
+    """The rows of `plan_rows` as the approval form's text in the UI: what is erased, then what is kept."""
+    rows = plan_rows(plan, rules, lang)
+    kept = [r for r in rows if r["action or reason"].startswith("kept")]
+
+    def table(part: list[dict]) -> list[str]:
+        return ["| system | record | label | action or reason |", "|---|---|---|---|"] + [
+            f"| {r['system']} | {r['record_type']} {r['record_id']} | {r['label']} | {r['action or reason']} |"
+            for r in part]
+
+    return "\n".join([f"Erasure request {plan.request['id']} about {masked(plan.identifiers)}, scope "
+                      f"{plan.request['scope']}, deadline {plan.request['deadline']}.", "",
+                      "Erased:", ""] + table(rows[:len(rows) - len(kept)]) +
+                     ["", "Kept (by law, or left for the owner to check):", ""] + table(kept) +
+                     ["", "Approve, or reject with the reason in the note."])
+
+
+def masked(identifiers) -> str:
+    """The person as the owner recognises them, never readable (`j***@g***.com, +316******78`)."""
+    return ", ".join([mask_email(e) for e in identifiers.emails] + [mask_phone(p) for p in identifiers.phones])
+
+
+def awaiting_approval(message: str) -> State:
+    """The run's end after an unanswered pause: Failed, named AwaitingApproval. Prefect replaces any state a run
+    proposes after its pause expired with "paused and never resumed", so the run is put back in Running first."""
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(FlowRunContext.get().flow_run.id, Running(), force=True)
+    return Failed(name="AwaitingApproval", message=message)
 
 
 @flow(name="erasure-request", persist_result=False)
 def erasure_request(identifiers_block: str, scope: list[str] | None = None, verified_by: str = "",
-                    config_path: str | None = None, lang: str = "nl", out_dir: str = ".",
-                    approval_timeout: int = WEEK, poll_interval: int = 10) -> dict:
+                    config_path: str | None = None, lang: Literal["nl", "en"] = "nl", out_dir: str = ".",
+                    approval_timeout: int = WEEK, poll_interval: int = 10) -> dict | State:
     """Register, plan, wait for approval, erase, verify and certify one erasure request.
 
     Args:
@@ -79,7 +121,7 @@ def erasure_request(identifiers_block: str, scope: list[str] | None = None, veri
             per line), read once and deleted.
         scope: What to erase: all, newsletter (a withdrawn consent) or system names (default: all).
         verified_by: How the person's identity was checked (never a copy of an ID).
-        config_path: The vergeet config file (TOML); empty: the worker's VERGEET_CONFIG.
+        config_path: The vergeet config file (TOML); empty: VERGEET_CONFIG where the flow runs.
         lang: The certificate's language, nl or en.
         out_dir: Where the certificate goes (HTML and JSON, readable by their owner only).
         approval_timeout: Seconds to wait for the owner's answer in the UI; then the request stays open.
@@ -96,8 +138,9 @@ def erasure_request(identifiers_block: str, scope: list[str] | None = None, veri
     with open_ledger(config) as ledger:
         request = erasure.register(ledger, person, rules, received=today, verified_by=verified_by, scope=scope)
         plan = plan_request(connectors, person, rules, ledger, request, today, systems)
-        create_markdown_artifact(plan_markdown(plan, rules), key=f"erasure-request-{request['id']}",
-                                 description="The plan to approve (record ids only)")
+        create_table_artifact(plan_rows(plan, rules, lang), key=f"erasure-request-{request['id']}",
+                              description=f"Erasure request {request['id']} about {masked(person)}: what is erased "
+                                          "and what is kept (record ids only); approve or reject on the paused run")
         if plan.empty:
             status = erasure.finish(ledger, plan, None, [])
             certificate = erasure.certificate(ledger, plan, rules, None, [], status, lang)
@@ -105,12 +148,16 @@ def erasure_request(identifiers_block: str, scope: list[str] | None = None, veri
                     "files": [str(p) for p in erasure.write_certificate(certificate, Path(out_dir))]}
         erasure.not_now(ledger, request, "plan shown in Prefect; waiting for approval")
         try:
-            decision = pause_flow_run(wait_for_input=ErasureDecision, timeout=approval_timeout,
-                                      poll_interval=poll_interval)
+            decision = pause_flow_run(wait_for_input=ErasureDecision.with_initial_data(
+                description=plan_markdown(plan, rules, lang), approve=False), timeout=approval_timeout,
+                poll_interval=poll_interval)
         except FlowPauseTimeout:
             erasure.not_now(ledger, request, "approval timed out in Prefect; nothing was erased")
-            logger.warning("request %s: approval timed out; nothing was erased", request["id"])
-            return {"request_id": request["id"], "status": "awaiting_approval", "erased": 0}
+            message = (f"Request {request['id']} awaits approval: no answer within {approval_timeout} s, nothing "
+                       f"was erased; it stays open (deadline {request['deadline']}): run erasure-request again "
+                       "to show the plan anew")
+            logger.warning("%s", message)
+            return awaiting_approval(message)
         if not decision.approve:
             erasure.reject(ledger, request, decision.note.strip() or "rejected in Prefect; no reason given")
             return {"request_id": request["id"], "status": "rejected", "erased": 0}

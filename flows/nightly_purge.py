@@ -113,7 +113,7 @@ def nightly_purge(config_path: str | None = None, apply: bool = True, as_of: dat
     """Pull every system, plan what the retention rules demand and (when `apply`) carry it out.
 
     Args:
-        config_path: The vergeet config file (TOML); empty: the worker's VERGEET_CONFIG.
+        config_path: The vergeet config file (TOML); empty: VERGEET_CONFIG where the flow runs.
         apply: Carry the plan out; off: a dry run that only reports the plan.
         as_of: Decide as on this day (default: today).
         force: Carry out, this once, a plan the circuit breaker refuses (review it first).

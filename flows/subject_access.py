@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -83,14 +84,14 @@ def report_markdown(report: dict) -> str:
 
 
 @flow(name="subject-access", log_prints=False, persist_result=False)
-def subject_access(identifiers_block: str, config_path: str | None = None, lang: str = "nl", out_dir: str = ".",
-                   verified_by: str = "", received: date | None = None) -> dict:
+def subject_access(identifiers_block: str, config_path: str | None = None, lang: Literal["nl", "en"] = "nl",
+                   out_dir: str = ".", verified_by: str = "", received: date | None = None) -> dict:
     """Register the access request, find everything about the person, and write the report (JSON and HTML).
 
     Args:
         identifiers_block: The name of a Secret block with the person's e-mail addresses and phone numbers (one
             per line), read once and deleted.
-        config_path: The vergeet config file (TOML); empty: the worker's VERGEET_CONFIG.
+        config_path: The vergeet config file (TOML); empty: VERGEET_CONFIG where the flow runs.
         lang: The report's language, nl or en.
         out_dir: Where the report goes (JSON and HTML, readable by their owner only).
         verified_by: How the person's identity was checked (never a copy of an ID).
