@@ -12,8 +12,6 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from typing import Literal
-
 import pandas as pd
 from prefect import flow, get_client, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -112,7 +110,7 @@ def awaiting_approval(message: str) -> State:
 
 @flow(name="erasure-request", persist_result=False)
 def erasure_request(identifiers_block: str, scope: list[str] | None = None, verified_by: str = "",
-                    config_path: str | None = None, lang: Literal["nl", "en"] = "nl", out_dir: str = ".",
+                    config_path: str | None = None, lang: str = "nl", out_dir: str = ".",
                     approval_timeout: int = WEEK, poll_interval: int = 10) -> dict | State:
     """Register, plan, wait for approval, erase, verify and certify one erasure request.
 

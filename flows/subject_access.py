@@ -19,8 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Literal
-
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -84,7 +82,7 @@ def report_markdown(report: dict) -> str:
 
 
 @flow(name="subject-access", log_prints=False, persist_result=False)
-def subject_access(identifiers_block: str, config_path: str | None = None, lang: Literal["nl", "en"] = "nl",
+def subject_access(identifiers_block: str, config_path: str | None = None, lang: str = "nl",
                    out_dir: str = ".", verified_by: str = "", received: date | None = None) -> dict:
     """Register the access request, find everything about the person, and write the report (JSON and HTML).
 

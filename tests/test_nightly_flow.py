@@ -83,6 +83,8 @@ def test_the_nightly_flow_refuses_changed_rules_until_accepted_and_names_its_par
 
 def test_the_first_night_refused_by_the_circuit_breaker_fails_in_one_line_naming_force(prefect_harness, tmp_path):
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
 
     from flows.nightly_purge import nightly_purge
 
@@ -92,9 +94,10 @@ def test_the_first_night_refused_by_the_circuit_breaker_fails_in_one_line_naming
         assert sum(sandbox.request_count("DELETE").values()) == 0
     assert state.is_failed() and state.message.startswith("Refused by the circuit breaker: the plan would delete")
     assert "force = true" in state.message and "--force" not in state.message and "\n" not in state.message
+    APILogWorker.drain_all(timeout=10)  # logs reach the server in batches
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(state.state_details.flow_run_id)
-        logs = [log.message for log in client.read_logs() if log.flow_run_id == run.id]
+        logs = [log.message for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
         [artifact] = [a for a in client.read_artifacts() if a.flow_run_id == run.id]
     assert run.state.is_failed() and run.state.message == state.message
     assert state.message in logs and not [line for line in logs if "Traceback" in line]
