@@ -131,8 +131,11 @@ def nightly_purge(config_path: str | None = None, apply: bool = True, as_of: dat
             try:
                 accept_changed_rules(ledger, rules, accept=accept_rules)
             except RulesChanged as exc:  # said in the flow's own terms: its parameter, not the CLI's flag
-                raise RuntimeError("the retention rules changed since the last applied run; review the change "
-                                   "and run this flow once with accept_rules = true:\n" + exc.diff) from None
+                refused = ("Refused: the retention rules changed since the last applied run; nothing was read or "
+                           "changed. Review the change in the log, then run this deployment once with the parameter "
+                           "accept_rules = true.")
+                logger.error("%s\n%s", refused, exc.diff)
+                return Failed(message=refused)  # the run's end in one line, no traceback
             for resumed in resume_interrupted(ledger, connectors):
                 logger.info("finished interrupted run %s: %s failed", resumed.run_id, resumed.failed)
                 _log_stopped(logger, resumed)
