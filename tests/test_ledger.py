@@ -116,6 +116,50 @@ def test_foreign_tables_without_meta_are_refused(db_path):
         Ledger(f"sqlite:///{db_path}", PEPPER)
 
 
+_OPEN_AT_ONCE = """
+import sys, time
+from vergeet.ledger import Ledger
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+with Ledger(sys.argv[1], b"test-pepper-not-a-real-secret") as led:
+    print(led.url)
+"""
+
+
+def test_processes_creating_the_same_new_ledger_at_once_all_open_it(db_path):
+    """Two flow runs started together on a machine without a ledger yet: each must find one ledger, not a
+    'damaged' half-made one."""
+    start = f"{time.time() + 2.0:.3f}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN_AT_ONCE, f"sqlite:///{db_path}", start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert [rc for rc, _ in results] == [0, 0, 0, 0], [err.strip().splitlines()[-1:] for _, err in results]
+    with Ledger(f"sqlite:///{db_path}", PEPPER) as led:
+        assert led.url
+
+
+def test_a_damaged_ledger_is_still_refused_after_waiting_for_a_creator(db_path):
+    con = sqlite3.connect(db_path)
+    con.execute("create table meta (key text primary key, value text)")
+    con.execute("create table runs (x integer)")
+    con.commit()
+    con.close()
+    began = time.monotonic()
+    with pytest.raises(LedgerError, match="no readable schema version"):
+        Ledger(f"sqlite:///{db_path}", PEPPER)
+    assert time.monotonic() - began < 10
+
+
 @pytest.mark.parametrize(
     "url",
     [

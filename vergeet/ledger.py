@@ -20,6 +20,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -414,6 +415,18 @@ class _SharedConnectionPool(StaticPool):
         self._lent.release()
 
 
+class _SchemaIncomplete(LedgerError):
+    """The ledger's tables are there without their meta data: damaged, or being created by another process."""
+
+
+def _creation_clash(exc: Exception) -> bool:
+    """Whether `exc` may come from another process creating the same tables at this moment."""
+    if isinstance(exc, (_SchemaIncomplete, sa_exc.IntegrityError)):
+        return True
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "already exists" in text or "locked" in text
+
+
 class Ledger:
     """vergeet's store; open with a SQLAlchemy URL and the secret pepper.
 
@@ -430,7 +443,7 @@ class Ledger:
         self._engine = self._create_engine(url)
         self.url = redact_url(self._engine.url)
         try:
-            self._init_schema()
+            self._init_schema_settled()
         except LedgerError:
             self._engine.dispose()
             raise
@@ -481,13 +494,26 @@ class Ledger:
     def _pepper_check(self) -> str:
         return hmac.new(self._pepper, _PEPPER_CHECK_MESSAGE, hashlib.sha256).hexdigest()
 
+    def _init_schema_settled(self, wait: float = 3.0) -> None:
+        """`_init_schema`, waiting out another process that is creating the same new ledger at this moment (two
+        flow runs started together): half-made tables or a clash on creating them are retried for `wait` s, and
+        only then reported as a damaged ledger."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._init_schema()
+            except (_SchemaIncomplete, sa_exc.DBAPIError) as exc:
+                if not _creation_clash(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.25)
+
     def _init_schema(self) -> None:
         with self._engine.begin() as conn:
             existing = set(sa.inspect(conn).get_table_names())
             if "meta" not in existing:
                 stray = sorted(existing & _LEDGER_TABLES)
                 if stray:
-                    raise LedgerError(
+                    raise _SchemaIncomplete(
                         f"ledger at {self.url} has tables {', '.join(stray)} but no meta table; "
                         "it was not created by vergeet or is damaged"
                     )
@@ -515,7 +541,7 @@ class Ledger:
                     _start_request_histories(conn)
         version = meta.get("schema_version")
         if version is None or not version.strip().isdigit():
-            raise LedgerError(
+            raise _SchemaIncomplete(
                 f"ledger at {self.url} has no readable schema version; "
                 "it was not created by vergeet or is damaged"
             )
