@@ -175,6 +175,30 @@ class Changes:
     owned: Mapping[str, str] = field(default_factory=dict)
 
 
+#: What a rectification request may set on a person (`vergeet correct --set FIELD=VALUE`); an address travels as
+#: its three parts "address.street", "address.postcode", "address.city".
+CORRECTABLE_FIELDS = ("name", "email", "phone", "address.street", "address.postcode", "address.city")
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of one record a rectification would change, or why it cannot.
+
+    `field` is one of `CORRECTABLE_FIELDS`; `vendor_field` the vendor's own field path it lands in ("email",
+    "attendees[].email"). `current` and `new` are plaintext values: they live only in memory and in the
+    confirmation the person receives, never in logs, the ledger or Prefect. `refused` is a code saying why the
+    vendor record keeps its value (e.g. "issued_document": an issued invoice keeps the address it was issued to;
+    "vendor_read_only": the vendor's API offers no way to change it); None when the change will be made.
+    """
+
+    ref: RecordRef
+    field: str
+    vendor_field: str
+    current: str | None
+    new: str | None
+    refused: str | None = None
+
+
 @runtime_checkable
 class Connector(Protocol):
     """What every vendor connector offers."""
@@ -200,4 +224,13 @@ class Connector(Protocol):
 
     def anonymise(self, ref: RecordRef, fields: Sequence[str]) -> ActionResult:
         """Overwrite the named personal fields of one record."""
+
+    def plan_correction(self, record: Record, new: Mapping[str, str]) -> list[FieldChange]:
+        """What setting the person's fields to `new` (keys from `CORRECTABLE_FIELDS`) changes in `record`, one
+        `FieldChange` per field the record holds, refused ones with their reason; no vendor call."""
+
+    def correct(self, changes: Sequence[FieldChange]) -> ActionResult:
+        """Write the non-refused `changes` of one record with the vendor's own update call, idempotently: a
+        record that already shows the new values is DONE without a write; a record that is gone is
+        ALREADY_GONE."""
 
