@@ -58,6 +58,7 @@ CALL_OUTCOMES = ("done", "already_gone", "failed")
 REQUEST_KINDS = ("access", "erasure", "rectification", "objection")
 REQUEST_STATUSES = ("received", "awaiting_approval", "approved", "executing", "completed", "failed", "rejected")
 REQUEST_CLOSING_STATUSES = ("rejected", "completed")
+TASK_STATUSES = ("open", "done", "not_applicable")
 #: status -> the statuses a request may move to from it (staying is a note); a closed request moves no more
 REQUEST_MOVES = {
     "received": frozenset({"received", "awaiting_approval", "approved", "completed", "rejected"}),
@@ -323,11 +324,40 @@ leases_table = sa.Table(
     sa.Column("expires_at", _UTCDateTime, nullable=False),
 )
 
+#: Tasks by hand (`vergeet.tasks`): per request, each place vergeet cannot search or erase in itself (a processor
+#: without a connector, a system not connected) and whether the owner has done it. `check_key` is the key of the text
+#: saying what to ask whom (in the rules file or vergeet's own texts), `subject` the processor or system: no
+#: personal data. Every change of status is appended to `task_events`.
+request_tasks_table = sa.Table(
+    "request_tasks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.Integer, sa.ForeignKey("requests.id"), nullable=False, index=True),
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column("check_key", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", _UTCDateTime, nullable=False),
+    sa.Column("done_at", _UTCDateTime, nullable=True),
+    sa.UniqueConstraint("request_id", "subject", name="uq_request_tasks_subject"),
+)
+
+task_events_table = sa.Table(
+    "task_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("task_id", sa.Integer, sa.ForeignKey("request_tasks.id"), nullable=False, index=True),
+    sa.Column("at", _UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+)
+
 #: columns added within schema version 1, as (table, column, SQL type and default): a ledger written before one
 #: of them gets it when opened
 _ADDED_COLUMNS = (("requests", "label", "TEXT NOT NULL DEFAULT ''"), ("holds", "released_because", "TEXT"))
 #: tables added within schema version 1: a ledger written before one of them gets it when opened
-_ADDED_TABLES = (identity_index_table, sync_records_table, leases_table, request_events_table)
+_ADDED_TABLES = (identity_index_table, sync_records_table, leases_table, request_events_table,
+                 request_tasks_table, task_events_table)
 #: the sync_state key under which a system's whole cache was one JSON object, before `sync_records`
 _CACHE_BLOB_KEY = "records"
 
@@ -1044,6 +1074,78 @@ class Ledger:
             ):
                 out.setdefault(request_id, []).append(h)
         return out
+
+    # -- tasks by hand -----------------------------------------------------
+
+    def add_tasks(self, request_id: int, checks: Iterable[tuple[str, str]]) -> None:
+        """Open a task for each (subject, check) the request has none for yet; those it has stay as they are.
+
+        `subject` is a processor's or system's key, `check` the key of the text saying what to do: no personal data.
+        """
+        checks = list(checks)
+        t = request_tasks_table
+        for attempt in (1, 2):  # a second process adding the same tasks at this moment wins; then nothing is left
+            try:
+                with self._engine.begin() as conn:
+                    if conn.execute(sa.select(requests_table.c.id).where(requests_table.c.id == request_id)
+                                    ).first() is None:
+                        raise LedgerError(f"no request {request_id} in the ledger")
+                    have = set(conn.execute(sa.select(t.c.subject).where(t.c.request_id == request_id)).scalars())
+                    now = _now()
+                    for subject, check in checks:
+                        if subject in have:
+                            continue
+                        have.add(subject)
+                        task_id = conn.execute(t.insert().values(
+                            request_id=request_id, subject=subject, check_key=check, status="open", note="",
+                            created_at=now, done_at=None)).inserted_primary_key[0]
+                        conn.execute(task_events_table.insert().values(task_id=task_id, at=now, status="open",
+                                                                       note=""))
+                return
+            except sa_exc.IntegrityError:
+                if attempt == 2:
+                    raise
+
+    def tasks(self, *, request_id: int | None = None, open_only: bool = False) -> list[dict]:
+        """Tasks by hand with their request's kind, deadline and status: earliest deadline first."""
+        t, r = request_tasks_table, requests_table
+        query = (sa.select(t, r.c.kind.label("request_kind"), r.c.deadline, r.c.status.label("request_status"))
+                 .join(r, r.c.id == t.c.request_id).order_by(r.c.deadline, t.c.request_id, t.c.id))
+        if request_id is not None:
+            query = query.where(t.c.request_id == request_id)
+        if open_only:
+            query = query.where(t.c.status == "open")
+        with self._engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def set_task_status(self, task_id: int, status: str, note: str = "") -> None:
+        """Mark a task done or not applicable (with the reason in `note`), or open it again; appended to its
+        history. Marking it as it already is, or not applicable without a reason, is a `LedgerError`."""
+        _check_choice("task status", status, TASK_STATUSES)
+        if status == "not_applicable" and not note.strip():
+            raise LedgerError(f"task {task_id}: not applicable needs the reason (no personal data)")
+        t, now = request_tasks_table, _now()
+        with self._engine.begin() as conn:
+            current = conn.execute(sa.select(t.c.status).where(t.c.id == task_id)).scalar()
+            if current is None:
+                raise LedgerError(f"no task {task_id} in the ledger")
+            if current == status:
+                raise LedgerError(f"task {task_id} is {current.replace('_', ' ')} already")
+            moved = conn.execute(t.update().where(t.c.id == task_id, t.c.status == current).values(
+                status=status, note=note, done_at=None if status == "open" else now))
+            if moved.rowcount == 0:  # another process moved it in between
+                raise LedgerError(f"task {task_id} changed while it was being updated; try again")
+            conn.execute(task_events_table.insert().values(task_id=task_id, at=now, status=status, note=note))
+
+    def task_history(self, task_id: int) -> list[dict]:
+        """Every status the task went through, oldest first: at, status, note."""
+        e = task_events_table
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(e.c.at, e.c.status, e.c.note).where(e.c.task_id == task_id)
+                                .order_by(e.c.id)).all()
+        if not rows:
+            raise LedgerError(f"no task {task_id} in the ledger")
+        return [{"at": row.at, "status": row.status, "note": row.note} for row in rows]
 
     # -- suppression list --------------------------------------------------
 
