@@ -356,6 +356,11 @@ def duration_text(period: Period, lang: str) -> str:
                     if (n := getattr(period, unit)))
 
 
+def by_hand_text(lang: str) -> str:
+    """What the owner does at a processor whose rules give no `check` text of their own."""
+    return _TEXT[lang]["check_by_hand"]
+
+
 def left_alone_text(lang: str) -> str:
     """What a person reads about a record vergeet does not decide on (`Record.left_alone`)."""
     return _TEXT[lang]["left_alone"]
@@ -379,8 +384,10 @@ def decision_context(ledger: Ledger, as_of: date) -> Context:
 
 def access_report(found: Found, rules: Rules, *, subject: Identifiers, as_of: date, lang: str = "nl",
                   context: Context = Context(), request: dict | None = None,
-                  generated_at: datetime | None = None) -> dict[str, Any]:
-    """The access and portability report (a JSON-ready dict) about what `find_person` found."""
+                  generated_at: datetime | None = None,
+                  tasks: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The access and portability report (a JSON-ready dict) about what `find_person` found; `tasks` as in
+    `coverage`."""
     plan = decide(found.view, rules, as_of, context)
     identifiers = found.view.identifiers
     theirs = set(identifiers.loc[identifiers["person"].isin(found.people), "value"])
@@ -398,7 +405,7 @@ def access_report(found: Found, rules: Rules, *, subject: Identifiers, as_of: da
         "request": _request_entry(request),
         "records": records,
         "systems": [_system_entry(system, records, rules, lang) for system in found.systems]
-        + [entry for entry in coverage(rules, found.systems, lang) if entry["status"] != "searched"],
+        + [entry for entry in coverage(rules, found.systems, lang, tasks) if entry["status"] != "searched"],
         "rights": _rights_entry(rules, lang),
         "possible_matches": found.possible_matches(),
         "search": {"rounds": found.rounds, "identifiers_searched": len(_pairs(found.searched)),
@@ -505,17 +512,24 @@ def _kept_reason(kept: pd.Series, rules: Rules, lang: str) -> dict[str, Any]:
     return reason
 
 
-def coverage(rules: Rules, searched: Iterable[str], lang: str) -> list[dict[str, Any]]:
+def coverage(rules: Rules, searched: Iterable[str], lang: str,
+             tasks: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Per system of the rules file whether it was searched or is not connected, then every processor vergeet
-    has no connector for, with what the owner must check there by hand: what a person's answer covers."""
+    has no connector for, with what the owner must check there by hand: what a person's answer covers.
+
+    With `tasks` (subject -> `tasks.public` entry), each place not searched says where its task by hand stands.
+    """
     searched = list(searched)
     entries = [{"system": system, "name": rules.system_name(system), "status": "searched"} for system in searched]
     entries += [{"system": system, "name": rules.system_name(system), "status": "not_connected"}
                 for system in rules.systems if system not in searched]
     entries += [{"system": key, "name": processor.name_in(lang), "status": "checked_by_hand",
-                 "service": processor.service_in(lang),
-                 "check": getattr(processor.check, lang) if processor.check else _TEXT[lang]["check_by_hand"]}
+                 "service": processor.service_in(lang), "role": processor.role,
+                 "check": getattr(processor.check, lang) if processor.check else by_hand_text(lang)}
                 for key, processor in rules.processors.items() if processor.system is None]
+    if tasks is not None:
+        entries = [entry | {"task": tasks.get(entry["system"])} if entry["status"] != "searched" else entry
+                   for entry in entries]
     return entries
 
 

@@ -30,6 +30,8 @@ hold_app = typer.Typer(no_args_is_help=True, help="Legal holds: keep a person's 
                                                     "dispute runs.")
 app.add_typer(requests_app, name="requests")
 app.add_typer(hold_app, name="hold")
+tasks_app = typer.Typer(help="Tasks by hand: what you must check or ask where vergeet cannot search or erase.")
+app.add_typer(tasks_app, name="tasks")
 
 out = Console()
 err = Console(stderr=True)
@@ -593,7 +595,7 @@ def find(ctx: typer.Context,
     Registers the access request (hashed identifiers, deadline) in the ledger, or answers the open one that
     shares an identifier; `--test` registers nothing.
     """
-    from vergeet import access
+    from vergeet import access, tasks
     from vergeet.connect import build_connectors
     from vergeet.plan_text import choose_language
 
@@ -617,11 +619,13 @@ def find(ctx: typer.Context,
             stays = f"request {request['id']} stays open" if request else "nothing was registered"
             err.print(f"[bold red]error:[/] {exc}; no report was made, {stays}", highlight=False)
             raise typer.Exit(1) from None
+        by_hand = tasks.open_for(ledger, request, rules, found.systems) if request else None
         report = access.access_report(found, rules, subject=subject, as_of=today, lang=lang,
-                                      context=access.decision_context(ledger, today), request=request)
+                                      context=access.decision_context(ledger, today), request=request,
+                                      tasks=tasks.public(by_hand) if by_hand is not None else None)
     terminal = choose_language(None, config.language)
     _write_access_report(report, format_, out_path, terminal)
-    _print_access_notices(report, request, today, rules, terminal)
+    _print_access_notices(report, request, today, rules, terminal, by_hand)
 
 
 def _write_access_report(report: dict, format_: str, out_path: str | None, lang: str) -> None:
@@ -644,7 +648,8 @@ def _write_access_report(report: dict, format_: str, out_path: str | None, lang:
     err.print(REQUEST_WORDS[lang]["written"].format(path=path.resolve()), highlight=False)
 
 
-def _print_access_notices(report: dict, request: dict | None, today: date, rules: Rules, lang: str) -> None:
+def _print_access_notices(report: dict, request: dict | None, today: date, rules: Rules, lang: str,
+                          by_hand: list[dict] | None = None) -> None:
     """What the operator must know, on stderr (stdout may carry the JSON), in `lang`: record references, never
     identifiers."""
     from vergeet.plan_text import REQUEST_WORDS
@@ -657,7 +662,7 @@ def _print_access_notices(report: dict, request: dict | None, today: date, rules
         err.print(words["access"].format(id=request["id"], received=request["received"], deadline=request["deadline"],
                                          days=(request["deadline"] - today).days, held=held),
                   highlight=False, soft_wrap=True)
-    _print_checklist(rules, [s["system"] for s in report["systems"] if s["status"] == "searched"], lang)
+    _print_checklist(rules, [s["system"] for s in report["systems"] if s["status"] == "searched"], lang, by_hand)
     matches = report["possible_matches"]
     if matches:
         err.print(words["matches"].format(n=len(matches)), highlight=False, soft_wrap=True)
@@ -670,16 +675,24 @@ def _print_access_notices(report: dict, request: dict | None, today: date, rules
                   soft_wrap=True)
 
 
-def _print_checklist(rules: Rules, searched: list[str], lang: str) -> None:
-    """The owner's checklist of what vergeet did not search (`access.checklist`), on stderr, in `lang`."""
+def _print_checklist(rules: Rules, searched: list[str], lang: str, by_hand: list[dict] | None = None) -> None:
+    """The owner's checklist of what vergeet did not search (`access.checklist`), on stderr, in `lang`; with the
+    request's tasks by hand (`vergeet.tasks`), the open ones by their ids."""
     from vergeet.access import checklist, coverage
     from vergeet.plan_text import REQUEST_WORDS
+    from vergeet.tasks import WORDS, described
 
-    lines = checklist(coverage(rules, searched, lang), lang)
+    if by_hand is None:
+        lines = [f"- {line}" for line in checklist(coverage(rules, searched, lang), lang)]
+    else:
+        lines = [f"{task['id']}  {described(task, rules, lang)['what']}" for task in by_hand
+                 if task["status"] == "open"]
     if lines:
         err.print(REQUEST_WORDS[lang]["check"], highlight=False)
         for line in lines:
-            err.print(f"  - {line}", highlight=False, soft_wrap=True)
+            err.print(f"  {line}", highlight=False, soft_wrap=True)
+        if by_hand is not None:
+            err.print(WORDS[lang]["mark"], highlight=False, soft_wrap=True)
 
 
 @requests_app.command("close")
@@ -839,6 +852,7 @@ def erase(ctx: typer.Context,
                       highlight=False)
             raise typer.Exit(1) from None
         out.print(erasure_text(plan, rules, terminal))
+        _print_checklist(rules, list(plan.searched), terminal, plan.by_hand)
         summary = None
         if not plan.empty:
             if not approve:
@@ -871,7 +885,6 @@ def erase(ctx: typer.Context,
     words = REQUEST_WORDS[terminal]
     out.print(words["result"].format(id=request["id"], status=words["statuses"].get(status, status),
                                      paths=", ".join(str(p) for p in paths)), highlight=False)
-    _print_checklist(rules, list(plan.searched), terminal)
     if status != "completed":
         err.print(words["still_found"].format(n=len(still_found)), highlight=False)
         raise typer.Exit(1)
@@ -880,3 +893,124 @@ def erase(ctx: typer.Context,
 def _interactive() -> bool:
     """Whether someone can answer a prompt (not a cron job, a pipe or a CI run)."""
     return sys.stdin.isatty()
+
+
+# -- tasks: what the owner does by hand ------------------------------------------------------
+
+
+@tasks_app.callback(invoke_without_command=True)
+@guarded
+def tasks_list(ctx: typer.Context,
+               all_: Annotated[bool, typer.Option("--all", help="Also tasks done or not applicable.")] = False,
+               request: Annotated[Optional[int], typer.Option("--request", metavar="ID",
+                                                               help="Only this request's tasks.")] = None):
+    """The tasks by hand of the requests (open ones by default), then what the vendors' APIs left to you."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from vergeet import notify, tasks
+    from vergeet.connect import open_ledger
+    from vergeet.plan_text import choose_language
+
+    config = ctx.obj.config()
+    rules = ctx.obj.rules(config)
+    lang = choose_language(None, config.language)
+    words = tasks.WORDS[lang]
+    with open_ledger(config, create=False) as ledger:
+        rows = [tasks.described(task, rules, lang) for task in ledger.tasks(request_id=request, open_only=not all_)]
+        handed = [] if request is not None else tasks.handed_over(notify.cached_plan(config, ledger, rules,
+                                                                                     date.today()))
+    if rows:
+        out.print(f"[bold]{words['title']}[/]", highlight=False)
+    elif not handed:
+        out.print(words["none_all"] if all_ else words["none"], highlight=False)
+    for task in rows:
+        state = words["statuses"][task["status"]]
+        if task["done_at"]:
+            state += f" {task['done_at']:%Y-%m-%d}" + (f": {task['note']}" if task["note"] else "")
+        about = words["request"].format(id=task["request_id"], kind=words["kinds"].get(task["request_kind"]),
+                                        deadline=task["deadline"])
+        out.print(f"[bold]{task['id']}[/]  {task['what']}", highlight=False, soft_wrap=True)
+        out.print(f"    {about} · {state}", highlight=False, soft_wrap=True)
+    if any(task["status"] == "open" for task in rows):
+        out.print(words["mark"], highlight=False, soft_wrap=True)
+    if handed:
+        out.print(words["handed_over"], highlight=False, soft_wrap=True)
+        for item in handed:
+            since = ", " + words["since"].format(day=f"{item['since']:%Y-%m-%d}") if item["since"] else ""
+            out.print(f"  {item['key']} ({words['do'].get(item['action'], item['action'])}{since}): "
+                      f"{item['detail']}", highlight=False, soft_wrap=True)
+
+
+def _mark_task(ctx: typer.Context, task_id: int, status: str, note: str) -> None:
+    """Mark a task, and say when that settles its request's last one (and how to renew an erasure certificate)."""
+    from vergeet import tasks
+    from vergeet.connect import open_ledger
+    from vergeet.ledger import LedgerError
+    from vergeet.plan_text import choose_language
+
+    config = ctx.obj.config()
+    rules = ctx.obj.rules(config)
+    lang = choose_language(None, config.language)
+    words = tasks.WORDS[lang]
+    with open_ledger(config, create=False) as ledger:
+        try:
+            ledger.set_task_status(task_id, status, note)
+        except LedgerError as exc:
+            raise BadInput(str(exc)) from None
+        task = next(t for t in ledger.tasks() if t["id"] == task_id)
+        settled = tasks.settled(ledger, task["request_id"])
+    out.print(words["marked"].format(id=task_id, name=tasks.described(task, rules, lang)["name"],
+                                     request=task["request_id"], status=words["statuses"][status]), highlight=False)
+    if settled and status != "open":
+        out.print(words["all_done"].format(request=task["request_id"]), highlight=False)
+        if task["request_kind"] == "erasure":
+            out.print(words["renew"].format(request=task["request_id"]), highlight=False, soft_wrap=True)
+
+
+TaskId = Annotated[int, typer.Argument(metavar="ID", help="The task's id (vergeet tasks).")]
+
+
+@tasks_app.command("done")
+@guarded
+def tasks_done(ctx: typer.Context, task_id: TaskId,
+               note: Annotated[str, typer.Option(help="What you did, without personal data.")] = ""):
+    """Mark a task by hand done."""
+    _mark_task(ctx, task_id, "done", note)
+
+
+@tasks_app.command("na")
+@guarded
+def tasks_na(ctx: typer.Context, task_id: TaskId,
+             note: Annotated[str, typer.Option(help="Why it does not apply, without personal data.")]):
+    """Mark a task by hand not applicable, with the reason."""
+    _mark_task(ctx, task_id, "not_applicable", note)
+
+
+@tasks_app.command("reopen")
+@guarded
+def tasks_reopen(ctx: typer.Context, task_id: TaskId,
+                 note: Annotated[str, typer.Option(help="Why, without personal data.")] = ""):
+    """Open a task again (marked by mistake, or there is more to do)."""
+    _mark_task(ctx, task_id, "open", note)
+
+
+@tasks_app.command("certificate")
+@guarded
+def tasks_certificate(path: Annotated[str, typer.Argument(metavar="PATH", help="An erasure certificate's JSON "
+                                                                             "(erasure-request-ID.json).")],
+                      ctx: typer.Context):
+    """Write an erasure certificate anew (HTML and JSON, beside the old one) with its tasks by hand as they stand."""
+    from vergeet import erasure
+    from vergeet.connect import open_ledger
+
+    source = Path(path)
+    try:
+        certificate = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{path}: cannot read it as JSON ({exc})") from None
+    if not isinstance(certificate, dict) or certificate.get("format") != "vergeet-erasure-certificate/1":
+        raise BadInput(f"{path}: not an erasure certificate (format vergeet-erasure-certificate/1)")
+    with open_ledger(ctx.obj.config(), create=False) as ledger:
+        renewed = erasure.refresh_certificate(ledger, certificate)
+    paths = erasure.write_certificate(renewed, source.parent)
+    out.print(", ".join(str(p) for p in paths), highlight=False)

@@ -24,13 +24,13 @@ from typing import Any
 import pandas as pd
 
 from connectors.base import Connector, Identifiers, Record
-from vergeet import pipeline
+from vergeet import pipeline, tasks
 from vergeet.access import (SearchSystems, coverage, decision_context, find_person, html_environment,
                             identifier_hashes, left_alone_text, period_text, reference, register_request,
                             search_all, write_private)
 from vergeet.decide import Erasure, Plan, decide
 from vergeet.errors import BadInput
-from vergeet.ledger import Ledger
+from vergeet.ledger import TASK_STATUSES, Ledger
 from vergeet.rules import Rules
 
 ALL = "all"
@@ -71,6 +71,8 @@ class ErasurePlan:
     searched: tuple[str, ...] = ()  # the connected systems the person was looked for in
     #: record key -> the record as found, for its links and its reference (`access.reference`)
     records: Mapping[str, Record] = field(default_factory=dict)
+    #: the request's tasks by hand (`vergeet.tasks`): the places the plan cannot reach
+    by_hand: list[dict] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -116,7 +118,8 @@ def plan_erasure(connectors: Mapping[str, Connector], identifiers: Identifiers, 
     """
     found = find_person(connectors, identifiers, rules, search_systems=search_systems, ledger=ledger)
     plan = decide(found.view, rules, as_of, decision_context(ledger, as_of), Erasure(found.people, systems))
-    return ErasurePlan(request, found.searched, systems, plan, found.systems, found.hits)
+    return ErasurePlan(request, found.searched, systems, plan, found.systems, found.hits,
+                       tasks.open_for(ledger, request, rules, found.systems))
 
 
 def reject(ledger: Ledger, request: dict, reason: str) -> None:
@@ -191,7 +194,8 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
     """What was erased where and when, what is kept until when and why, and the request's dates.
 
     Record references and dates only: the certificate goes to the person, and it must not leak anyone
-    else's data nor repeat the erased data.
+    else's data nor repeat the erased data. Each place vergeet could not search says whether its task by hand is
+    done; `complete` is true only when the erasure is and no such task is open.
     """
     request = ledger.get_request(erasure.request["id"])
     done = {f"{a['system']}/{a['record_type']}/{a['record_id']}": a
@@ -241,9 +245,27 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "erased": erased,
         "kept": kept,
-        "systems": coverage(rules, erasure.searched, lang),
+        "systems": coverage(rules, erasure.searched, lang, tasks.public(ledger.tasks(request_id=request["id"]))),
         "verification": {"searched_again": True, "still_found": still_found},
-    }
+    } | _by_hand(ledger, request["id"], status)
+
+
+def _by_hand(ledger: Ledger, request_id: int, status: str) -> dict[str, Any]:
+    """The certificate's count of tasks by hand per status, and whether the erasure is complete with them."""
+    counts = dict.fromkeys(TASK_STATUSES, 0)
+    for task in ledger.tasks(request_id=request_id):
+        counts[task["status"]] += 1
+    return {"by_hand": counts, "complete": status == "completed" and not counts["open"]}
+
+
+def refresh_certificate(ledger: Ledger, certificate: dict[str, Any]) -> dict[str, Any]:
+    """A certificate written before, with its tasks by hand as they stand now (the owner marked some done)."""
+    request_id = certificate["request"]["id"]
+    settled = tasks.public(ledger.tasks(request_id=request_id))
+    systems = [entry | {"task": settled.get(entry["system"])} if "task" in entry else entry
+               for entry in certificate["systems"]]
+    return certificate | {"systems": systems, "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")
+                          } | _by_hand(ledger, request_id, certificate["request"]["status"])
 
 
 def write_certificate(certificate: dict[str, Any], directory: Path) -> list[Path]:

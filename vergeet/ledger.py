@@ -325,8 +325,8 @@ leases_table = sa.Table(
 )
 
 #: Tasks by hand (`vergeet.tasks`): per request, each place vergeet cannot search or erase in itself (a processor
-#: without a connector, a system not connected) and whether the owner has done it. `check_key` is the key of the text
-#: saying what to ask whom (in the rules file or vergeet's own texts), `subject` the processor or system: no
+#: without a connector, a system not connected) and whether the owner has done it. `check_key` is the key of the
+#: text saying what to ask whom (in the rules file or vergeet's own texts), `subject` the processor or system: no
 #: personal data. Every change of status is appended to `task_events`.
 request_tasks_table = sa.Table(
     "request_tasks",

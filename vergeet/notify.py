@@ -1,8 +1,9 @@
 """The owner's e-mail digest: what needs a human, in one mail through SMTP, only when there is something to say.
 
-Four things: a failed nightly run (the flow's own failure, and the last applied purge run's failed actions), the
+Five things: a failed nightly run (the flow's own failure, and the last applied purge run's failed actions), the
 tasks the vendors' APIs cannot do (handed to the owner and still waiting), records of people who reappeared after
-their erasure, and open requests within `deadline_days` of their deadline. Tasks and reappeared records come from
+their erasure, open requests within `deadline_days` of their deadline, and the open tasks by hand
+(`vergeet.tasks`) of requests that close. Tasks and reappeared records come from
 a plan over the ledger's cache of what the last run saw, as the next night would make it: no vendor is asked.
 The mail holds record ids, counts, dates and request ids only: no names or addresses, not even masked ones.
 """
@@ -16,6 +17,7 @@ from datetime import date
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from vergeet import tasks
 from vergeet.config import Config, ConnectorsConfig, NotifyConfig, load_config
 from vergeet.errors import BadInput
 from vergeet.ledger import Ledger
@@ -50,7 +52,9 @@ _WORDS = {
         "do": {"delete": "verwijderen", "anonymise": "onherkenbaar maken"},
         "since": "sinds {day}", "more": "en nog {n}",
         "subject_parts": ("nachtelijke run mislukt", "{n} wacht op jou", "{n} weer opgedoken",
-                          "{n} bijna verlopen"),
+                          "{n} bijna verlopen", "{n} met de hand"),
+        "by_hand": "Taken met de hand van verzoeken met een termijn binnen {days} dagen, {n} (`vergeet tasks`):",
+        "task": "taak {id} (verzoek {request}, uiterlijk {deadline}, {left}): {what}",
         "nothing": "Niets te melden: geen fouten, niets wacht op jou, geen verzoek dicht bij zijn termijn.",
         "nothing_subject": "niets te melden",
     },
@@ -74,7 +78,10 @@ _WORDS = {
                   "objection": "objection"},
         "do": {"delete": "delete", "anonymise": "make unrecognisable"},
         "since": "since {day}", "more": "and {n} more",
-        "subject_parts": ("nightly run failed", "{n} waiting for you", "{n} reappeared", "{n} due soon"),
+        "subject_parts": ("nightly run failed", "{n} waiting for you", "{n} reappeared", "{n} due soon",
+                          "{n} by hand"),
+        "by_hand": "Tasks by hand of requests due within {days} days, {n} (`vergeet tasks`):",
+        "task": "task {id} (request {request}, due {deadline}, {left}): {what}",
         "nothing": "Nothing to report: no failures, nothing waits for you, no request close to its deadline.",
         "nothing_subject": "nothing to report",
     },
@@ -104,16 +111,19 @@ class Digest:
     #: open requests near or past their deadline: (request id, kind, deadline)
     due: list[tuple[int, str, date]] = field(default_factory=list)
     deadline_days: int = 5
+    #: open tasks by hand of requests near or past their deadline: (task id, request id, deadline, what to do)
+    by_hand: list[tuple[int, int, date, str]] = field(default_factory=list)
 
     def has_news(self) -> bool:
-        return bool(self.failure or self.failed or self.waiting or self.reappeared or self.due)
+        return bool(self.failure or self.failed or self.waiting or self.reappeared or self.due or self.by_hand)
 
     def subject(self) -> str:
         words = _WORDS[self.lang]
-        failed, waiting, reappeared, due = words["subject_parts"]
+        failed, waiting, reappeared, due, by_hand = words["subject_parts"]
         parts = [failed] * bool(self.failure or self.failed)
         parts += [text.format(n=len(items)) for text, items in ((waiting, self.waiting),
-                                                                (reappeared, self.reappeared), (due, self.due))
+                                                                (reappeared, self.reappeared), (due, self.due),
+                                                                (by_hand, self.by_hand))
                   if items]
         return "vergeet: " + (", ".join(parts) or words["nothing_subject"])
 
@@ -149,6 +159,13 @@ class Digest:
                                                       deadline=deadline, left=self._left(deadline))
                               for request_id, kind, deadline in self.due], words)
             lines.append("")
+        if self.by_hand:
+            lines.append(words["by_hand"].format(days=self.deadline_days,
+                                                 n=_counted(len(self.by_hand), words["tasks"])))
+            lines += _listed([words["task"].format(id=task_id, request=request_id, deadline=deadline,
+                                                   left=self._left(deadline), what=what)
+                              for task_id, request_id, deadline, what in self.by_hand], words)
+            lines.append("")
         if not self.has_news():
             lines += [words["nothing"], ""]
         return "\n".join(lines)
@@ -178,27 +195,37 @@ def collect(config: Config, ledger: Ledger, rules: Rules, day: date, failure: st
     waiting, reappeared = _from_cache(config, ledger, rules, day)
     due = [(request["id"], request["kind"], request["deadline"]) for request in ledger.list_requests()
            if (request["deadline"] - day).days <= deadline_days]
-    return Digest(day, choose_language(None, config.language), failure, last_run, failed, waiting, reappeared, due,
-                  deadline_days)
+    lang = choose_language(None, config.language)
+    by_hand = [(task["id"], task["request_id"], task["deadline"], task["what"])
+               for task in tasks.due(ledger, rules, day, deadline_days, lang)]
+    return Digest(day, lang, failure, last_run, failed, waiting, reappeared, due, deadline_days, by_hand)
 
 
 def _key(row) -> str:
     return f"{row['system']}/{row['record_type']}/{row['record_id']}"
 
 
-def _from_cache(config: Config, ledger: Ledger, rules: Rules,
-                day: date) -> tuple[list[tuple[str, str, date | None]], list[str]]:
-    """The waiting tasks and reappeared records of a plan over what the last run saw of each connected system."""
-    import pandas as pd
-
+def cached_plan(config: Config, ledger: Ledger, rules: Rules, day: date):
+    """The plan the next night would make over what the last run saw of each connected system (no vendor is
+    asked); None when the ledger has seen nothing yet."""
     from vergeet import pipeline
     from vergeet.sync import Snapshot
 
     connected = [system for system in ConnectorsConfig.model_fields if getattr(config.connectors, system)]
     snapshots = {system: Snapshot(system, cached) for system in connected if (cached := ledger.cached_records(system))}
     if not snapshots:
+        return None
+    return pipeline.make_plan(pipeline.identity_view(snapshots, rules), rules, day, ledger)
+
+
+def _from_cache(config: Config, ledger: Ledger, rules: Rules,
+                day: date) -> tuple[list[tuple[str, str, date | None]], list[str]]:
+    """The waiting tasks and reappeared records of `cached_plan`."""
+    import pandas as pd
+
+    plan = cached_plan(config, ledger, rules, day)
+    if plan is None:
         return [], []
-    plan = pipeline.make_plan(pipeline.identity_view(snapshots, rules), rules, day, ledger)
     waiting = [(_key(row), row["action"], pd.Timestamp(row["since"]).date() if pd.notna(row["since"]) else None)
                for row in plan.awaiting_owner.to_dict("records")]
     return waiting, [_key(row) for row in plan.reappeared.drop_duplicates("key").to_dict("records")]
