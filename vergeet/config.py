@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -190,11 +191,30 @@ class GoogleCalendarConfig(_ConnectorSection):
     subject: str | None = None
 
 
+class ZoomConfig(_ConnectorSection):
+    vendor = "zoom"
+    base_url: HttpUrl = "https://api.zoom.us/v2"
+    #: Zoom's token endpoint (the sandbox serves its own)
+    oauth_url: HttpUrl = "https://zoom.us/oauth/token"
+    #: the server-to-server app's credentials (Zoom App Marketplace, the app's App Credentials page), each a secret
+    #: reference
+    account_id: str
+    client_id: str
+    client_secret: str
+    #: whose cloud recordings: "me" is the user who made the app, or a user's id or address
+    user_id: str = Field(default="me", min_length=1)
+    #: the host's other addresses, never taken for a participant
+    own_emails: list[str] = []
+    #: the first month read: no recording of the account is older (default: 2013, when Zoom launched)
+    history_from: date = date(2013, 1, 1)
+
+
 class ConnectorsConfig(_Section):
     moneybird: MoneybirdConfig | None = None
     mailblue: MailblueConfig | None = None
     mollie: MollieConfig | None = None
     google_calendar: GoogleCalendarConfig | None = None
+    zoom: ZoomConfig | None = None
 
 
 class RulesConfig(_Section):

@@ -83,6 +83,15 @@ def build_connectors(config: Config) -> dict[str, Connector]:
         except (ValueError, KeyError) as exc:  # google-auth's answer to a key it cannot use
             raise BadInput(f"{where}.credentials_file: {credentials} is not a usable service-account key "
                            f"({type(exc).__name__})") from None
+    if section.zoom:
+        from connectors.zoom import ZoomConnector
+
+        zm = section.zoom
+        built["zoom"] = ZoomConnector(
+            account_id=_token(config, "connectors.zoom.account_id", zm.account_id), client_id=_token(config, "connectors.zoom.client_id", zm.client_id),
+            client_secret=_token(config, "connectors.zoom.client_secret", zm.client_secret), user_id=zm.user_id,
+            base_url=zm.base_url, oauth_url=zm.oauth_url, own_emails=tuple(zm.own_emails),
+            history_from=zm.history_from, **_tuning(zm))
     if not built:
         raise BadInput(f"{config.source}: connectors: no system is connected; add a [connectors.NAME] table")
     return built

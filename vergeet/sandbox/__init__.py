@@ -17,6 +17,7 @@ from vergeet.sandbox.fake_calendar import TOKEN_PATH, CalendarFake
 from vergeet.sandbox.fake_mailblue import MailblueFake
 from vergeet.sandbox.fake_mollie import MollieFake
 from vergeet.sandbox.fake_moneybird import MoneybirdFake
+from vergeet.sandbox.fake_zoom import TOKEN_PATH as ZOOM_TOKEN_PATH, ZoomFake
 from vergeet.sandbox.population import Population
 from vergeet.sandbox.server import FakeServer, FakeVendor
 
@@ -44,6 +45,7 @@ class Sandbox:
             "mailblue": MailblueFake(population, **limit("mailblue")),
             "mollie": MollieFake(population, **limit("mollie")),
             "google_calendar": CalendarFake(population, **limit("google_calendar")),
+            "zoom": ZoomFake(population, **limit("zoom")),
         }
         self.servers = {system: FakeServer(fake) for system, fake in self.fakes.items()}
 
@@ -83,6 +85,9 @@ class Sandbox:
         key_file.write_text(json.dumps(calendar.service_account_info(url["google_calendar"] + TOKEN_PATH)))
         key_file.chmod(0o600)
         moneybird: MoneybirdFake = self.fakes["moneybird"]  # type: ignore[assignment]
+        zoom: ZoomFake = self.fakes["zoom"]  # type: ignore[assignment]
+        calls = zoom.category_rates["Medium"]
+        zoom_pace = f"rate = {{ calls = {calls}, period_seconds = 1 }}   # the sandbox account's plan allows more\n"
         rates = client_rates or {}
 
         def rate(system: str) -> str:
@@ -117,7 +122,15 @@ api_endpoint = "{url['google_calendar']}/calendar/v3/"
 calendar_id = "{calendar.calendar_id}"
 own_emails = ["{calendar.owner_email}"]
 credentials_file = "{key_file.name}"
-{rate('google_calendar')}{extra}"""
+{rate('google_calendar')}
+[connectors.zoom]
+base_url = "{url['zoom']}/v2"
+oauth_url = "{url['zoom']}{ZOOM_TOKEN_PATH}"
+account_id = "{zoom.account_id}"
+client_id = "{zoom.client_id}"
+client_secret = "{zoom.client_secret}"
+history_from = {zoom.first_day().isoformat()}   # the month of the account's oldest recording
+{rate('zoom') if 'zoom' in rates else rate('zoom') + zoom_pace}{extra}"""
         path = directory / "vergeet.toml"
         path.write_text(text)
         return path

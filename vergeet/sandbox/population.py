@@ -105,6 +105,22 @@ class CalendarPresence(Presence):
 
 
 @dataclass
+class Session:
+    """An online session in Zoom, recorded to the cloud (video, transcript, chat)."""
+
+    start: datetime
+    minutes: int
+    topic: str
+    registered: bool = False  # the person registered for the meeting (registration on)
+    series: int = 0  # sessions of one person in the same series share one recurring meeting id
+
+
+@dataclass
+class ZoomPresence(Presence):
+    sessions: list[Session] = field(default_factory=list)
+
+
+@dataclass
 class Person:
     """One real-world person and how each system knows them."""
 
@@ -121,6 +137,7 @@ class Person:
     mailblue: MailbluePresence | None = None
     mollie: MolliePresence | None = None
     calendar: CalendarPresence | None = None
+    zoom: ZoomPresence | None = None
 
     @property
     def name(self) -> str:
@@ -266,11 +283,27 @@ def generate(size: int = 60, *, seed: int = 7, today: date | None = None, namesa
     for index in range(size):
         namesake_of = people[generator.rng.randrange(len(people))] if people and generator.rng.random() < namesake_share else None
         people.append(generator.person(index, namesake_of))
+    _add_zoom_sessions(people, random.Random(f"zoom:{seed}"), today)
     return Population(seed, today, people)
 
 
+def _add_zoom_sessions(people: list[Person], rng: random.Random, today: date) -> None:
+    """Online sessions for about a third of the people, from their first record to yesterday; a generator of its
+    own, so the other systems' data stays what it was before Zoom joined the sandbox."""
+    for person in people:
+        if rng.random() >= 0.35:
+            continue
+        since = min(p.created_at for p in (person.moneybird, person.mailblue, person.mollie, person.calendar) if p)
+        first, last = since.date(), today - timedelta(days=1)
+        sessions = [Session(_at(_day_between(first, last, rng), rng), rng.choice((45, 60, 90)),
+                            rng.choice(SUMMARIES).format(name=person.first_name), registered=rng.random() < 0.3,
+                            series=rng.randrange(2)) for _ in range(rng.randint(1, 4))]
+        person.zoom = ZoomPresence(_email_as_typed(person.email, rng), None, since,
+                                   sessions=sorted(sessions, key=lambda s: s.start))
+
+
 def newcomer(key: str, systems: Iterable[str], *, seed: int, today: date) -> Person:
-    """Someone who arrives today in `systems` (moneybird, mailblue, mollie, calendar).
+    """Someone who arrives today in `systems` (moneybird, mailblue, mollie, calendar, zoom).
 
     Known since now everywhere: an open invoice dated today, a payment made now, a newsletter subscription, an
     appointment next week. `key` makes the e-mail address unique.
@@ -293,4 +326,6 @@ def newcomer(key: str, systems: Iterable[str], *, seed: int, today: date) -> Per
     if "calendar" in chosen:
         start = datetime.combine(today + timedelta(days=7), time(10), tzinfo=timezone.utc)
         person.calendar = CalendarPresence(email, None, now, appointments=[Appointment(start, 60, f"Intake {first}")])
+    if "zoom" in chosen:
+        person.zoom = ZoomPresence(email, None, now, sessions=[Session(now - timedelta(hours=2), 60, f"Intake {first}")])
     return person
