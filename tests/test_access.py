@@ -250,7 +250,7 @@ def test_identifiers_in_common_notations_are_sorted_and_a_name_alone_is_refused(
     assert access.normalise(subject).phones == ("+31612345678", "+31351234567")
     with pytest.raises(BadInput, match="name alone"):
         access.classify([], ["Anna de Jong"])
-    with pytest.raises(BadInput, match="--name 1"):
+    with pytest.raises(BadInput, match="name 1 is not a name"):
         access.classify(["anna@example.nl"], ["<script>"])
 
 

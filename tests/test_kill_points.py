@@ -3,7 +3,7 @@ action each system had in flight: nothing done before the kill is sent again.
 
 The run is a real process against the sandbox; the test counts the fakes' requests and kills it after the k-th
 vendor write (or while it is still reading), then reruns the purge and compares the vendors with those of a
-sandbox purged once without interruption.
+sandbox purged once without interruption. Each kill point is tried with the ledger in SQLite and in PostgreSQL.
 """
 from __future__ import annotations
 
@@ -76,14 +76,22 @@ def uninterrupted(tmp_path_factory):
         return vendor_state(path), len(writes(sandbox))
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request, tmp_path) -> str:
+    """Where the killed purge keeps its ledger: a SQLite file, or a new database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.mark.parametrize("kill_after", [0, 1, 12, 30])
 def test_a_killed_purge_is_finished_by_the_next_without_repeating_what_was_done(uninterrupted, tmp_path,
-                                                                               kill_after):
+                                                                               ledger_url, kill_after):
     """`kill_after` vendor writes (0: while it reads, after its tenth request)."""
     expected_state, expected_writes = uninterrupted
     assert expected_writes > 30
     with Sandbox(population(), rates=FAST) as sandbox:
-        path = sandbox.write_config(tmp_path, client_rates=FAST)
+        path = sandbox.write_config(tmp_path, ledger_url=ledger_url, client_rates=FAST)
         process = start_purge(path)
         if kill_after:
             kill_when(process, lambda: len(writes(sandbox)) >= kill_after)
@@ -91,7 +99,7 @@ def test_a_killed_purge_is_finished_by_the_next_without_repeating_what_was_done(
             kill_when(process, lambda: sum(sandbox.request_count().values()) >= 10)
         killed_at = {system: len(fake.requests) for system, fake in sandbox.fakes.items()}
         before = writes(sandbox)
-        with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", SANDBOX_PEPPER.encode()) as ledger:
+        with Ledger(ledger_url, SANDBOX_PEPPER.encode()) as ledger:
             runs = ledger.unfinished_runs("purge")  # none when killed while reading
             in_flight = [action for run in runs for action in ledger.actions(run["id"], ("in_progress",))]
 

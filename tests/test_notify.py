@@ -224,6 +224,85 @@ def test_a_wrong_password_reference_or_password_or_server_is_a_clear_error(smtp,
     assert "Traceback" not in unreachable.output and mailbox.messages == []
 
 
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1 with its key, as PEM files."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+                   .not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                               x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+class TlsMailbox(Mailbox):
+    """A `Mailbox` that also notes whether each message came over TLS."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encrypted: list[bool] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.encrypted.append(server.transport.get_extra_info("ssl_object") is not None)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_the_digest_goes_over_verified_tls_and_an_untrusted_server_gets_nothing(security, tmp_path, monkeypatch):
+    """A real SMTP server with a certificate: STARTTLS on the submission port, or TLS from the first byte; the
+    login is only made under TLS. The certificate is checked against the trusted ones (here: the test's own,
+    through SSL_CERT_FILE); without that trust the digest is refused, named, and not sent."""
+    import ssl
+
+    cert_file, key_file = _certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    mailbox, port = TlsMailbox(), _free_port()
+    # aiosmtpd offers AUTH under "require TLS" only after STARTTLS; with TLS from the first byte it needs no such
+    # requirement (nothing is ever sent in the clear there)
+    tls = ({"tls_context": context, "require_starttls": True, "auth_require_tls": True} if security == "starttls"
+           else {"ssl_context": context, "auth_require_tls": False})
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, authenticator=_login,
+                            server_hostname="localhost", **tls)
+    controller.start()
+    try:
+        monkeypatch.setenv("TEST_SMTP_PASSWORD", PASSWORD)
+        path = write_config(tmp_path, port)
+        path.write_text(path.read_text(encoding="utf-8").replace('host = "127.0.0.1"', 'host = "localhost"')
+                        .replace('security = "plain"', f'security = "{security}"'), encoding="utf-8")
+        night_with_everything(path)
+        runner = CliRunner()
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-bundle.pem"))  # trusts nothing
+        untrusted = runner.invoke(app, ["--config", str(path), "digest", "--send"])
+        assert untrusted.exit_code == 1 and f"SMTP server localhost:{port}: the digest was not sent" \
+            in untrusted.output
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.output and mailbox.messages == []
+
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+        sent = runner.invoke(app, ["--config", str(path), "digest", "--send"])
+        assert sent.exit_code == 0, sent.output
+        assert len(mailbox.messages) == 1 and mailbox.encrypted == [True]
+    finally:
+        controller.stop()
+
+
 @pytest.mark.parametrize(("setting", "message"), [
     ('host = "smtp.example.com"\nsecurity = "plain"', "notify: security: plain SMTP to smtp.example.com"),
     ('host = "smtp.example.com"\nusername = "owner"\npassword = "hunter2"', "notify.password: give a secret "

@@ -78,12 +78,12 @@ def classify(values: Iterable[str], names: Iterable[str] = ()) -> Identifiers:
         elif pd.notna(normalise_phones(pd.Series([value])).iloc[0]):
             phones.append(value)
         else:
-            raise BadInput(f"identifier {position} is neither an e-mail address nor a phone number "
-                           "(a name goes with --name)")
+            raise BadInput(f"identifier {position} is neither an e-mail address nor a phone number (a name is "
+                           'given apart: --name on the command line, "names" in a request\'s Secret block)')
     cleaned = [" ".join(name.split()) for name in names]
     for position, name in enumerate(cleaned, 1):
         if not _NAME.fullmatch(name):
-            raise BadInput(f"--name {position} is not a name (letters, spaces, hyphens and apostrophes only)")
+            raise BadInput(f"name {position} is not a name (letters, spaces, hyphens and apostrophes only)")
     if not emails and not phones:
         raise BadInput("give at least one e-mail address or phone number: a name alone never identifies a person")
     return Identifiers(tuple(emails), tuple(phones), tuple(cleaned))

@@ -48,7 +48,7 @@ def scope_systems(scope: list[str], rules: Rules, connected: Mapping[str, Connec
         elif word in connected:
             systems.add(word)
         else:
-            raise BadInput(f"--scope: {word!r} is not 'all', 'newsletter' or a connected system "
+            raise BadInput(f"scope: {word!r} is not 'all', 'newsletter' or a connected system "
                            f"({', '.join(connected)})")
     return frozenset(systems)
 
