@@ -227,7 +227,9 @@ class Connector(Protocol):
 
     def plan_correction(self, record: Record, new: Mapping[str, str]) -> list[FieldChange]:
         """What setting the person's fields to `new` (keys from `CORRECTABLE_FIELDS`) changes in `record`, one
-        `FieldChange` per field the record holds, refused ones with their reason; no vendor call."""
+        `FieldChange` per field the record holds, refused ones with their reason; no vendor call. The caller
+        gives the record with `emails` and `phones` narrowed to the person's own on it, so in a `shared` record
+        (an event with several guests) they say whose entry changes."""
 
     def correct(self, changes: Sequence[FieldChange]) -> ActionResult:
         """Write the non-refused `changes` of one record with the vendor's own update call, idempotently: a
