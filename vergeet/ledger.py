@@ -48,7 +48,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 IDENTIFIER_KINDS = ("email", "phone", "name", "link")  # "link": a record key another record links to (index)
-RUN_KINDS = ("purge", "access", "erasure")
+RUN_KINDS = ("purge", "access", "erasure", "rectification")
 RUN_FINAL_STATUSES = ("succeeded", "failed", "aborted")
 ACTION_STATUSES = ("planned", "in_progress", "done", "failed")
 PENDING_STATUSES = ("planned", "in_progress", "failed")
@@ -83,7 +83,7 @@ _IN_CHUNK = 500
 #: machine blocks the next run for at most these two minutes (one that crashed on this machine is taken over at
 #: once: its process is gone). Holders' clocks must agree to well within this (NTP).
 LEASE_SECONDS = 120.0
-LEASE_KINDS = ("purge", "erasure", "nightly-purge")
+LEASE_KINDS = ("purge", "erasure", "nightly-purge", "rectification")
 _APPLY_LEASE = "apply"  # the name of the one lease: every applying run takes the same
 
 log = logging.getLogger(__name__)
@@ -704,7 +704,7 @@ class Ledger:
     def start_run(
         self, kind: str, *, as_of: date, apply: bool, params: dict | None = None
     ) -> int:
-        """Record the start of a run ("purge", "access" or "erasure") and return its id.
+        """Record the start of a run (one of `RUN_KINDS`) and return its id.
 
         `params` must be JSON-serialisable (dates are written as ISO strings)
         and must not contain personal data.
