@@ -27,6 +27,9 @@ are named where they are used):
 - `GET /past_meetings/{meetingUUID}/participants` (Medium; `participants[].user_email`, `name`; paged like the
   list) needs a paid plan (Pro or higher): ASSUMED that a refusal is a 400 (Zoom's "Only available for Paid or
   ZMP account" answers carry code 200), and a 404 for a meeting whose report Zoom no longer has.
+- `GET /users/{userId}/meetings?type=scheduled` (Medium): "all valid previous (unexpired) meetings, live meetings,
+  and upcoming scheduled meetings" (ZD List meetings), paged like the recordings; a meeting outlives its
+  recordings, so its registrants are read through it.
 - `GET /meetings/{meetingId}/registrants` (Medium) takes `status` approved (the default), pending or denied;
   `GET|DELETE /meetings/{meetingId}/registrants/{registrantId}` one registrant (DELETE 204). ASSUMED: a meeting
   without registration answers a 400, a meeting that ended and expired 404 (code 3001).
@@ -241,14 +244,17 @@ class ZoomConnector:
         return Changes(known.changed(records), cursor={}, listings=listings)
 
     def _read(self) -> list[Record]:
+        """Every recording, then the registrants of every meeting: the scheduled ones (which outlive their
+        recordings) and those of the recordings (Zoom may no longer list an expired one)."""
         registrants: dict[str, list[dict[str, Any]]] = {}  # meeting id -> its registrants, read once
         records: list[Record] = []
-        for meeting in self._recordings(trash=False):
-            meeting_id = payload_id(meeting, DIGITS)
-            if meeting_id not in registrants:
-                registrants[meeting_id] = self._registrants(meeting_id)
-                records += [registrant_record(meeting_id, row) for row in registrants[meeting_id]]
-            records.append(self._recording_record(meeting, registrants[meeting_id]))
+        meetings = list(self._recordings(trash=False))
+        scheduled = [payload_id(row, DIGITS) for page in self._pages(
+            f"users/{quote(self.user_id, safe='')}/meetings", "meetings", {"type": "scheduled"}) for row in page.items]
+        for meeting_id in dict.fromkeys([*scheduled, *(payload_id(m, DIGITS) for m in meetings)]):
+            registrants[meeting_id] = self._registrants(meeting_id)
+            records += [registrant_record(meeting_id, row) for row in registrants[meeting_id]]
+        records += [self._recording_record(m, registrants[payload_id(m, DIGITS)]) for m in meetings]
         self._read_at = (time.monotonic(), records)
         return records
 

@@ -313,3 +313,13 @@ def test_the_sandbox_purge_deletes_recordings_a_year_after_the_session_and_find_
         assert len(fake.registrants[next(iter(fake.registrants))]) == 1  # Bram's registration: contact within a year
         assert run_purge(load_config(str(path)), RULES, apply=True, day=TODAY, show=0) == 0
         assert fake.count("DELETE") == 1
+
+
+def test_registrants_are_read_through_the_meeting_after_its_recordings_are_gone(served):
+    fake, server = served
+    add(fake, "onlyRecordingAAAAA==", at(TODAY - relativedelta(years=2)), ("Anna Bakker", "anna@example.nl"),
+        meeting_id=81_000_000_321)
+    fake.add_registrant(81_000_000_321, person("p4", "Eva", "Bos", "eva@example.nl"), at(TODAY - timedelta(days=5)))
+    client = connector(server, fake, history_from=TODAY - relativedelta(years=3))
+    assert client.delete(RecordRef("zoom", RECORDING, "onlyRecordingAAAAA==")).outcome is Outcome.DONE
+    assert [(r.record_type, r.emails) for r in client.records()] == [(REGISTRANT, ("eva@example.nl",))]

@@ -36,7 +36,7 @@ def _step(title: str) -> None:
 
 
 _DEMO = {
-    "nl": {"sandbox": "Sandbox: nagemaakte Moneybird, Mailblue, Mollie en Google Calendar op 127.0.0.1 met {people} "
+    "nl": {"sandbox": "Sandbox: nagemaakte Moneybird, Mailblue, Mollie, Google Calendar en Zoom op 127.0.0.1 met {people} "
                       "verzonnen mensen (seed {seed}); elk houdt zich aan de limiet van de echte leverancier.",
            "1": "1. Proefdraai: wat de bewaarregels vandaag vragen (er verandert niets)",
            "2": "2. Uitvoeren: eerst kijkt de noodrem naar het plan",
@@ -47,7 +47,7 @@ _DEMO = {
            "where": "Het grootboek (alleen record-id's en versleutelde vingerafdrukken) staat in {ledger}; de "
                     "configuratie in {config}.",
            "done": "Demo klaar in {seconds:.0f} s."},
-    "en": {"sandbox": "Sandbox: Moneybird, Mailblue, Mollie and Google Calendar fakes on 127.0.0.1 with {people} "
+    "en": {"sandbox": "Sandbox: Moneybird, Mailblue, Mollie, Google Calendar and Zoom fakes on 127.0.0.1 with {people} "
                       "synthetic people (seed {seed}), each enforcing its vendor's rate limit.",
            "1": "1. Dry run: what the retention rules demand today (nothing is changed)",
            "2": "2. Apply: the circuit breaker checks the plan first",
@@ -107,7 +107,7 @@ def run_sandbox(directory: Path, *, people: int = 60, seed: int = 7, stop: threa
     examples = [p for p in population.people if p.moneybird and p.mailblue][:2]
     with Sandbox(population) as sandbox:
         path = sandbox.write_config(directory.resolve())
-        out.print(f"Sandbox running: Moneybird, Mailblue, Mollie and Google Calendar fakes on 127.0.0.1 with "
+        out.print(f"Sandbox running: Moneybird, Mailblue, Mollie, Google Calendar and Zoom fakes on 127.0.0.1 with "
                   f"{people} synthetic people (seed {seed}). Config: {path}", highlight=False, soft_wrap=True)
         out.print("Try, in another terminal:", highlight=False)
         for command in ("rules show", "purge", *(f"find {p.email} --format html" for p in examples),

@@ -1,6 +1,6 @@
-"""The sandbox: all four vendor fakes on loopback, seeded from one synthetic population.
+"""The sandbox: all the vendor fakes on loopback, seeded from one synthetic population.
 
-`Sandbox` starts Moneybird, Mailblue, Mollie and Google Calendar fakes on free
+`Sandbox` starts Moneybird, Mailblue, Mollie, Google Calendar and Zoom fakes on free
 127.0.0.1 ports and writes a vergeet config (plus a service-account key for
 the Calendar token exchange) that points the real connectors at them. The
 demo, the end-to-end tests and the benchmarks all run against it. Each fake's
@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vergeet.sandbox.fake_imap import ImapFake
 from vergeet.sandbox.fake_calendar import TOKEN_PATH, CalendarFake
 from vergeet.sandbox.fake_mailblue import MailblueFake
 from vergeet.sandbox.fake_mollie import MollieFake
@@ -27,7 +28,7 @@ SANDBOX_MARK = "# Written by the vergeet sandbox"
 
 
 class Sandbox:
-    """Four vendor fakes and the config that reaches them.
+    """The vendor fakes and the config that reaches them.
 
     `rates` overrides a fake's enforced limit per system as (calls, seconds);
     without it every fake enforces its vendor's published limit.
@@ -48,12 +49,15 @@ class Sandbox:
             "zoom": ZoomFake(population, **limit("zoom")),
         }
         self.servers = {system: FakeServer(fake) for system, fake in self.fakes.items()}
+        #: the mailbox: an IMAP server, not an HTTP fake
+        self.imap = ImapFake(population)
 
     def start(self) -> Sandbox:
         started = []
         try:
             for server in self.servers.values():
                 started.append(server.start())
+            started.append(self.imap.start())
         except Exception:
             for server in started:
                 server.stop()
@@ -63,6 +67,7 @@ class Sandbox:
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+        self.imap.stop()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -130,7 +135,8 @@ account_id = "{zoom.account_id}"
 client_id = "{zoom.client_id}"
 client_secret = "{zoom.client_secret}"
 history_from = {zoom.first_day().isoformat()}   # the month of the account's oldest recording
-{rate('zoom') if 'zoom' in rates else rate('zoom') + zoom_pace}{extra}"""
+{rate('zoom') if 'zoom' in rates else rate('zoom') + zoom_pace}
+{self.imap.config_table()}{extra}"""
         path = directory / "vergeet.toml"
         path.write_text(text)
         return path

@@ -23,6 +23,8 @@ Faithful where the connector depends on it (ZD: developers.zoom.us/docs/api, the
 - GET /v2/past_meetings/{meetingUUID}/participants (`user_email`, `name`, paged): only on a paid plan; with
   `paid_plan=False` a 400 code 200 "Only available for Paid or ZMP account" (wording ASSUMED). Participants belong
   to the past meeting and stay when its recording is deleted.
+- GET /v2/users/{userId}/meetings?type=scheduled (paged like the recordings): "all valid previous (unexpired)
+  meetings, live meetings, and upcoming scheduled meetings" (ZD List meetings); a meeting outlives its recordings.
 - GET /v2/meetings/{meetingId}/registrants?status=approved|pending|denied (paged), GET|DELETE
   .../registrants/{registrantId} (DELETE 204). ASSUMED: a meeting without registration answers 400 code 300.
 - Rate limits by category (ZD rate-limits, Business plan; Pro has 30 and 20): Light 80/s (one meeting's
@@ -130,6 +132,7 @@ class ZoomFake(FakeVendor):
         self.trash: dict[str, dict[str, Any]] = {}  # uuid -> a trashed meeting recording
         self.participants: dict[str, list[dict[str, Any]]] = {}  # uuid -> the past meeting's participants
         self.registrants: dict[int, list[dict[str, Any]]] = {}  # meeting id -> registrants (registration on)
+        self.scheduled: dict[int, dict[str, Any]] = {}  # meeting id -> the meeting, which outlives its recordings
         self._page_tokens: dict[str, tuple[str, int, float]] = {}  # token -> (listing key, offset, expiry)
         self._category_windows: dict[str, list[float]] = {name: [] for name in CATEGORY_RATES}
         self.category_rates = dict(CATEGORY_RATES)
@@ -177,6 +180,10 @@ class ZoomFake(FakeVendor):
             "start_time": _iso(start), "timezone": "Europe/Amsterdam", "duration": minutes,
             "total_size": sum(f["file_size"] for f in files), "recording_count": len(files),
             "share_url": f"https://zoom.us/rec/share/{_hash('share', uuid).hex()[:16]}", "recording_files": files}
+        self.scheduled.setdefault(meeting_id, {
+            "uuid": uuid, "id": meeting_id, "host_id": "sandboxHost01", "topic": topic, "type": 8 if meeting_id % 2
+            else 2, "start_time": _iso(start), "duration": minutes, "timezone": "Europe/Amsterdam",
+            "created_at": _iso(start - timedelta(days=7)), "join_url": f"https://zoom.us/j/{meeting_id}"})
         host = {"name": "JessWorks", "user_email": self.owner_email}
         self.participants[uuid] = [
             {"id": base64.b16encode(_hash("participant", uuid, index)[:6]).decode().lower(), "name": who["name"],
@@ -220,6 +227,7 @@ class ZoomFake(FakeVendor):
     def routes(self) -> list[Route]:
         return [Route(TOKEN_PATH, self.token_endpoint, methods=["POST"]),
                 Route("/v2/users/{user}/recordings", self.list_recordings, methods=["GET"]),
+                Route("/v2/users/{user}/meetings", self.list_meetings, methods=["GET"]),
                 Route("/v2/meetings/{rest:path}", self.meeting_calls, methods=["GET", "DELETE"]),
                 Route("/v2/past_meetings/{rest:path}", self.past_meeting_calls, methods=["GET"])]
 
@@ -304,6 +312,17 @@ class ZoomFake(FakeVendor):
         listing = f"recordings {start} {end} {trash}"
         return self._page(request, "meetings", listing, chosen, {"from": start.isoformat(), "to": end.isoformat()})
 
+    async def list_meetings(self, request: Request) -> Response:
+        if limited := self._over_category("Medium"):
+            return limited
+        if request.path_params["user"] not in ("me", "sandboxHost01", self.owner_email):
+            return self.error(404, "User does not exist.", code=1001)
+        kind = request.query_params.get("type", "scheduled")
+        if kind not in ("scheduled", "live", "upcoming", "upcoming_meetings", "previous_meetings"):
+            return self.error(400, "Invalid field.", code=300)
+        chosen = sorted(self.scheduled.values(), key=lambda m: m["id"]) if kind == "scheduled" else []
+        return self._page(request, "meetings", f"meetings {kind}", chosen)
+
     # -- one meeting ---------------------------------------------------------------------------------------------
     def _segments(self, request: Request, prefix: str) -> list[str]:
         """The path after `prefix` in segments, each decoded once as Zoom's router does (a double-encoded UUID is
@@ -376,8 +395,7 @@ class ZoomFake(FakeVendor):
         if not parts[0].isdigit() or len(parts) > 3:
             return self.error(404, "Meeting does not exist.", code=3001)
         meeting_id = int(parts[0])
-        if all(m["id"] != meeting_id for m in [*self.meetings.values(), *self.trash.values()]) \
-                and meeting_id not in self.registrants:
+        if meeting_id not in self.scheduled:
             return self.error(404, "Meeting does not exist.", code=3001)
         if meeting_id not in self.registrants:
             return self.error(400, "Registration has not been enabled for this meeting.", code=300)
