@@ -209,12 +209,47 @@ class ZoomConfig(_ConnectorSection):
     history_from: date = date(2013, 1, 1)
 
 
+class MailboxConfig(_Section):
+    """The business's mailbox over IMAP (connectors/mailbox.py)."""
+
+    #: the IMAP server the mail host names (for Vimexx: the mail server shown in its control panel)
+    host: str = Field(min_length=1, pattern=r"^[A-Za-z0-9.:\[\]-]+$")
+    port: int = Field(default=993, ge=1, le=65535)
+    #: IMAP over TLS (port 993); false only to 127.0.0.1 or localhost: the password would travel unencrypted
+    tls: bool = True
+    username: str = Field(min_length=1)
+    #: a secret reference (env:NAME or prefect-secret:NAME); a plain string is taken literally (the sandbox)
+    password: str = Field(min_length=1)
+    #: the folders read each night for mail past its period
+    folders: list[str] = Field(default=["INBOX", "Sent"], min_length=1)
+    #: the Trash folder: never scanned for deletion, but searched for access and erasure requests
+    trash_folder: str = Field(default="Trash", min_length=1)
+    #: the business's own addresses: never taken for a person
+    own_addresses: list[str] = []
+    #: folders the owner keeps whole (e.g. "Archief/Contracten"): never scanned for deletion, searched for requests
+    keep_folders: list[str] = []
+
+    @model_validator(mode="after")
+    def _safe_and_consistent(self):
+        if not self.tls and not is_local(f"imap://{self.host}"):
+            raise PydanticCustomError("plain_imap", "tls: plain IMAP to {host} would send the password and the mail "
+                                      "unencrypted; use tls = true (port 993; plain only to 127.0.0.1 or "
+                                      "localhost)", {"host": self.host})
+        overlap = sorted(set(self.folders) & {*self.keep_folders, self.trash_folder})
+        if overlap:
+            raise PydanticCustomError("mailbox_folders", "folders: {names} is also the Trash folder or one of the "
+                                      "keep_folders, which are never scanned for deletion; list it in one place only",
+                                      {"names": ", ".join(overlap)})
+        return self
+
+
 class ConnectorsConfig(_Section):
     moneybird: MoneybirdConfig | None = None
     mailblue: MailblueConfig | None = None
     mollie: MollieConfig | None = None
     google_calendar: GoogleCalendarConfig | None = None
     zoom: ZoomConfig | None = None
+    mailbox: MailboxConfig | None = None
 
 
 class RulesConfig(_Section):

@@ -93,6 +93,14 @@ def build_connectors(config: Config) -> dict[str, Connector]:
             client_secret=_token(config, "connectors.zoom.client_secret", zm.client_secret), user_id=zm.user_id,
             base_url=zm.base_url, oauth_url=zm.oauth_url, own_emails=tuple(zm.own_emails),
             history_from=zm.history_from, **_tuning(zm))
+    if section.mailbox:
+        from connectors.mailbox import MailboxConnector
+
+        mx = section.mailbox
+        built["mailbox"] = MailboxConnector(
+            host=mx.host, port=mx.port, tls=mx.tls, username=mx.username,
+            password=config.resolve_secret("connectors.mailbox.password", mx.password), folders=tuple(mx.folders),
+            trash_folder=mx.trash_folder, own_addresses=tuple(mx.own_addresses), keep_folders=tuple(mx.keep_folders))
     if not built:
         raise BadInput(f"{config.source}: connectors: no system is connected; add a [connectors.NAME] table")
     return built

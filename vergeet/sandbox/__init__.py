@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vergeet.sandbox.fake_calendar import TOKEN_PATH, CalendarFake
+from vergeet.sandbox.fake_imap import ImapFake
 from vergeet.sandbox.fake_mailblue import MailblueFake
 from vergeet.sandbox.fake_mollie import MollieFake
 from vergeet.sandbox.fake_moneybird import MoneybirdFake
@@ -48,12 +49,15 @@ class Sandbox:
             "zoom": ZoomFake(population, **limit("zoom")),
         }
         self.servers = {system: FakeServer(fake) for system, fake in self.fakes.items()}
+        #: the mailbox: an IMAP server, not an HTTP fake
+        self.imap = ImapFake(population)
 
     def start(self) -> Sandbox:
         started = []
         try:
             for server in self.servers.values():
                 started.append(server.start())
+            started.append(self.imap.start())
         except Exception:
             for server in started:
                 server.stop()
@@ -63,6 +67,7 @@ class Sandbox:
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+        self.imap.stop()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -130,7 +135,8 @@ account_id = "{zoom.account_id}"
 client_id = "{zoom.client_id}"
 client_secret = "{zoom.client_secret}"
 history_from = {zoom.first_day().isoformat()}   # the month of the account's oldest recording
-{rate('zoom') if 'zoom' in rates else rate('zoom') + zoom_pace}{extra}"""
+{rate('zoom') if 'zoom' in rates else rate('zoom') + zoom_pace}
+{self.imap.config_table()}{extra}"""
         path = directory / "vergeet.toml"
         path.write_text(text)
         return path

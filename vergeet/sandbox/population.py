@@ -121,6 +121,23 @@ class ZoomPresence(Presence):
 
 
 @dataclass
+class Mail:
+    """One message between the person and the business in its mailbox."""
+
+    folder: str  # INBOX (from the person), Sent (to them), a folder the owner keeps, or Trash
+    sent_at: datetime
+    subject: str
+    incoming: bool
+    flagged: bool = False  # \Flagged: the owner keeps it
+    dated: bool = True  # has a Date header; without one the server's INTERNALDATE dates it
+
+
+@dataclass
+class MailboxPresence(Presence):
+    messages: list[Mail] = field(default_factory=list)
+
+
+@dataclass
 class Person:
     """One real-world person and how each system knows them."""
 
@@ -138,6 +155,7 @@ class Person:
     mollie: MolliePresence | None = None
     calendar: CalendarPresence | None = None
     zoom: ZoomPresence | None = None
+    mailbox: MailboxPresence | None = None
 
     @property
     def name(self) -> str:
@@ -284,6 +302,7 @@ def generate(size: int = 60, *, seed: int = 7, today: date | None = None, namesa
         namesake_of = people[generator.rng.randrange(len(people))] if people and generator.rng.random() < namesake_share else None
         people.append(generator.person(index, namesake_of))
     _add_zoom_sessions(people, random.Random(f"zoom:{seed}"), today)
+    _add_mail(people, random.Random(f"mail:{seed}"), today)
     return Population(seed, today, people)
 
 
@@ -300,6 +319,32 @@ def _add_zoom_sessions(people: list[Person], rng: random.Random, today: date) ->
                             series=rng.randrange(2)) for _ in range(rng.randint(1, 4))]
         person.zoom = ZoomPresence(_email_as_typed(person.email, rng), None, since,
                                    sessions=sorted(sessions, key=lambda s: s.start))
+
+
+#: mail subjects, some non-ASCII (sent RFC 2047-encoded)
+MAIL_SUBJECTS = ("Vraag over coaching", "Re: Intake {name}", "Offerte traject", "Afspraak verzetten",
+                 "Één vraag nog – {name}", "Bedankt voor het gesprek", "Factuur ontvangen?", "Réactie op je sessie")
+
+
+def _add_mail(people: list[Person], rng: random.Random, today: date) -> None:
+    """Mail with about half the people, from their first record to today: received (INBOX) and sent (Sent), a
+    few flagged, a few without a Date header, a few in the owner's kept folder or in Trash; a generator of its
+    own, so the other systems' data stays what it was before the mailbox joined the sandbox."""
+    for person in people:
+        if rng.random() >= 0.5:
+            continue
+        since = min(p.created_at for p in (person.moneybird, person.mailblue, person.mollie, person.calendar) if p)
+        messages = []
+        for _ in range(rng.randint(1, 4)):
+            incoming = rng.random() < 0.6
+            where = rng.random()
+            folder = ("Archief/Contracten" if where < 0.05 else "Trash" if where < 0.1
+                      else "INBOX" if incoming else "Sent")
+            messages.append(Mail(folder, _at(_day_between(since.date(), today, rng), rng),
+                                 rng.choice(MAIL_SUBJECTS).format(name=person.first_name), incoming,
+                                 flagged=rng.random() < 0.1, dated=rng.random() >= 0.1))
+        person.mailbox = MailboxPresence(_email_as_typed(person.email, rng).strip(), None, since,
+                                         messages=sorted(messages, key=lambda m: m.sent_at))
 
 
 def newcomer(key: str, systems: Iterable[str], *, seed: int, today: date) -> Person:
