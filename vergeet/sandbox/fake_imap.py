@@ -108,7 +108,7 @@ class ImapFake:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._server is not None:
+        if self._loop is not None and self._server is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._server.close)
             self._thread.join(timeout=10)
 
