@@ -55,6 +55,8 @@ Choices:
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import threading
 import time
@@ -235,28 +237,57 @@ class ZoomConnector:
                 yield record
 
     def changes(self, cursor: Mapping[str, Any] | None, known: Known) -> Changes:
-        """A full read (Zoom has no changed-since listing), with every id listed, so deletions follow."""
-        records = self._read()
-        if cursor is None:
-            return Changes(records, cursor={}, full=True)
-        listings = [Listing(kind, frozenset(r.record_id for r in records if r.record_type == kind))
-                    for kind in (RECORDING, REGISTRANT)]
-        return Changes(known.changed(records), cursor={}, listings=listings)
+        """A full read without a cursor; else the recordings of the months since the one before the last read,
+        and every registrant.
+
+        Zoom has no changed-since listing. A new recording starts in the current month (or, processed after
+        midnight, the one before), and a recording only changes when files are deleted from it, so nights read the
+        last two months (their listing shows deletions there) and the full read (`[sync] full_every_days`) sees
+        the older months. A recording listed as the last read saw it (the same files and registrations: its
+        version) is not read again, so its participants are not asked for again; one whose people were unknown
+        is. Requests: one listing per month read, one for the scheduled meetings, one per registrant status and
+        meeting, and one participant list per new or changed recording.
+        """
+        today = self._today()
+        try:
+            since = _month_before(date.fromisoformat(cursor["read_to"])) if cursor is not None else None
+        except (KeyError, TypeError, ValueError):
+            since = None
+        if since is None:
+            return Changes(self._read(), cursor={"read_to": today.isoformat()}, full=True)
+        records, recordings = self._gather(since, known)
+        start = datetime.combine(since, datetime.min.time(), tzinfo=timezone.utc) - timedelta(microseconds=1)
+        listings = [Listing(RECORDING, frozenset(recordings), created_after=start),
+                    Listing(REGISTRANT, frozenset(r.record_id for r in records if r.record_type == REGISTRANT))]
+        return Changes(known.changed(records), cursor={"read_to": today.isoformat()}, listings=listings)
 
     def _read(self) -> list[Record]:
-        """Every recording, then the registrants of every meeting: the scheduled ones (which outlive their
-        recordings) and those of the recordings (Zoom may no longer list an expired one)."""
+        """Every record, kept a while for searches."""
+        records, _ = self._gather(None, None)
+        self._read_at = (time.monotonic(), records)
+        return records
+
+    def _gather(self, since: date | None, known: Known | None) -> tuple[list[Record], list[str]]:
+        """Every recording (of the months from `since`), then the registrants of every meeting: the scheduled ones
+        (which outlive their recordings) and those of the recordings (Zoom may no longer list an expired one).
+
+        The records (a recording only where `known` lacks its version or did not know its people) and the uuids of
+        every recording listed."""
         registrants: dict[str, list[dict[str, Any]]] = {}  # meeting id -> its registrants, read once
         records: list[Record] = []
-        meetings = list(self._recordings(trash=False))
+        meetings = list(self._recordings(trash=False, start=since))
         scheduled = [payload_id(row, DIGITS) for page in self._pages(
             f"users/{quote(self.user_id, safe='')}/meetings", "meetings", {"type": "scheduled"}) for row in page.items]
         for meeting_id in dict.fromkeys([*scheduled, *(payload_id(m, DIGITS) for m in meetings)]):
             registrants[meeting_id] = self._registrants(meeting_id)
             records += [registrant_record(meeting_id, row) for row in registrants[meeting_id]]
-        records += [self._recording_record(m, registrants[payload_id(m, DIGITS)]) for m in meetings]
-        self._read_at = (time.monotonic(), records)
-        return records
+        for meeting in meetings:
+            ref = RecordRef(SYSTEM, RECORDING, payload_id(meeting, _UUID, "uuid"))
+            version = _version(meeting, registrants[payload_id(meeting, DIGITS)])
+            seen = known.previous(ref) if known is not None and known.version(ref) == version else None
+            if seen is None or seen.left_alone:
+                records.append(self._recording_record(meeting, registrants[payload_id(meeting, DIGITS)]))
+        return records, [payload_id(m, _UUID, "uuid") for m in meetings]
 
     def _recordings(self, *, trash: bool, start: date | None = None,
                     end: date | None = None) -> Iterator[dict[str, Any]]:
@@ -326,6 +357,7 @@ class ZoomConnector:
         if unknown:
             fields["participants_unknown"] = unknown
         return Record(SYSTEM, RECORDING, uuid, emails=tuple(email for email, _ in persons.values()),
+                      version=_version(meeting, registrants),
                       first_name=first or None, last_name=last or None, fields=fields, created_at=start,
                       last_activity_at=None if unknown or start is None else start + timedelta(minutes=minutes),
                       shared=len(persons) > 1,
@@ -450,6 +482,19 @@ def registrant_record(meeting_id: str, row: dict[str, Any]) -> Record:
                   phones=tuple(p for p in (row.get("phone"),) if isinstance(p, str) and p.strip()),
                   first_name=row.get("first_name") or None, last_name=row.get("last_name") or None,
                   fields={**row, "meeting_id": meeting_id}, created_at=created, last_activity_at=created)
+
+
+def _version(meeting: dict[str, Any], registrants: list[dict[str, Any]]) -> str:
+    """What a recording's record follows from, besides its participants (a past meeting's never change): its
+    files and its meeting's registrations."""
+    files = sorted(str(f.get("id")) for f in meeting.get("recording_files") or [] if isinstance(f, dict))
+    registered = sorted(f"{r.get('id')}:{r.get('status')}" for r in registrants)
+    return hashlib.sha256(json.dumps([files, registered]).encode()).hexdigest()[:16]
+
+
+def _month_before(day: date) -> date:
+    """The first day of the month before `day`'s."""
+    return (day.replace(day=1) - timedelta(days=1)).replace(day=1)
 
 
 def _registrant_ids(ref: RecordRef) -> tuple[str, str]:

@@ -323,3 +323,20 @@ def test_registrants_are_read_through_the_meeting_after_its_recordings_are_gone(
     client = connector(server, fake, history_from=TODAY - relativedelta(years=3))
     assert client.delete(RecordRef("zoom", RECORDING, "onlyRecordingAAAAA==")).outcome is Outcome.DONE
     assert [(r.record_type, r.emails) for r in client.records()] == [(REGISTRANT, ("eva@example.nl",))]
+
+
+def test_a_night_after_the_full_read_lists_two_months_and_asks_only_new_recordings_for_their_people(tmp_path):
+    sessions = [Session(at(TODAY - relativedelta(months=months)), 60, "Coaching") for months in (3, 9, 20)]
+    with Sandbox(population(person("anna", "Anna", "Bakker", "anna@example.nl", *sessions))) as sandbox:
+        fake: ZoomFake = sandbox.fakes["zoom"]  # type: ignore[assignment]
+        config = load_config(str(sandbox.write_config(tmp_path)))
+        assert run_purge(config, RULES, apply=True, day=TODAY, force=True, show=0) == 0
+        full = len(listing_queries(fake))
+        fake.requests.clear()
+        assert run_purge(config, RULES, apply=True, day=TODAY, show=0) == 0
+        assert len(listing_queries(fake)) == 2 < full and fake.count(path_contains="/participants") == 0
+        fake.requests.clear()
+        add(fake, "newTodayAAAAAAAAAA==", at(TODAY, 0), ("Anna Bakker", "anna@example.nl"))
+        assert run_purge(config, RULES, apply=True, day=TODAY, show=0) == 0
+        assert [r.path for r in fake.requests if "/participants" in r.path] == [
+            "/v2/past_meetings/newTodayAAAAAAAAAA==/participants"]
