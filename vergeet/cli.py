@@ -890,6 +890,88 @@ def erase(ctx: typer.Context,
         raise typer.Exit(1)
 
 
+# -- correct: rectification requests -------------------------------------------------------
+
+
+@app.command()
+@guarded
+def correct(ctx: typer.Context,
+            identifiers: PersonIdentifiers,
+            settings: Annotated[list[str], typer.Option(
+                "--set", metavar="FIELD=VALUE",
+                help="What is corrected: name, email, phone, address (\"Street 1, 1234 AB City\") or address.street, "
+                     "address.postcode, address.city. Repeatable.")],
+            approve: Annotated[bool, typer.Option("--approve", help="Approve the plan without asking "
+                                                                    "(for non-interactive runs).")] = False,
+            reject: Annotated[Optional[str], typer.Option(
+                "--reject", metavar="REASON", help="Refuse the request, for this reason (no personal data): "
+                                                   "nothing is searched or changed, the request closes.")] = None,
+            verified_by: VerifiedBy = "",
+            label: Label = "",
+            lang: Annotated[str, typer.Option(help="Language of the confirmation: nl or en")] = "nl",
+            out_dir: Annotated[str, typer.Option("--out", metavar="DIR",
+                                                 help="Where the confirmation (HTML and JSON) goes.")] = ".",
+            received: Received = None):
+    """Carry out a rectification request: show what changes where, ask for approval, correct, read back, confirm."""
+    from vergeet import access, erasure, rectify
+    from vergeet.connect import build_connectors
+    from vergeet.ledger import LeaseHeld, LeaseLost
+    from vergeet.plan_text import choose_language
+    from vergeet.present import summary_table
+
+    if lang not in access.LANGUAGES:
+        raise BadInput(f"--lang: {lang!r} is not one of {', '.join(access.LANGUAGES)}")
+    new = rectify.parse_settings(settings)
+    person = access.classify(identifiers)
+    if reject is not None and (approve or not reject.strip()):
+        raise BadInput("--reject: give the reason for refusing (no personal data), and not together with --approve")
+    day = parse_day(received, "--received") if received else date.today()
+    config = ctx.obj.config()
+    terminal = choose_language(None, config.language)
+    words = rectify.WORDS[terminal]
+    rules = ctx.obj.rules(config)
+    connectors = build_connectors(config)
+    with _ledger(config, applying=True) as ledger:
+        if reject is not None:
+            request = rectify.register(ledger, person, rules, new, received=day, verified_by=verified_by, label=label)
+            erasure.reject(ledger, request, reject)
+            out.print(words["rejected"].format(id=request["id"]), highlight=False)
+            return
+        try:
+            with err.status("Searching " + ", ".join(connectors) + " ..."):
+                plan = rectify.plan_rectification(connectors, person, new, rules, ledger)
+        except access.SearchFailed as exc:
+            err.print(f"[bold red]error:[/] {exc}; nothing was registered or changed", highlight=False)
+            raise typer.Exit(1) from None
+        plan.request = request = rectify.register(ledger, person, rules, new, received=day, verified_by=verified_by,
+                                                  label=label)
+        out.print(rectify.plan_table(plan, rules, terminal))
+        summary = None
+        if not plan.empty:
+            if not approve and not (_interactive() and typer.confirm(
+                    words["ask"].format(n=len(plan.to_make())), default=False)):
+                erasure.not_now(ledger, request, "plan shown; not approved")
+                out.print(words["not_now"].format(id=request["id"], deadline=request["deadline"]), highlight=False)
+                raise typer.Exit(0 if _interactive() else 2)
+            erasure.approve(ledger, request, "approved with --approve" if approve else "approved at the prompt")
+            try:
+                summary = rectify.execute(ledger, plan, connectors)
+            except (LeaseHeld, LeaseLost) as exc:
+                err.print(f"[bold red]busy:[/] {exc}; request {request['id']} stays open. Run the same command "
+                          "again once that run has finished.", highlight=False)
+                raise typer.Exit(1) from None
+            out.print(summary_table(summary.rows(), f"Rectification request {request['id']}"))
+        differs = rectify.verify(ledger, plan, connectors) if summary else []
+        status = rectify.finish(ledger, plan, summary, differs)
+        document = rectify.confirmation(ledger, plan, rules, summary, differs, status, lang)
+    paths = rectify.write_confirmation(document, Path(out_dir))
+    out.print(words["result"].format(id=request["id"], status=words["statuses"][status],
+                                     paths=", ".join(str(p) for p in paths)), highlight=False)
+    if status != "completed":
+        err.print(words["differs"].format(n=len(differs)), highlight=False)
+        raise typer.Exit(1)
+
+
 def _interactive() -> bool:
     """Whether someone can answer a prompt (not a cron job, a pipe or a CI run)."""
     return sys.stdin.isatty()
