@@ -42,6 +42,11 @@ developer.moneybird.com/changelog/<date>), HC-<n> helpcenter.moneybird.nl articl
 - Anonymising starts from the contact as this connector read it minutes before (a nightly run reads, then
   acts) or a GET, and ends with a GET: what Moneybird still shows of what was to go is reported as a task for a
   human (NOT_SUPPORTED, with where), not as done; a contact with nothing left to remove is not written again.
+- Correcting (rectification) PATCHes the same way, only the attributes that do not show the new value yet, and
+  checks the answer. An e-mail address is corrected in `send_invoices_to_email`/`send_estimates_to_email` (the
+  field's addresses all become the new one); contact people and notes are not corrected. A sent invoice or quote
+  keeps the details it was issued to (art. 35a Wet OB 1968); a draft takes its contact's current ones through
+  PATCH `sales_invoices/{id}` or `estimates/{id}` `{"<kind>": {"update_contact": true}}` (SPEC).
 - Contact people: PATCH and DELETE `contacts/{contact_id}/contact_people/{id}`; a contact person needs a name
   (SPEC 422 example), so its phone and e-mail are blanked, and it is deleted when the names go. Notes: the API
   has only POST and DELETE `contacts/{contact_id}/notes/{id}` (a note cannot be edited), and DELETE may answer
@@ -76,10 +81,11 @@ from typing import Any
 import phonenumbers
 import requests
 
-from connectors.base import ActionResult, Changes, Identifiers, Known, Link, Listing, Outcome, Record, RecordRef
+from connectors.base import (ActionResult, Changes, FieldChange, Identifiers, Known, Link, Listing, Outcome, Record,
+                             RecordRef)
 from connectors.matching import DEFAULT_REGION, email_key, name_key, parse_phone, phone_key
-from connectors.http import (DIGITS, BearerAuth, RateLimiter, VendorAuthError, VendorBadResponse, VendorNotFound,
-                             VendorRejected, VendorSession, payload_id, vendor_payloads)
+from connectors.http import (DIGITS, BearerAuth, PayloadError, RateLimiter, VendorAuthError, VendorBadResponse,
+                             VendorNotFound, VendorRejected, VendorSession, payload_id, vendor_payloads)
 
 SYSTEM = "moneybird"
 DEFAULT_BASE_URL = "https://moneybird.com/api/v2"
@@ -150,6 +156,12 @@ ESTIMATE = DocumentType(
 DOCUMENT_TYPES = (SALES_INVOICE, ESTIMATE)
 RESOURCES = {"contact": "contacts", **{kind.record_type: kind.resource for kind in DOCUMENT_TYPES}}
 SCOPES = {"sales_invoices": "`sales_invoices`", "estimates": "`estimates`"}
+#: correctable field -> the contact attributes it is written to (PATCH schema; `email` shows the invoice address and
+#: is not writable, CL-2016-03-10); a field a record does not hold is not added to it
+CORRECTED_THROUGH = {"name": ("firstname", "lastname"), "email": ("send_invoices_to_email", "send_estimates_to_email"),
+                     "phone": ("phone",), "address.street": ("address1",), "address.postcode": ("zipcode",),
+                     "address.city": ("city",)}
+DRAFT = "draft"
 CONTACT_KEPT = ("invoices or quotes still refer to it, and Moneybird does not delete a contact its bookkeeping "
                 "uses. The contact can be deleted by hand in Moneybird (Contacten, the contact, Verwijderen) once "
                 "they are gone")
@@ -492,6 +504,111 @@ class MoneybirdConnector:
         seen = self._seen.get(contact_id)
         return seen[1] if seen and time.monotonic() - seen[0] <= FRESH_SECONDS else None
 
+    # -- rectification ------------------------------------------------------------------
+    def plan_correction(self, record: Record, new: Mapping[str, str]) -> list[FieldChange]:
+        """The contact attributes that hold each field (`CORRECTED_THROUGH`; an e-mail field's addresses all go
+        for the new one); on a document, its contact copy's.
+
+        A sent invoice or quote keeps the name and address it was issued to: an invoice must show them as they
+        were at the time of supply (art. 35a lid 1 sub c Wet op de omzetbelasting 1968; a correction goes by
+        credit note), so everything on it is refused as "issued_document". A draft is no issued document: it takes
+        its contact's current details (SPEC PATCH `sales_invoices/{id}` and `estimates/{id}`, `update_contact`).
+        """
+        if record.record_type not in RESOURCES:
+            raise ValueError(f"not a Moneybird record: {record.ref}")
+        contact = record.fields if record.record_type == "contact" else record.fields.get("contact") or {}
+        prefix = "" if record.record_type == "contact" else "contact."
+        refused = None if record.record_type == "contact" or record.fields.get("state") == DRAFT \
+            else "issued_document"
+        changes = []
+        for name, value in new.items():
+            held = _held(contact, name)
+            if held is not None:
+                changes.append(FieldChange(record.ref, name, ", ".join(prefix + attribute for attribute in held[1]),
+                                           held[0], value, refused))
+        return changes
+
+    def correct(self, changes: Sequence[FieldChange]) -> ActionResult:
+        """PATCH a contact's attributes (only those that do not show the new value yet), or have a draft take its
+        contact's current details (`update_contact`); then check the answer shows the new values.
+
+        Requests: a read, and a PATCH unless the record already shows them. A draft whose contact does not show
+        the new values yet is NOT_SUPPORTED (its contact is corrected first; then run again). Moneybird keeps the
+        old values in the contact's event history, which its API cannot erase.
+        """
+        try:
+            return self._correct(changes)
+        except PayloadError:  # `vendor_payloads` guards the older protocol methods only
+            raise VendorBadResponse(SYSTEM, "-", "/contacts", None, "response does not have the expected shape "
+                                                                     "(a missing or malformed field, such as an id)"
+                                    ) from None
+
+    def _correct(self, changes: Sequence[FieldChange]) -> ActionResult:
+        ref, wanted = _one_record(changes)
+        path = _record_path(ref)
+        if not wanted:
+            return ActionResult(Outcome.NOT_SUPPORTED, f"{ref} keeps every value asked for "
+                                                       f"({', '.join(sorted({c.refused or '' for c in changes}))})")
+        if ref.record_type != "contact":
+            return self._correct_draft(ref, path, wanted)
+        try:
+            contact = self._contact(ref.record_id)
+        except VendorNotFound:
+            return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
+        body = {name: value for name, value in wanted.items() if not _shows(contact, name, value)}
+        if not body:
+            return ActionResult(Outcome.DONE, f"{ref} already shows {', '.join(sorted(wanted))}; nothing sent")
+        self._seen.pop(ref.record_id, None)
+        try:
+            answer = self._json("PATCH", path, json={"contact": body})
+        except VendorNotFound:
+            return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
+        except VendorRejected as exc:
+            if exc.status not in REFUSAL_STATUSES:
+                raise
+            return ActionResult(Outcome.NOT_SUPPORTED, f"Moneybird refused to change {', '.join(sorted(body))} on "
+                                                       f"{ref} ({self._refused(exc)}); change them by hand "
+                                                       f"{EDIT_CONTACT}")
+        if not isinstance(answer, dict) or payload_id(answer, DIGITS) != ref.record_id \
+                or any(not _shows(answer, name, value) for name, value in body.items()):
+            raise VendorBadResponse(SYSTEM, "PATCH", f"/{RESOURCES['contact']}", 200,
+                                    "the answer does not show the corrected attributes; nothing is recorded as done")
+        return ActionResult(Outcome.DONE, f"{ref}: corrected {', '.join(sorted(body))} (answer checked); Moneybird "
+                                          "keeps the earlier values in the contact's event history")
+
+    def _correct_draft(self, ref: RecordRef, path: str, wanted: Mapping[str, str]) -> ActionResult:
+        kind = SALES_INVOICE if ref.record_type == SALES_INVOICE.record_type else ESTIMATE
+        try:
+            document = self._json("GET", path)
+        except VendorNotFound:
+            return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
+        if not isinstance(document, dict) or payload_id(document, DIGITS) != ref.record_id:
+            raise VendorBadResponse(SYSTEM, "GET", f"/{kind.resource}", 200, "response does not have the expected shape")
+        if document.get("state") != DRAFT:
+            return ActionResult(Outcome.NOT_SUPPORTED, f"{ref} was issued after the plan was made and keeps the "
+                                                       "details it was issued to (issued_document)")
+        if all(_shows(document.get("contact") or {}, name, value) for name, value in wanted.items()):
+            return ActionResult(Outcome.DONE, f"{ref} already shows {', '.join(sorted(wanted))}; nothing sent")
+        try:
+            answer = self._json("PATCH", path, json={kind.record_type: {"update_contact": True}})
+        except VendorNotFound:
+            return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
+        except VendorRejected as exc:
+            if exc.status not in REFUSAL_STATUSES:
+                raise
+            return ActionResult(Outcome.NOT_SUPPORTED, f"Moneybird refused to refresh the contact details of {ref} "
+                                                       f"({self._refused(exc)})")
+        if not isinstance(answer, dict) or payload_id(answer, DIGITS) != ref.record_id:
+            raise VendorBadResponse(SYSTEM, "PATCH", f"/{kind.resource}", 200,
+                                    "answered without the document; nothing is recorded as done")
+        left = sorted(name for name, value in wanted.items() if not _shows(answer.get("contact") or {}, name, value))
+        if left:
+            return ActionResult(Outcome.NOT_SUPPORTED,
+                                f"{ref} took the details of contact {answer.get('contact_id')}, which does not show "
+                                f"the new {', '.join(left)} yet: correct that contact first, then run again")
+        return ActionResult(Outcome.DONE, f"{ref}: took its contact's corrected details (update_contact; answer "
+                                          "checked)")
+
 
 @dataclass
 class Scrub:
@@ -565,6 +682,41 @@ def _person_fields(wanted: Iterable[str]) -> list[str]:
     """A contact person's fields that go with these contact fields."""
     wanted = set(wanted)
     return (["phone"] if "phone" in wanted else []) + (["email"] if wanted & set(CONTACT_EMAIL_FIELDS) else [])
+
+
+def _held(contact: Mapping[str, Any], name: str) -> tuple[str, tuple[str, ...]] | None:
+    """What a contact holds of a correctable field, as one value, and the attributes holding it; None if nothing."""
+    if name == "email":
+        attributes = tuple(a for a in CORRECTED_THROUGH[name] if _addresses(contact.get(a)))
+        addresses = dict.fromkeys(part for a in attributes for part in _addresses(contact.get(a)) if part)
+        return (", ".join(addresses), attributes) if addresses else None
+    attributes = tuple(a for a in CORRECTED_THROUGH[name] if _text(contact.get(a)))
+    return (" ".join(_text(contact.get(a)) for a in attributes), CORRECTED_THROUGH[name]) if attributes else None
+
+
+def _one_record(changes: Sequence[FieldChange]) -> tuple[RecordRef, dict[str, str]]:
+    """The record the changes are of, and the contact attributes they set (a name split at its first space into
+    first and last name, as one name is everywhere here); refused changes set nothing."""
+    refs = {change.ref for change in changes}
+    if len(refs) != 1:
+        raise ValueError("correct() takes the changes of one record")
+    wanted: dict[str, str] = {}
+    for change in changes:
+        if change.refused is not None or change.new is None:
+            continue
+        attributes = [a.removeprefix("contact.") for a in change.vendor_field.split(", ")]
+        if change.field == "name":
+            parts = change.new.split(maxsplit=1)
+            wanted |= dict(zip(("firstname", "lastname"), parts if len(parts) == 2 else ["", change.new]))
+        else:
+            wanted |= {attribute: change.new for attribute in attributes}
+    return refs.pop(), wanted
+
+
+def _shows(contact: Mapping[str, Any], attribute: str, value: str) -> bool:
+    """Whether a contact (or a document's contact copy) holds `value` in `attribute` (an address ignoring case)."""
+    held = _text(contact.get(attribute))
+    return held.casefold() == value.casefold() if attribute in CONTACT_EMAIL_FIELDS else held == value
 
 
 def _text(value: Any) -> str:

@@ -3,7 +3,7 @@
 Serves, under `/api/v2/{administration_id}/`: contacts (list with `query`, `include_archived` and paging;
 `contacts/filter` with `query`; one; PATCH; DELETE; archive; synchronization GET and POST; contact people GET,
 PATCH and DELETE; notes DELETE), sales invoices and estimates (list with `filter=period:...,state:...,
-contact_id:...`; synchronization GET with the same filter, and POST; one; DELETE). Payloads follow the shapes
+contact_id:...`; synchronization GET with the same filter, and POST; one; PATCH with `update_contact`; DELETE). Payloads follow the shapes
 of Moneybird's own examples: documents embed a copy of their contact, errors are `{"error": ..., "symbolic":
 {...}}`, and a 429 answers "Retry later" with `Retry-After` and `RateLimit-Reset` as the epoch second the window
 resets.
@@ -121,6 +121,7 @@ NAME_FIELDS = ("company_name", "firstname", "lastname")
 CONTACT_SCOPES = frozenset({"estimates", "sales_invoices", "documents", "bank", "settings"})
 ALL_SCOPES = CONTACT_SCOPES | {"time_entries"}
 VAT = Decimal("1.21")
+DRAFT_STATE = "draft"  # a document not yet sent: no number, no `sent_at` (SPEC `invoice_id`: "null while ... a draft")
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 
 
@@ -436,6 +437,7 @@ class MoneybirdFake(FakeVendor):
                 self._route(f"/{kind.resource}/synchronization.json",
                             self._by_ids(lambda kind=kind: self.documents[kind.resource]), "POST", scopes),
                 self._route(f"/{kind.resource}/{{id}}.json", self._document_getter(kind), "GET", scopes),
+                self._route(f"/{kind.resource}/{{id}}.json", self._document_patcher(kind), "PATCH", scopes),
                 self._route(f"/{kind.resource}/{{id}}.json", self._document_deleter(kind), "DELETE", scopes)]
         return routes
 
@@ -657,6 +659,39 @@ class MoneybirdFake(FakeVendor):
             return JSONResponse(document) if document else self.error(404, "record not found")
 
         return get_document
+
+    def _document_patcher(self, kind: _DocumentKind):
+        """PATCH a document: only `update_contact` is modelled (SPEC PATCH /sales_invoices/{id} and /estimates/{id}:
+        "When `true`, the contact's address and other details are updated on the invoice [estimate] from the
+        current contact record"); the body is `{"sales_invoice": {...}}` or `{"estimate": {...}}`. The spec
+        restricts it to no state; vergeet sends it for drafts only (an issued invoice keeps its details)."""
+        async def patch_document(request: Request) -> Response:
+            document = self.documents[kind.resource].get(request.path_params["id"])
+            if document is None:
+                return self.error(404, "record not found")
+            body = await _json_body(request)
+            changes = body.get(kind.record_type) if isinstance(body, dict) else None
+            if not isinstance(changes, dict):
+                raise BadRequest(f"{kind.record_type} is required")
+            if changes.get("update_contact") in (True, "true"):
+                contact = self.contacts[document["contact_id"]]
+                fresh = {key: copy.deepcopy(value) for key, value in contact.items() if key != "events"}
+                if fresh != document["contact"]:
+                    document["contact"] = fresh
+                    _touch(document)
+            return JSONResponse(document)
+
+        return patch_document
+
+    def add_draft(self, contact_id: str, day: date, kind: str = "invoice") -> str:
+        """A draft invoice (or estimate) of a contact dated `day`, with a copy of the contact as it is now; its id."""
+        document_kind = INVOICES if kind == "invoice" else ESTIMATES
+        build = self._invoice_payload if kind == "invoice" else self._estimate_payload
+        draft = build(Document(f"draft-{len(self.documents[document_kind.resource]) + 1}", kind, day, DRAFT_STATE,
+                               "120.00"), self.contacts[contact_id])
+        draft.update({document_kind.number_field: None, "sent_at": None})
+        self.documents[document_kind.resource][draft["id"]] = draft
+        return draft["id"]
 
     def _document_deleter(self, kind: _DocumentKind):
         async def delete_document(request: Request) -> Response:

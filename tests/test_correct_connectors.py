@@ -1,0 +1,136 @@
+"""Rectification through each connector (issue 20): `plan_correction` says what changes and what a record keeps,
+and why; `correct` writes with the vendor's own update call in the documented shape, sends nothing when the
+record already shows the new values, turns a vendor's refusal into a clear outcome, and checks the vendor's answer.
+All against the sandbox fakes."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from connectors.base import FieldChange, Outcome
+from connectors.http import VendorBadResponse
+from connectors.moneybird import MoneybirdConnector
+from vergeet.sandbox.fake_moneybird import MoneybirdFake
+from vergeet.sandbox.population import Document, MoneybirdPresence, Person, Population
+from vergeet.sandbox.server import FakeServer
+
+TODAY = date(2026, 6, 1)
+SINCE = datetime(2024, 3, 1, 10, tzinfo=timezone.utc)
+NEW = {"name": "Anna Bakker", "email": "anna.bakker@example.org", "phone": "+31 6 87654321",
+       "address.street": "Kade 9", "address.postcode": "3512 AB", "address.city": "Utrecht"}
+
+
+def person(key: str = "p1", **presences) -> Person:
+    return Person(key, "Anna", "de Jong", "anna@example.nl", "+31612345678", "Dorpsstraat 1", "1234 AB",
+                  "Amersfoort", **presences)
+
+
+def bodies(fake, method: str, path_contains: str) -> list[dict]:
+    return [json.loads(r.body) for r in fake.requests if r.method == method and path_contains in r.path]
+
+
+def by_field(changes: list[FieldChange]) -> dict[str, FieldChange]:
+    assert len({c.field for c in changes}) == len(changes), "one change per field"
+    return {c.field: c for c in changes}
+
+
+# -- Moneybird ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def moneybird():
+    anna = person(moneybird=MoneybirdPresence("anna@example.nl", "06-12345678", SINCE, documents=[
+        Document("F2025-001", "invoice", date(2025, 5, 1), "paid", "120.00"),
+        Document("O2025-001", "estimate", date(2025, 4, 1), "accepted", "120.00")]))
+    fake = MoneybirdFake(Population(1, TODAY, [anna]))
+    with FakeServer(fake) as server:
+        yield fake, MoneybirdConnector(base_url=f"{server.url}/api/v2", administration_id=fake.administration_id,
+                                       token=fake.token, backoff_factor=0)
+
+
+def moneybird_records(mb: MoneybirdConnector):
+    return {r.record_type if r.fields.get("state") != "draft" else "draft": r for r in mb.records()}
+
+
+def test_moneybird_plan_corrects_the_contact_and_refuses_issued_documents_by_law(moneybird):
+    fake, mb = moneybird
+    records = moneybird_records(mb)
+
+    contact = by_field(mb.plan_correction(records["contact"], NEW))
+    assert {f: (c.vendor_field, c.current, c.refused) for f, c in contact.items()} == {
+        "name": ("firstname, lastname", "Anna de Jong", None),
+        "email": ("send_invoices_to_email, send_estimates_to_email", "anna@example.nl", None),
+        "phone": ("phone", "06-12345678", None),
+        "address.street": ("address1", "Dorpsstraat 1", None),
+        "address.postcode": ("zipcode", "1234 AB", None),
+        "address.city": ("city", "Amersfoort", None)}
+    for issued in ("sales_invoice", "estimate"):
+        kept = by_field(mb.plan_correction(records[issued], NEW))
+        assert set(kept) == set(NEW)
+        assert {c.refused for c in kept.values()} == {"issued_document"}
+        assert kept["address.city"].vendor_field == "contact.city"
+        assert kept["address.city"].current == "Amersfoort"
+    assert fake.count("PATCH") == 0
+
+
+def test_moneybird_correct_patches_writable_attributes_only_and_a_rerun_sends_nothing(moneybird):
+    fake, mb = moneybird
+    record = moneybird_records(mb)["contact"]
+    changes = mb.plan_correction(record, NEW)
+
+    result = mb.correct(changes)
+    assert result.outcome is Outcome.DONE
+    assert bodies(fake, "PATCH", "/contacts/") == [{"contact": {  # the first name stays: not sent
+        "lastname": "Bakker", "send_invoices_to_email": NEW["email"],
+        "send_estimates_to_email": NEW["email"], "phone": NEW["phone"], "address1": "Kade 9",
+        "zipcode": "3512 AB", "city": "Utrecht"}}]
+    stored = fake.contacts[record.record_id]
+    assert (stored["email"], stored["lastname"], stored["city"]) == (NEW["email"], "Bakker", "Utrecht")
+    assert not any(value in result.detail for value in NEW.values())
+
+    again = mb.correct(changes)
+    assert again.outcome is Outcome.DONE and "nothing sent" in again.detail
+    assert fake.count("PATCH") == 1
+    read_back = by_field(mb.plan_correction(mb.read(record.ref), NEW))
+    assert {f: c.current for f, c in read_back.items()} == {**NEW, "email": NEW["email"]}
+
+
+def test_moneybird_a_draft_takes_the_corrected_contact_and_an_issued_invoice_is_left_alone(moneybird):
+    fake, mb = moneybird
+    contact_id = next(iter(fake.contacts))
+    draft_id = fake.add_draft(contact_id, TODAY)
+    records = moneybird_records(mb)
+    draft = by_field(mb.plan_correction(records["draft"], {"address.city": "Utrecht"}))
+    assert draft["address.city"].refused is None
+
+    early = mb.correct(list(draft.values()))  # the contact is not corrected yet: the draft cannot show it
+    assert early.outcome is Outcome.NOT_SUPPORTED and "correct that contact first" in early.detail
+
+    assert mb.correct(mb.plan_correction(records["contact"], {"address.city": "Utrecht"})).outcome is Outcome.DONE
+    done = mb.correct(list(draft.values()))
+    assert done.outcome is Outcome.DONE
+    assert bodies(fake, "PATCH", f"/sales_invoices/{draft_id}") == [{"sales_invoice": {"update_contact": True}}] * 2
+    assert fake.documents["sales_invoices"][draft_id]["contact"]["city"] == "Utrecht"
+    issued = next(i for i in fake.documents["sales_invoices"].values() if i["state"] == "paid")
+    assert issued["contact"]["city"] == "Amersfoort"
+    assert mb.correct(list(draft.values())).outcome is Outcome.DONE
+    assert fake.count("PATCH", f"/sales_invoices/{draft_id}") == 2
+
+
+def test_moneybird_refusal_gone_and_an_answer_without_the_new_values(moneybird):
+    fake, mb = moneybird
+    record = moneybird_records(mb)["contact"]
+    name = [c for c in mb.plan_correction(record, {"name": "Anna Bakker"})]
+
+    refused = mb.correct([FieldChange(record.ref, "email", "send_invoices_to_email", "anna@example.nl",
+                                      "not-an-address")])
+    assert refused.outcome is Outcome.NOT_SUPPORTED and "HTTP 422" in refused.detail
+    assert "not-an-address" not in refused.detail
+
+    fake.inject("missing_id", method="PATCH")
+    with pytest.raises(VendorBadResponse) as error:
+        mb.correct(name)
+    assert "\n" not in str(error.value) and "Bakker" not in str(error.value)
+
+    del fake.contacts[record.record_id]
+    assert mb.correct(name).outcome is Outcome.ALREADY_GONE
