@@ -1,10 +1,10 @@
-"""`vergeet serve`: the three deployments of `prefect.yaml` in one process, for one machine.
+"""`vergeet serve`: the deployments of `prefect.yaml` in one process, for one machine.
 
 Prefect's `serve` polls the Prefect server for runs of these deployments (the nightly schedule, or a run started
 in the UI or with `prefect deployment run`) and runs each in a subprocess of this one, which inherits its
 environment: the config's `env:` secrets are read from there, nothing is typed into another terminal. The
 deployments are `prefect.yaml`'s own (names, descriptions, parameters, schedules), so serving and
-`prefect deploy` offer the same three jobs; here `config_path` defaults to the config given to `vergeet serve`.
+`prefect deploy` offer the same jobs; here `config_path` defaults to the config given to `vergeet serve`.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def ui_address() -> str:
 
 
 def serve(config_path: str, say=print) -> None:
-    """Serve the three jobs until Ctrl-C (or SIGTERM); `say` tells where the UI is and how to start a run."""
+    """Serve the jobs until Ctrl-C (or SIGTERM); `say` tells where the UI is and how to start a run."""
     address = ui_address()
     served = deployments(config_path)
     say(f"Serving {', '.join(f'{d.flow_name}/{d.name}' for d in served)} with the config {config_path}.")

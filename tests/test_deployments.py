@@ -1,4 +1,5 @@
-"""`vergeet serve` serves prefect.yaml's three deployments against a real Prefect server; each runs once."""
+"""`vergeet serve` serves prefect.yaml's deployments against a real Prefect server; the three jobs besides the
+correction (whose flow tests/test_rectify.py runs) each run once."""
 from __future__ import annotations
 
 import os
@@ -15,7 +16,8 @@ from vergeet.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 VERGEET = Path(sys.executable).with_name("vergeet")
-EXPECTED = {"nightly-purge/nightly-purge", "subject-access/access-request", "erasure-request/erasure-request"}
+EXPECTED = {"nightly-purge/nightly-purge", "subject-access/access-request", "erasure-request/erasure-request",
+            "rectification-request/rectification-request"}
 
 
 def wait_for(check, what: str, timeout: float = 120):
@@ -37,7 +39,7 @@ def final_state(client, flow_run_id):
     return state if state.is_final() else None
 
 
-def test_prefect_yaml_deploys_the_three_jobs_through_the_worker_environment():
+def test_prefect_yaml_deploys_the_four_jobs_through_the_worker_environment():
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in spec["deployments"]}
     assert set(deployments) == {name.split("/")[1] for name in EXPECTED}
@@ -66,6 +68,9 @@ def test_vergeet_serve_runs_each_deployment_of_prefect_yaml_once(prefect_harness
                 served = wait_for(lambda: served_deployments(client), "the served deployments")
                 schema = served["erasure-request/erasure-request"].parameter_openapi_schema
                 assert schema["required"] == ["identifiers_block"]
+                schema = served["rectification-request/rectification-request"].parameter_openapi_schema
+                assert schema["required"] == ["identifiers_block", "changes_block"]
+                assert all(field.get("description") for field in schema["properties"].values())
                 assert all(field.get("description") for field in schema["properties"].values())
                 assert served["nightly-purge/nightly-purge"].parameters == {"apply": True,
                                                                             "config_path": str(config)}

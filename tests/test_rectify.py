@@ -145,17 +145,17 @@ def test_settings_are_checked_and_an_address_in_one_value_becomes_its_three_part
 
 
 @pytest.mark.parametrize("settings, says", [
-    (["birthday=1 May"], "--set 1: give FIELD=VALUE"),
-    (["email"], "--set 1: give FIELD=VALUE"),
-    (["email=ria-at-example.org"], "--set 1 (email): not an e-mail address"),
-    (["name=Ria", "phone=99887"], "--set 2 (phone): not a valid phone number"),
+    (["birthday=1 May"], "setting 1: give FIELD=VALUE"),
+    (["email"], "setting 1: give FIELD=VALUE"),
+    (["email=ria-at-example.org"], "setting 1 (email): not an e-mail address"),
+    (["name=Ria", "phone=99887"], "setting 2 (phone): not a valid phone number"),
     (["address.postcode=0123 AB"], "not a Dutch postcode"),
     (["address.postcode=3811 SS"], "not a Dutch postcode"),
     (["address=Dorpsweg 12 Amersfoort"], 'give the address as "Street 1, 1234 AB City"'),
-    (["address=Dorpsweg 12, 3811 AB Amersfoort", "address.city=Baarn"], "--set 2 (address.city): set twice"),
+    (["address=Dorpsweg 12, 3811 AB Amersfoort", "address.city=Baarn"], "setting 2 (address.city): set twice"),
     (["name=R1a"], "not a name"),
     (["email="], "the new value is empty"),
-    ([], "give at least one --set"),
+    ([], "give at least one setting"),
 ])
 def test_bad_settings_are_refused_naming_position_and_field_never_the_value(settings, says):
     with pytest.raises(BadInput) as raised:
@@ -324,6 +324,7 @@ def config(tmp_path, monkeypatch):
     path.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/ledger.db"\npepper = "{PEPPER.decode()}"\n')
     connectors = fakes()
     monkeypatch.setattr("vergeet.connect.build_connectors", lambda config: connectors)
+    monkeypatch.setattr("flows.rectification_request.build_connectors", lambda config: connectors)
     return path, connectors
 
 
@@ -370,3 +371,43 @@ def test_vergeet_correct_unapproved_keeps_the_request_open_and_reject_closes_it(
     assert result.exit_code == 0 and "rejected" in result.output
     (request,) = requests_of(config)
     assert request["history"] == ["received", "awaiting_approval", "rejected"]
+
+
+# -- the Prefect flow ----------------------------------------------------------------------------
+
+
+def test_the_flow_pauses_with_the_plan_masked_then_corrects_and_prefect_keeps_no_value(prefect_harness, config,
+                                                                                       tmp_path):
+    import threading
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.rectification_request import run_rectification_request
+
+    path, connectors = config
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(value=run_rectification_request(
+        [OLD_EMAIL], ["email=" + NEW["email"], "address=Dorpsweg 12, 3811 AB Amersfoort"], config_path=str(path),
+        lang="en", out_dir=str(tmp_path / "out"), poll_interval=1, approval_timeout=120)))
+    thread.start()
+    with get_client(sync_client=True) as client:
+        deadline = time.monotonic() + 90
+        while not (paused := [r for r in client.read_flow_runs() if r.state and r.state.is_paused()]):
+            assert time.monotonic() < deadline, "the flow never paused for approval"
+            time.sleep(0.5)
+        assert all(not fake.writes for fake in connectors.values())  # nothing before the owner decides
+        [artifact] = [a for a in client.read_artifacts() if a.flow_run_id == paused[0].id]
+        rows = json.loads(artifact.data)
+        assert {(r["record_id"], r["refused"]) for r in rows} == {("c-1", ""), ("m-1", ""),
+                                                                  ("inv-1", "issued_document")}
+        resume_flow_run(paused[0].id, run_input={"approve": True})
+        thread.join(120)
+        stored = " ".join(str(run.parameters) for run in client.read_flow_runs()) + " ".join(
+            f"{a.data} {a.description}" for a in client.read_artifacts())
+    assert result["value"]["status"] == "completed" and result["value"]["failed"] == 0
+    assert connectors["mailblue"].store["m-1"].emails == (NEW["email"],)
+    assert (tmp_path / "out" / f"rectification-request-{result['value']['request_id']}.html").is_file()
+    for value in (OLD_EMAIL, "smit", OLD_STREET, NEW["email"], "dorpsweg", "amersfoort"):
+        assert value.lower() not in stored.lower(), value

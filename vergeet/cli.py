@@ -315,8 +315,8 @@ def sandbox(directory: Annotated[str, typer.Option("--dir", metavar="DIR", help=
 @app.command()
 @guarded
 def serve(ctx: typer.Context):
-    """Run the three jobs as Prefect deployments in this process (nightly purge on its schedule, access and
-    erasure requests from the Prefect UI), with the config and secrets of this environment, until Ctrl-C."""
+    """Run the jobs as Prefect deployments in this process (nightly purge on its schedule, access, erasure and
+    rectification requests from the Prefect UI), with the config and secrets of this environment, until Ctrl-C."""
     config = ctx.obj.config()  # a bad config stops here (exit 2), not in the first run
     from flows.serve import serve as serve_flows
 

@@ -113,15 +113,16 @@ def parse_settings(settings: Iterable[str]) -> dict[str, str]:
     ("Street 1, 1234 AB City") becomes its three parts.
 
     `BadInput` for an unknown field, a field given twice, an invalid e-mail address, phone number, name or Dutch
-    postcode, and for no setting at all. Messages name the position and the field, never the value.
+    postcode, and for no setting at all. Messages name the position and the field, never the value, in words
+    that fit the command line's `--set` and a flow's Secret block alike.
     """
     new: dict[str, str] = {}
     for position, item in enumerate(settings, 1):
         name, equals, raw = item.partition("=")
         name, value = name.strip().lower(), " ".join(raw.split())
-        where = f"--set {position} ({name or '?'})"
+        where = f"setting {position} ({name or '?'})"
         if not equals or name not in SETTABLE:
-            raise BadInput(f"--set {position}: give FIELD=VALUE, FIELD one of {', '.join(SETTABLE)}")
+            raise BadInput(f"setting {position}: give FIELD=VALUE, FIELD one of {', '.join(SETTABLE)}")
         if not value:
             raise BadInput(f"{where}: the new value is empty (a field is corrected, never erased here)")
         parts = _address(value, where) if name == ADDRESS else {name: _checked(name, value, where)}
@@ -129,7 +130,8 @@ def parse_settings(settings: Iterable[str]) -> dict[str, str]:
             raise BadInput(f"{where}: set twice")
         new |= parts
     if not new:
-        raise BadInput("give at least one --set FIELD=VALUE: what the person asks to be corrected")
+        raise BadInput("give at least one setting FIELD=VALUE (--set on the command line): what the person asks to "
+                       "be corrected")
     return new
 
 
@@ -240,7 +242,7 @@ def plan_rectification(connectors: Mapping[str, Connector], person: Identifiers,
         foreign = sorted(set(other.mentions["key"]) - mine)
         if foreign:
             kinds = " and ".join(k for k in ("email", "phone") if k in new)
-            raise BadInput(f"--set {kinds}: already on records of someone else ({', '.join(foreign[:5])}"
+            raise BadInput(f"the new {kinds}: already on records of someone else ({', '.join(foreign[:5])}"
                            f"{', ...' if len(foreign) > 5 else ''}); correcting it would make two people one, so "
                            "nothing was changed. If they are the same person, name that address or number among "
                            "the IDENTIFIERs too.")
