@@ -565,6 +565,11 @@ VerifiedBy = Annotated[str, typer.Option(
     "--verified-by", help="How identity was verified (free text; never a copy of the ID).")]
 Received = Annotated[Optional[str], typer.Option(
     "--received", metavar="YYYY-MM-DD", help="When the request came in (default: today).")]
+Approve = Annotated[bool, typer.Option("--approve", help="Approve the plan without asking "
+                                                         "(for non-interactive runs).")]
+Reject = Annotated[Optional[str], typer.Option(
+    "--reject", metavar="REASON", help="Refuse the request, for this reason (no personal data): nothing is searched "
+                                       "or changed, the request closes.")]
 Label = Annotated[str, typer.Option(
     "--label", metavar="TEXT", help="Your name for the request, shown in `requests list` (no personal data: "
                                     "e.g. \"mail 3 Dec\", \"ticket 12\").")]
@@ -806,11 +811,8 @@ def erase(ctx: typer.Context,
           scope: Annotated[Optional[list[str]], typer.Option(
               "--scope", metavar="all|newsletter|SYSTEM",
               help="What to erase: all (default), newsletter (withdrawn consent), or a system. Repeatable.")] = None,
-          approve: Annotated[bool, typer.Option("--approve", help="Approve the plan without asking "
-                                                                  "(for non-interactive runs).")] = False,
-          reject: Annotated[Optional[str], typer.Option(
-              "--reject", metavar="REASON", help="Refuse the request, for this reason (no personal data): "
-                                                 "nothing is searched or changed, the request closes.")] = None,
+          approve: Approve = False,
+          reject: Reject = None,
           verified_by: VerifiedBy = "",
           label: Label = "",
           lang: Annotated[str, typer.Option(help="Language of the certificate: nl or en")] = "nl",
@@ -901,11 +903,8 @@ def correct(ctx: typer.Context,
                 "--set", metavar="FIELD=VALUE",
                 help="What is corrected: name, email, phone, address (\"Street 1, 1234 AB City\") or address.street, "
                      "address.postcode, address.city. Repeatable.")],
-            approve: Annotated[bool, typer.Option("--approve", help="Approve the plan without asking "
-                                                                    "(for non-interactive runs).")] = False,
-            reject: Annotated[Optional[str], typer.Option(
-                "--reject", metavar="REASON", help="Refuse the request, for this reason (no personal data): "
-                                                   "nothing is searched or changed, the request closes.")] = None,
+            approve: Approve = False,
+            reject: Reject = None,
             verified_by: VerifiedBy = "",
             label: Label = "",
             lang: Annotated[str, typer.Option(help="Language of the confirmation: nl or en")] = "nl",

@@ -250,7 +250,8 @@ def plan_rectification(connectors: Mapping[str, Connector], person: Identifiers,
     theirs = set(identifiers.loc[identifiers["person"].isin(found.people), "value"])
     theirs |= set(normalise(adding).emails) | set(normalise(adding).phones)
     theirs = frozenset(theirs)
-    records = {str(record.ref): record for record in found.records()}
+    # a record before those that link to it: a vendor may copy a contact's details into its draft documents
+    records = {str(record.ref): record for record in sorted(found.records(), key=lambda r: bool(r.links))}
     changes = [change for record in records.values()
                for change in connectors[record.system].plan_correction(narrowed(record, theirs), new)]
     return CorrectionPlan(found.searched, dict(new), changes, found.systems, records, theirs)
