@@ -326,7 +326,8 @@ def test_registrants_are_read_through_the_meeting_after_its_recordings_are_gone(
 
 
 def test_a_night_after_the_full_read_lists_two_months_and_asks_only_new_recordings_for_their_people(tmp_path):
-    sessions = [Session(at(TODAY - relativedelta(months=months)), 60, "Coaching") for months in (3, 9, 20)]
+    sessions = [Session(at(TODAY - relativedelta(months=months, days=days)), 60, "Coaching")
+                for months, days in ((0, 10), (3, 0), (9, 0), (20, 0))]
     with Sandbox(population(person("anna", "Anna", "Bakker", "anna@example.nl", *sessions))) as sandbox:
         fake: ZoomFake = sandbox.fakes["zoom"]  # type: ignore[assignment]
         config = load_config(str(sandbox.write_config(tmp_path)))
