@@ -48,6 +48,9 @@ tagged in /work/shared/audits/moneybird-mailblue.md):
   (a 200 with an HTML page from a proxy or login wall) proves nothing: the write fails, and a delete is also
   confirmed by a read of the contact answering 404. Ids are strings of digits (every example); a 404 is "gone"
   only for an id of that shape.
+- A correction (rectification) PUTs `{"contact": {...}}` the same way, only the fields that differ, and checks
+  the answer. An address another contact has is refused 422 with code `duplicate` (AC-SPEC's POST /contacts
+  example; ASSUMED for PUT): a refusal reported as "duplicate_email", not a failure. The contact has no address.
 - An anonymisation reads the contact first and writes only the fields that do not hold their placeholder yet:
   a repeat (after a crash) sends nothing, so it adds no second change to the contact's history.
 - Archived contacts are records of their own type, `archived_contact` (same
@@ -74,6 +77,8 @@ and a delete reports that there was nothing to purge.
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,10 +88,11 @@ from urllib.parse import urlparse
 
 import phonenumbers
 
-from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
+from connectors.base import ActionResult, Changes, FieldChange, Identifiers, Known, Outcome, Record, RecordRef
 from connectors.matching import email_key, name_key, parse_phone, phone_key
-from connectors.http import (DIGITS, HeaderTokenAuth, Page, RateLimiter, VendorAuthError, VendorBadResponse,
-                             VendorNotFound, VendorSession, payload_id, vendor_payloads)
+from connectors.http import (DIGITS, HeaderTokenAuth, Page, PayloadError, RateLimiter, VendorAuthError,
+                             VendorBadResponse, VendorNotFound, VendorRejected, VendorSession, payload_id,
+                             vendor_payloads)
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +120,13 @@ ACTIVITY_FIELDS = ("adate", "last_open_date", "last_click_date")
 ARCHIVE_CHECKS = 3
 #: times a paged read may step back because rows went away under it, before it gives up
 STEP_BACKS = 10
+#: correctable field -> the contact fields it is written to (PUT /contacts/{id}, AC-SPEC); the contact has no
+#: address of its own (custom fields and geo addresses are not corrected)
+CORRECTED_THROUGH = {"name": ("firstName", "lastName"), "email": ("email",), "phone": ("phone",)}
+#: the error code AC answers when the address belongs to another contact (AC-SPEC POST /contacts 422 example:
+#: {"errors": [{"title": "Email address already exists in the system", "code": "duplicate", ...}]})
+DUPLICATE = "duplicate"
+_CODE = re.compile(r"[a-z_]{1,40}")
 ADMIN_ONLY = ("only API users in the Admin group may read or purge Mailblue's contact archive, and this API "
               "token's user is not one")
 
@@ -180,6 +193,19 @@ class MailblueConnector:
                                   retries=retries, backoff_factor=backoff_factor, retry_budget=retry_budget)
         self.backoff_factor = backoff_factor
         self._sleep = sleep
+        self._refusal = threading.local()  # the error codes of the last 422, per thread
+        self.http.session.hooks["response"].append(self._keep_codes)
+
+    def _keep_codes(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """The `code`s of a 422's `errors` (AC-SPEC); codes only, never the titles, which may quote values."""
+        if response.status_code != 422:
+            return
+        try:
+            errors = response.json().get("errors")
+        except (ValueError, AttributeError):
+            errors = None
+        self._refusal.codes = tuple(e["code"] for e in errors if isinstance(e, dict) and isinstance(e.get("code"), str)
+                                    and _CODE.fullmatch(e["code"])) if isinstance(errors, list) else ()
 
     # -- reading ----------------------------------------------------------------------
     def records(self, since: datetime | None = None) -> Iterator[Record]:
@@ -467,6 +493,85 @@ class MailblueConnector:
             raise VendorBadResponse(SYSTEM, "PUT", f"/contacts/{contact_id}", 200,
                                     "the answer does not show the overwritten fields; nothing is recorded as done")
         return ActionResult(Outcome.DONE, f"contact {contact_id}: overwrote {', '.join(change)}")
+
+    # -- rectification ----------------------------------------------------------------
+    def plan_correction(self, record: Record, new: Mapping[str, str]) -> list[FieldChange]:
+        """A contact's e-mail address, name (first and last) and phone, where it holds them; an archived contact is
+        read-only (it can only be restored or purged): "vendor_read_only"."""
+        record_type, _ = _target(record.ref)
+        refused = None if record_type == CONTACT else "vendor_read_only"
+        changes = []
+        for name, value in new.items():
+            attributes = CORRECTED_THROUGH.get(name, ())
+            held = " ".join(_held(record.fields, attribute) for attribute in attributes if _held(record.fields, attribute))
+            if held:
+                changes.append(FieldChange(record.ref, name, ", ".join(attributes), held, value, refused))
+        return changes
+
+    def correct(self, changes: Sequence[FieldChange]) -> ActionResult:
+        """Read the contact, PUT `{"contact": {...}}` with the fields that do not show the new values yet, and check
+        the answer shows them. An address another contact has is refused by Mailblue (422 `duplicate`): reported
+        as NOT_SUPPORTED "duplicate_email", nothing changed. Requests: a read, and a PUT unless nothing differs."""
+        try:
+            return self._correct(changes)
+        except PayloadError:  # `vendor_payloads` guards the older protocol methods only
+            raise VendorBadResponse(SYSTEM, "-", "/contacts/{id}", None, "response does not have the expected shape "
+                                                                         "(a missing or malformed field, such as an id)"
+                                    ) from None
+
+    def _correct(self, changes: Sequence[FieldChange]) -> ActionResult:
+        refs = {change.ref for change in changes}
+        if len(refs) != 1:
+            raise ValueError("correct() takes the changes of one record")
+        record_type, contact_id = _target(refs.pop())
+        wanted: dict[str, str] = {}
+        for change in changes:
+            if change.refused is None and change.new is not None:
+                values = _name_parts(change.new) if change.field == "name" else [change.new]
+                wanted |= dict(zip(CORRECTED_THROUGH[change.field], values))
+        if record_type != CONTACT or not wanted:
+            return ActionResult(Outcome.NOT_SUPPORTED, f"{record_type} {contact_id} keeps every value asked for "
+                                                       "(read-only in Mailblue)")
+        body = self._contact_read(contact_id)
+        if body is None:
+            return ActionResult(Outcome.ALREADY_GONE, f"contact {contact_id} not found (read before the write)")
+        change = _differing(body["contact"], wanted)
+        if not change:
+            return ActionResult(Outcome.DONE, f"contact {contact_id} already shows {', '.join(sorted(wanted))}; "
+                                              "nothing sent")
+        self._refusal.codes = ()
+        try:
+            answer = self._written("PUT", f"/contacts/{contact_id}", json={"contact": change})
+        except VendorNotFound:
+            return ActionResult(Outcome.ALREADY_GONE, f"contact {contact_id} not found")
+        except VendorRejected as exc:
+            if exc.status != 422:
+                raise
+            codes = getattr(self._refusal, "codes", ())
+            if DUPLICATE in codes:
+                return ActionResult(Outcome.NOT_SUPPORTED, f"duplicate_email: Mailblue refused the new e-mail address "
+                                                           f"of contact {contact_id}: another contact has it (HTTP "
+                                                           "422, code duplicate); nothing was changed. Merge or delete "
+                                                           "one of the two contacts in Mailblue, then run again")
+            return ActionResult(Outcome.NOT_SUPPORTED, f"Mailblue refused to change {', '.join(sorted(change))} of "
+                                                       f"contact {contact_id} (HTTP 422, codes "
+                                                       f"{', '.join(codes) or 'none'}); nothing was changed")
+        if not isinstance(answer.get("contact"), dict) or _differing(answer["contact"], change):
+            raise VendorBadResponse(SYSTEM, "PUT", f"/contacts/{contact_id}", 200,
+                                    "the answer does not show the corrected fields; nothing is recorded as done")
+        return ActionResult(Outcome.DONE, f"contact {contact_id}: corrected {', '.join(sorted(change))} (answer "
+                                          "checked)")
+
+
+def _held(fields: Mapping[str, Any], name: str) -> str:
+    value = fields.get(name)
+    return "" if value is None else str(value).strip()
+
+
+def _name_parts(name: str) -> list[str]:
+    """First and last name of one name: split at the first space (a single word is the last name)."""
+    parts = name.split(maxsplit=1)
+    return parts if len(parts) == 2 else ["", name]
 
 
 def _differing(contact: Mapping[str, Any], wanted: Mapping[str, str]) -> dict[str, str]:

@@ -8,12 +8,15 @@ import json
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
+import requests
 
-from connectors.base import FieldChange, Outcome
+from connectors.base import FieldChange, Identifiers, Outcome
 from connectors.http import VendorBadResponse
+from connectors.mailblue import MailblueConnector
 from connectors.moneybird import MoneybirdConnector
+from vergeet.sandbox.fake_mailblue import MailblueFake
 from vergeet.sandbox.fake_moneybird import MoneybirdFake
-from vergeet.sandbox.population import Document, MoneybirdPresence, Person, Population
+from vergeet.sandbox.population import Document, MailbluePresence, MoneybirdPresence, Person, Population
 from vergeet.sandbox.server import FakeServer
 
 TODAY = date(2026, 6, 1)
@@ -28,7 +31,9 @@ def person(key: str = "p1", **presences) -> Person:
 
 
 def bodies(fake, method: str, path_contains: str) -> list[dict]:
-    return [json.loads(r.body) for r in fake.requests if r.method == method and path_contains in r.path]
+    """The bodies of the requests the fake served (not those it answered 429, to be sent again)."""
+    return [json.loads(r.body) for r in fake.requests
+            if r.method == method and path_contains in r.path and r.status != 429]
 
 
 def by_field(changes: list[FieldChange]) -> dict[str, FieldChange]:
@@ -134,3 +139,68 @@ def test_moneybird_refusal_gone_and_an_answer_without_the_new_values(moneybird):
 
     del fake.contacts[record.record_id]
     assert mb.correct(name).outcome is Outcome.ALREADY_GONE
+
+
+# -- Mailblue ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def mailblue():
+    anna = person(mailblue=MailbluePresence("Anna@Example.nl", "06-12345678", SINCE))
+    bert = Person("p2", "Bert", "Smit", "bert@example.nl", None, mailblue=MailbluePresence("bert@example.nl", None,
+                                                                                           SINCE))
+    fake = MailblueFake(Population(1, TODAY, [anna, bert]))
+    with FakeServer(fake) as server:
+        yield fake, server, MailblueConnector(base_url=f"{server.url}/api/3", token=fake.token, rate=None,
+                                              backoff_factor=0)
+
+
+def test_mailblue_plan_correct_puts_the_contact_and_a_rerun_sends_nothing(mailblue):
+    fake, _, mb = mailblue
+    record = mb.read(next(r.ref for r in mb.records() if r.first_name == "Anna"))
+    changes = by_field(mb.plan_correction(record, NEW))
+    assert {f: (c.vendor_field, c.current, c.refused) for f, c in changes.items()} == {
+        "name": ("firstName, lastName", "Anna de Jong", None), "email": ("email", "Anna@Example.nl", None),
+        "phone": ("phone", "06-12345678", None)}  # a Mailblue contact holds no address
+
+    result = mb.correct(list(changes.values()))
+    assert result.outcome is Outcome.DONE
+    assert bodies(fake, "PUT", f"/contacts/{record.record_id}") == [{"contact": {
+        "lastName": "Bakker", "email": NEW["email"], "phone": NEW["phone"]}}]
+    assert fake.contacts[record.record_id]["email"] == NEW["email"]
+    assert mb.correct(list(changes.values())).outcome is Outcome.DONE
+    assert fake.count("PUT", status=200) == 1
+    read_back = by_field(mb.plan_correction(mb.read(record.ref), NEW))
+    assert {f: c.current for f, c in read_back.items()} == {f: NEW[f] for f in ("name", "email", "phone")}
+
+
+def test_mailblue_a_duplicate_address_is_a_refusal_not_a_crash_and_nothing_changes(mailblue):
+    fake, _, mb = mailblue
+    record = mb.read(next(r.ref for r in mb.records() if r.first_name == "Anna"))
+    taken = mb.plan_correction(record, {"email": "BERT@example.nl", "phone": "+31 6 87654321"})
+
+    result = mb.correct(taken)
+    assert result.outcome is Outcome.NOT_SUPPORTED
+    assert result.detail.startswith("duplicate_email:") and "bert" not in result.detail.lower()
+    assert (fake.contacts[record.record_id]["email"], fake.contacts[record.record_id]["phone"]) == \
+        ("Anna@Example.nl", "06-12345678")
+    invalid = mb.correct(mb.plan_correction(record, {"email": "anna.example.nl"}))
+    assert invalid.outcome is Outcome.NOT_SUPPORTED and "email_invalid" in invalid.detail
+
+
+def test_mailblue_archived_contacts_are_read_only_gone_is_gone_and_the_answer_is_checked(mailblue):
+    fake, server, mb = mailblue
+    record = mb.read(next(r.ref for r in mb.records() if r.first_name == "Anna"))
+    changes = mb.plan_correction(record, {"name": "Anna Bakker"})
+
+    # the fake takes only the documented shape: a body without "contact" changes nothing
+    flat = requests.put(f"{server.url}/api/3/contacts/{record.record_id}", json={"lastName": "Bakker"},
+                        headers={"Api-Token": fake.token}, timeout=5)
+    assert flat.status_code == 200 and fake.contacts[record.record_id]["lastName"] == "de Jong"
+    fake.inject("wrong_shape", method="PUT")
+    with pytest.raises(VendorBadResponse):
+        mb.correct(changes)
+
+    fake.archive_contact(record.record_id)
+    archived = next(r for r in mb.search(Identifiers(emails=("anna@example.nl",)))
+                    if r.record_type == "archived_contact")
+    assert {c.refused for c in mb.plan_correction(archived, NEW)} == {"vendor_read_only"}
+    assert mb.correct(changes).outcome is Outcome.ALREADY_GONE

@@ -16,6 +16,13 @@ What it serves and models:
 - `GET|PUT|DELETE /contacts/{id}` and `GET /contacts/{id}/contactLists`. The
   single read side-loads `contactAutomations`, `contactLists`, `deals`,
   `fieldValues`, `geoAddresses` and `geoIps` (AC-SPEC, FIX-AC contact_get.json).
+- `PUT /contacts/{id}` `{"contact": {...}}` writes `email`, `firstName`, `lastName` and `phone` (AC-SPEC
+  update-a-contact-new request schema; other keys are ignored, ASSUMED) and answers `{"contact", "fieldValues"}`.
+  An address another contact has is refused 422 `{"errors": [{"title": "Email address already exists in the
+  system", "code": "duplicate", "source": {"pointer": "/data/attributes/email"}}]}`: AC-SPEC documents that body
+  for POST /contacts; that PUT refuses a duplicate the same way is ASSUMED (addresses are unique per account, and
+  PUT documents no other error than 404). An address without `@` and a dotted domain is refused the same way with
+  code `email_invalid` (ASSUMED: the code is not documented).
 - List rows with the statuses the platform uses: 1 active, 2 unsubscribed,
   0 unconfirmed (a double opt-in sign-up not yet confirmed), 3 bounced (AC-ENUM;
   help.activecampaign.com "Contact list statuses explained") and 91, a
