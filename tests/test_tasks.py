@@ -271,7 +271,7 @@ def test_the_access_report_says_per_place_by_hand_whether_it_was_gone_through(co
         ledger.set_task_status(bookkeeper["id"], "done", "gemaild")
         after = report()
     entry = {s["system"]: s for s in after["systems"]}
-    assert entry["bookkeeping"]["task"]["status"] == "done" and entry["vimexx"]["task"]["status"] == "open"
+    assert entry["bookkeeping"]["task"]["status"] == "done" and entry["google_analytics"]["task"]["status"] == "open"
     assert entry["mailblue"]["status"] == "not_connected" and entry["mailblue"]["task"]["status"] == "open"
     assert "gemaild" not in json.dumps(after)
     html_before, html_after = access.render_html(before), access.render_html(after)
