@@ -47,6 +47,10 @@ spec, github mollie/openapi `specs.yaml`, cited by operationId/component):
   with a read, so a repeat (after a crash) sends nothing when they are there.
 - Ids are a type prefix and base62 characters (`cst_8wmqcHMN4U`, every spec
   example); a 404/410 is "gone" only for an id of that shape.
+- A correction (rectification) PATCHes a customer's `name` and `email` (update-customer) and a payment's
+  `billingAddress`/`shippingAddress` (update-payment takes both, whole), after a read, only what differs, and
+  checks the answer. The account or card holder in `details` (payment, mandate) is in no update body. Whether
+  a finalized payment still takes its addresses is not documented: a 422 is reported as NOT_SUPPORTED.
 - There is no way to delete a payment: `DELETE /v2/payments/{id}` *cancels*
   one (SDK resources/payments.py). `PATCH /v2/payments/{id}` may change
   `description` and `metadata` (update-payment).
@@ -89,11 +93,12 @@ from mollie.api.objects.customer import Customer
 from mollie.api.objects.list import PaginationList
 from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_result, wait_exponential
 
-from connectors.base import ActionResult, Changes, Identifiers, Known, Link, Listing, Outcome, Record, RecordRef
+from connectors.base import (ActionResult, Changes, FieldChange, Identifiers, Known, Link, Listing, Outcome, Record,
+                             RecordRef)
 from connectors.matching import email_key, name_key, phone_key
 from connectors.http import (
-    RETRY_STATUSES, RateLimiter, VendorBadResponse, VendorError, VendorNotFound, VendorRejected, VendorUnavailable,
-    budget_stop, error_for_status, note_call, payload_id, vendor_payloads,
+    RETRY_STATUSES, PayloadError, RateLimiter, VendorBadResponse, VendorError, VendorNotFound, VendorRejected,
+    VendorUnavailable, budget_stop, error_for_status, note_call, payload_id, vendor_payloads,
 )
 
 SYSTEM = "mollie"
@@ -122,6 +127,17 @@ PLACEHOLDERS: dict[str, Any] = {
     "metadata": {"anonymised": True},
     "description": "Anonymised",
 }
+
+#: correctable field -> the customer field (entity-customer: one `name`) and the payment-address parts
+#: (payment-address) it is written to
+CUSTOMER_CORRECTED = {"name": "name", "email": "email"}
+ADDRESS_CORRECTED = {"name": ("givenName", "familyName"), "email": ("email",), "phone": ("phone",),
+                     "address.street": ("streetAndNumber",), "address.postcode": ("postalCode",),
+                     "address.city": ("city",)}
+PAYMENT_ADDRESSES = ("billingAddress", "shippingAddress")
+#: payment-details / mandate details: the account or card holder as the bank or card scheme gave it; no update
+#: call takes them (update-payment's body has no `details`; mandates have no update at all)
+HOLDER_NAMES = ("consumerName", "cardHolder")
 
 ID_PREFIXES = {"customer": "cst_", "payment": "tr_", "mandate": "mdt_", "subscription": "sub_"}
 ID_SHAPES = {record_type: re.compile(f"{prefix}[A-Za-z0-9]{{1,64}}") for record_type, prefix in ID_PREFIXES.items()}
@@ -730,6 +746,117 @@ class MollieConnector:
         if updatable and not written:
             return ActionResult(Outcome.DONE, f"{', '.join(sorted(updatable))} already overwritten; nothing sent")
         return ActionResult(Outcome.DONE, f"overwrote {', '.join(written)}")
+
+    # -- rectification ------------------------------------------------------------------------------------------
+
+    def plan_correction(self, record: Record, new: Mapping[str, str]) -> list[FieldChange]:
+        """A customer's `name` and `email` (update-customer); a payment's billing and shipping address parts
+        (update-payment takes `billingAddress` and `shippingAddress`); the account or card holder's name in a
+        payment's or mandate's `details` is "vendor_read_only" (no update call takes it), and so is a payment's name
+        when the holder's name is there, the bank's record of who paid."""
+        record_type = self._checked(record.ref)
+        changes = []
+        for name, value in new.items():
+            held = _correctable(record_type, record.fields, name)
+            if held is not None:
+                changes.append(FieldChange(record.ref, name, *held[:2], value, held[2]))
+        return changes
+
+    def correct(self, changes: Sequence[FieldChange]) -> ActionResult:
+        """Read the customer or payment, PATCH what does not show the new values yet (a payment address whole,
+        with the corrected parts), and check the answer shows them. A payment Mollie no longer lets change
+        answers 422 (update-payment: "a property that can no longer be updated"): NOT_SUPPORTED, nothing changed.
+        Requests: a read, and a PATCH unless nothing differs."""
+        try:
+            return self._correct(changes)
+        except PayloadError:  # `vendor_payloads` guards the older protocol methods only
+            raise VendorBadResponse(SYSTEM, "-", "/customers|payments/{id}", None,
+                                    "response does not have the expected shape (a missing or malformed field, "
+                                    "such as an id)") from None
+
+    def _correct(self, changes: Sequence[FieldChange]) -> ActionResult:
+        refs = {change.ref for change in changes}
+        if len(refs) != 1:
+            raise ValueError("correct() takes the changes of one record")
+        ref = refs.pop()
+        record_type = self._checked(ref)
+        wanted = [change for change in changes if change.refused is None and change.new is not None]
+        if record_type not in ("customer", "payment") or not wanted:
+            return ActionResult(Outcome.NOT_SUPPORTED, f"{record_type} {ref.record_id} keeps every value asked for: "
+                                                       + RETAINED_BY_MOLLIE[record_type])
+        resource = self.client.customers if record_type == "customer" else self.client.payments
+        try:
+            held = resource.get(ref.record_id)
+            body = _corrected(record_type, held, wanted)
+            answer = resource.update(ref.record_id, body) if body else None
+        except (VendorNotFound, VendorRejected) as exc:
+            if _is_gone(exc):
+                return ActionResult(Outcome.ALREADY_GONE, f"{record_type} {ref.record_id} not at Mollie "
+                                                          f"(HTTP {exc.status})")
+            if exc.status != 422:
+                raise
+            return ActionResult(Outcome.NOT_SUPPORTED, f"Mollie refused to change {', '.join(sorted(body))} of "
+                                                       f"{record_type} {ref.record_id} (HTTP 422: no longer "
+                                                       f"updatable); nothing was changed. "
+                                                       + RETAINED_BY_MOLLIE[record_type])
+        if answer is None:
+            return ActionResult(Outcome.DONE, f"{record_type} {ref.record_id} already shows "
+                                              f"{', '.join(sorted(c.field for c in wanted))}; nothing sent")
+        if _id(answer, record_type) != ref.record_id or _corrected(record_type, answer, wanted):
+            raise VendorBadResponse(SYSTEM, "PATCH", self.client._error_path(f"{resource.get_resource_path()}/"
+                                                                             f"{ref.record_id}"), 200,
+                                    "the answer does not show the corrected fields; nothing is recorded as done")
+        return ActionResult(Outcome.DONE, f"{record_type} {ref.record_id}: corrected {', '.join(sorted(body))} "
+                                          "(answer checked)")
+
+
+def _correctable(record_type: str, fields: Mapping[str, Any], name: str
+                 ) -> tuple[str, str, str | None] | None:
+    """(vendor field, current value, refusal) of one correctable field a record holds; None when it holds none."""
+    if record_type == "customer":
+        value = _text(fields.get(CUSTOMER_CORRECTED.get(name, "")))
+        return (CUSTOMER_CORRECTED[name], value, None) if value else None
+    details = fields.get("details") or {}
+    holder = next(((f"details.{key}", _text(details.get(key))) for key in HOLDER_NAMES if _text(details.get(key))),
+                  None)
+    if name == "name" and holder:
+        return (*holder, "vendor_read_only")
+    if record_type != "payment" or name not in ADDRESS_CORRECTED:
+        return None
+    paths, values = [], []
+    for address in PAYMENT_ADDRESSES:
+        parts = [_text((fields.get(address) or {}).get(part)) for part in ADDRESS_CORRECTED[name]]
+        if any(parts):
+            paths += [f"{address}.{part}" for part in ADDRESS_CORRECTED[name]]
+            values.append(" ".join(part for part in parts if part))
+    return (", ".join(paths), ", ".join(dict.fromkeys(values)), None) if paths else None
+
+
+def _corrected(record_type: str, held: Any, wanted: Sequence[FieldChange]) -> dict[str, Any]:
+    """The PATCH body that makes `held` show the new values: customer fields, or payment addresses whole with the
+    corrected parts (a name split at its first space into given and family name); {} when it shows them."""
+    if record_type == "customer":
+        return {CUSTOMER_CORRECTED[c.field]: c.new for c in wanted
+                if not _same(c.field, _text(_shown(held, CUSTOMER_CORRECTED[c.field])), c.new)}
+    body: dict[str, Any] = {}
+    for change in wanted:
+        parts = change.new.split(maxsplit=1) if change.field == "name" else [change.new]
+        values = dict(zip(ADDRESS_CORRECTED[change.field], parts if len(parts) == len(ADDRESS_CORRECTED[change.field])
+                          else ["", change.new]))
+        for path in change.vendor_field.split(", "):
+            address, part = path.split(".")
+            current = body.get(address) or dict(held.get(address) or {})
+            if not _same(change.field, _text(current.get(part)), values[part]):
+                body[address] = {**current, part: values[part]}
+    return body
+
+
+def _same(name: str, held: str, new: str) -> bool:
+    return held.casefold() == new.casefold() if name == "email" else held == new
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
 
 
 # -- what a person reads ---------------------------------------------------------------------

@@ -13,10 +13,13 @@ import requests
 from connectors.base import FieldChange, Identifiers, Outcome
 from connectors.http import VendorBadResponse
 from connectors.mailblue import MailblueConnector
+from connectors.mollie import MollieConnector
 from connectors.moneybird import MoneybirdConnector
 from vergeet.sandbox.fake_mailblue import MailblueFake
+from vergeet.sandbox.fake_mollie import MollieFake
 from vergeet.sandbox.fake_moneybird import MoneybirdFake
-from vergeet.sandbox.population import Document, MailbluePresence, MoneybirdPresence, Person, Population
+from vergeet.sandbox.population import (Document, MailbluePresence, MolliePresence, MoneybirdPresence, Payment, Person,
+                                        Population)
 from vergeet.sandbox.server import FakeServer
 
 TODAY = date(2026, 6, 1)
@@ -204,3 +207,71 @@ def test_mailblue_archived_contacts_are_read_only_gone_is_gone_and_the_answer_is
                     if r.record_type == "archived_contact")
     assert {c.refused for c in mb.plan_correction(archived, NEW)} == {"vendor_read_only"}
     assert mb.correct(changes).outcome is Outcome.ALREADY_GONE
+
+
+# -- Mollie --------------------------------------------------------------------------------------------------
+@pytest.fixture
+def mollie():
+    anna = person(mollie=MolliePresence("anna@example.nl", None, SINCE, payments=[
+        Payment(SINCE + timedelta(days=1), "paid", "120.00", "Factuur 1")]))
+    fake = MollieFake(Population(1, TODAY, [anna]))
+    with FakeServer(fake) as server:
+        yield fake, MollieConnector(base_url=f"{server.url}/v2", api_key=fake.token, rate=None, backoff_factor=0)
+
+
+def test_mollie_customer_is_patched_and_the_account_holder_is_read_only(mollie):
+    fake, mo = mollie
+    records = {r.record_type: r for r in mo.records()}
+    customer = by_field(mo.plan_correction(records["customer"], NEW))
+    assert {f: (c.vendor_field, c.current, c.refused) for f, c in customer.items()} == {
+        "name": ("name", "Anna de Jong", None), "email": ("email", "anna@example.nl", None)}
+    paid = by_field(mo.plan_correction(records["payment"], NEW))
+    assert {f: (c.vendor_field, c.refused) for f, c in paid.items()} == {
+        "name": ("details.consumerName", "vendor_read_only")}
+
+    assert mo.correct(list(customer.values())).outcome is Outcome.DONE
+    assert bodies(fake, "PATCH", "/v2/customers/") == [{"name": NEW["name"], "email": NEW["email"]}]
+    assert mo.correct(list(customer.values())).outcome is Outcome.DONE
+    assert fake.count("PATCH") == 1
+    assert mo.correct(list(paid.values())).outcome is Outcome.NOT_SUPPORTED
+    assert fake.count("PATCH") == 1
+    read_back = by_field(mo.plan_correction(mo.read(records["customer"].ref), NEW))
+    assert {f: c.current for f, c in read_back.items()} == {"name": NEW["name"], "email": NEW["email"]}
+
+
+def test_mollie_payment_addresses_are_patched_whole_while_open_and_refused_once_finalized(mollie):
+    fake, mo = mollie
+    open_id = fake.add_customer_less_payment(created_at=SINCE, status="open", email="anna@example.nl",
+                                             given_name="Anna", family_name="de Jong")
+    paid_id = fake.add_customer_less_payment(created_at=SINCE, status="paid", email="anna@example.nl",
+                                             given_name="Anna", family_name="de Jong", card_holder="A DE JONG")
+    open_payment = next(r for r in mo.records() if r.record_id == open_id)
+    changes = by_field(mo.plan_correction(open_payment, {"name": "Anna Bakker", "email": NEW["email"]}))
+    assert {f: (c.vendor_field, c.refused) for f, c in changes.items()} == {
+        "name": ("billingAddress.givenName, billingAddress.familyName", None),
+        "email": ("billingAddress.email", None)}
+
+    assert mo.correct(list(changes.values())).outcome is Outcome.DONE
+    assert bodies(fake, "PATCH", open_id) == [{"billingAddress": {
+        "givenName": "Anna", "familyName": "Bakker", "email": NEW["email"], "country": "NL"}}]
+    assert mo.correct(list(changes.values())).outcome is Outcome.DONE and fake.count("PATCH", open_id) == 1
+
+    paid = next(r for r in mo.records() if r.record_id == paid_id)
+    planned = by_field(mo.plan_correction(paid, {"name": "Anna Bakker", "email": NEW["email"]}))
+    assert planned["name"].refused == "vendor_read_only" and planned["email"].refused is None
+    refused = mo.correct(list(planned.values()))
+    assert refused.outcome is Outcome.NOT_SUPPORTED and "HTTP 422" in refused.detail
+    assert NEW["email"] not in refused.detail
+    assert fake.payments[paid_id]["billingAddress"]["email"] == "anna@example.nl"
+
+
+def test_mollie_gone_and_an_answer_without_the_new_values(mollie):
+    fake, mo = mollie
+    customer = next(r for r in mo.records() if r.record_type == "customer")
+    changes = mo.plan_correction(customer, {"email": NEW["email"]})
+    fake.inject("wrong_shape", method="PATCH")
+    with pytest.raises(VendorBadResponse):
+        mo.correct(changes)
+    fake.clear_faults()
+    mo.delete(customer.ref)
+    assert mo.correct(changes).outcome is Outcome.ALREADY_GONE

@@ -11,7 +11,13 @@ invalid input, 429 with Retry-After over the rate (the spec's
 `429-rate-limit` response names no header: the connector's fallback backoff is
 tested with `responses`, not here). PATCH of a customer (name, email, locale,
 metadata) and of a payment (description, metadata) is kept in memory, so later
-reads see it.
+reads see it. update-payment also takes `billingAddress` and `shippingAddress`
+(payment-address objects, which replace the payment's); its 422 is "a property
+that can no longer be updated", the spec's example a finalized payment's
+redirectUrl. ASSUMED: the addresses are such properties too, so a finalized
+payment (paid, expired, canceled, failed) answers 422 with `field` naming the
+address, the case a connector must take as a refusal; an unfinished one takes
+them. A payment's `details` (the account or card holder) are in no update body.
 
 Orders: customers and payments newest first (list-customers, list-payments
 take `sort`, default descending). `/v2/subscriptions` in id order: the spec's
@@ -54,9 +60,8 @@ never active again).
 
 Not modelled: `sort` and `testmode` (ignored; every list keeps its order),
 organisation access tokens and several website profiles (one API key, one
-profile; audit M19), PATCH of a finalized payment never answers 422, and
-`billingAddress`/`shippingAddress`/`billingEmail` in an update-payment body
-are ignored (audit F-M5), 429 always carries Retry-After (F-M6), mandates
+profile; audit M19), `billingEmail` in an update-payment body is ignored
+(audit F-M5), 429 always carries Retry-After (F-M6), mandates
 revoked at the bank, refunds beyond `amountRefunded`, chargebacks.
 """
 from __future__ import annotations
@@ -86,6 +91,7 @@ DOCS = "https://docs.mollie.com/reference/v2"
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CUSTOMER_FIELDS = ("name", "email", "locale", "metadata")
 PAYMENT_FIELDS = ("description", "metadata")
+PAYMENT_ADDRESSES = ("billingAddress", "shippingAddress")  # update-payment: payment-address objects
 #: Mollie's own wording where it differs from the HTTP reason phrase / the gatekeeper's message.
 TITLES = {401: "Unauthorized Request"}
 DETAILS = {401: "Missing authentication, or failed to authenticate",
@@ -586,7 +592,19 @@ class MollieFake(FakeVendor):
         if payment_id not in self.payments:
             return self.error(404, f"No payment exists with token {payment_id}.")
         if request.method == "PATCH":
-            invalid = await self._patch(request, self.payments[payment_id], PAYMENT_FIELDS)
+            payment = self.payments[payment_id]
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None  # `_patch` answers it
+            for address in PAYMENT_ADDRESSES:
+                if isinstance(body, dict) and address in body:
+                    if not isinstance(body[address], dict):
+                        return self.error(422, f"The {address} must be an object.", field=address)
+                    if payment["status"] not in UNFINISHED:
+                        return self.error(422, f"The {address} cannot be updated when the payment is finalized",
+                                          field=address)
+            invalid = await self._patch(request, payment, PAYMENT_FIELDS + PAYMENT_ADDRESSES)
             if invalid:
                 return invalid
         return self._json(self._payment(self.payments[payment_id], self._base(request)))
