@@ -130,7 +130,7 @@ def rectification_request(identifiers_block: str, changes_block: str, verified_b
             summary = correct_records(ledger, plan, connectors)
             differs = read_back(ledger, plan, connectors)
         status = rectify.finish(ledger, plan, summary, differs)
-        document = rectify.confirmation(ledger, plan, rules, summary, differs, status, lang)
+        document = rectify.confirmation(ledger, plan, rules, differs, status, lang)
         failed = summary.failed if summary else 0
         create_markdown_artifact(f"Request {request['id']}: {status}; {len(plan.to_make())} records to correct, "
                                  f"{failed} failed, {len(differs)} read back without the new values.",

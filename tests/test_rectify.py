@@ -251,6 +251,8 @@ def test_a_run_killed_between_two_writes_is_finished_by_the_rerun_writing_each_r
     assert sorted(connectors["moneybird"].writes + connectors["mailblue"].writes) == ["c-1", "m-1"]
     assert ledger.get_run(killed[0]["id"])["status"] == "aborted"
     assert ledger.unfinished_runs("rectification") == []
+    document = rectify.confirmation(ledger, again, RULES, differs, status, "en")
+    assert {(e["record_id"], e["outcome"]) for e in document["corrected"]} == {("c-1", "done"), ("m-1", "done")}
 
 
 def test_a_record_that_does_not_show_the_new_value_when_read_back_keeps_the_request_open(ledger):
@@ -271,7 +273,7 @@ def test_the_confirmation_says_what_was_corrected_where_and_what_the_invoice_kee
     connectors = fakes()
     plan = planned(ledger, connectors)
     summary, differs, status = carry_out(ledger, plan, connectors)
-    document = rectify.confirmation(ledger, plan, RULES, summary, differs, status, "en")
+    document = rectify.confirmation(ledger, plan, RULES, differs, status, "en")
     corrected = {(e["record_id"], e["field"]): e for e in document["corrected"]}
     assert set(corrected) == {(r, f) for r in ("c-1", "m-1") for f in NEW}
     assert corrected[("m-1", "email")]["value"] == NEW["email"] and corrected[("m-1", "email")]["verified"]
@@ -290,7 +292,7 @@ def test_the_confirmation_says_what_was_corrected_where_and_what_the_invoice_kee
     assert "Confirmation of rectification" in html and NEW["email"] in html and "Dorpsweg 12" in html
     assert "art. 35a" in html and RULES.controller.supervisory_authority in html
     assert RULES.controller.supervisory_authority_url in html
-    dutch = rectify.confirmation(ledger, plan, RULES, summary, differs, status, "nl")
+    dutch = rectify.confirmation(ledger, plan, RULES, differs, status, "nl")
     page = rectify.write_confirmation(dutch, tmp_path / "nl")[1].read_text()
     assert "Bevestiging van correctie" in page and "creditfactuur" in page
 
@@ -411,3 +413,113 @@ def test_the_flow_pauses_with_the_plan_masked_then_corrects_and_prefect_keeps_no
     assert (tmp_path / "out" / f"rectification-request-{result['value']['request_id']}.html").is_file()
     for value in (OLD_EMAIL, "smit", OLD_STREET, NEW["email"], "dorpsweg", "amersfoort"):
         assert value.lower() not in stored.lower(), value
+
+
+# -- against the sandbox -------------------------------------------------------------------------
+# Lotte (tests/test_erasure.py) is in every system; her Moneybird invoice, two years old and paid, is issued.
+
+LOTTE = "lotte.dekker@example.nl"
+LOTTE_NEW = {"email": "lotte.vos@example.org", "phone": "+31611223344", "name": "Lotte Vos",
+             "address.street": "Dorpsweg 12", "address.postcode": "3811 AB", "address.city": "Amersfoort"}
+#: the systems whose connectors correct (connectors.base: plan_correction, correct)
+CORRECTING = ("moneybird", "mailblue")
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    from test_erasure import FAST, population
+
+    from vergeet.config import load_config
+    from vergeet.sandbox import Sandbox
+
+    with Sandbox(population(), rates=FAST) as running:
+        running.config_path = running.write_config(tmp_path, client_rates=FAST, retries=1)
+        running.config = load_config(str(running.config_path))
+        yield running
+
+
+def writes_of(sandbox, system: str, after: int = 0) -> list[tuple[str, str]]:
+    from test_erasure import MUTATING
+
+    return [(r.method, r.path) for r in sandbox.fakes[system].requests[after:] if r.method in MUTATING]
+
+
+@pytest.mark.parametrize("system", CORRECTING)
+def test_a_correction_in_the_sandbox_is_written_once_read_back_and_found_by_old_and_new_address(sandbox, system):
+    from vergeet.connect import build_connectors, open_ledger
+
+    connectors = {system: build_connectors(sandbox.config)[system]}
+    with open_ledger(sandbox.config) as ledger:
+        plan = planned(ledger, connectors, new=LOTTE_NEW, person=(LOTTE,))
+        to_make = plan.to_make()
+        assert to_make and all(key.startswith(system + "/") for key in to_make)
+        assert "email" in {c.field for changes in to_make.values() for c in changes}
+        summary, differs, status = carry_out(ledger, plan, connectors)
+        assert (status, differs, summary.failed) == ("completed", [], 0), ledger.actions(summary.run_id)
+        written = writes_of(sandbox, system)
+        assert written and len(set(written)) == len(written) <= len(to_make)  # each record at most one write
+        for key in to_make:
+            record = connectors[system].read(RecordRef(*key.split("/", 2)))
+            held = {c.field: c.current for c in connectors[system].plan_correction(record, LOTTE_NEW)}
+            assert all(rectify.same(f, held.get(f), LOTTE_NEW[f]) for f in (c.field for c in to_make[key])), held
+
+        again = planned(ledger, connectors, new=LOTTE_NEW, person=(LOTTE,))  # asked again: nothing left to do
+        assert again.empty and writes_of(sandbox, system) == written
+        for asked in (LOTTE, LOTTE_NEW["email"]):
+            found = access.find_person(connectors, access.classify([asked]), RULES, ledger=ledger)
+            assert set(to_make) <= set(found.mentions["key"]), asked
+
+
+def test_an_issued_moneybird_invoice_keeps_the_address_it_was_issued_to(sandbox):
+    from vergeet.connect import build_connectors, open_ledger
+
+    connectors = {"moneybird": build_connectors(sandbox.config)["moneybird"]}
+    with open_ledger(sandbox.config) as ledger:
+        plan = planned(ledger, connectors, new=LOTTE_NEW, person=(LOTTE,))
+        document = rectify.confirmation(ledger, plan, RULES, [], "received", "nl")
+    invoice = [k for k in document["not_corrected"] if k["record_type"] == "sales_invoice"]
+    assert invoice and {k["reason"] for k in invoice} == {"issued_document"}
+    assert {k["reference"] for k in invoice} == {"F2024-001"}
+    assert all("art. 35a Wet op de omzetbelasting 1968" in k["why"] for k in invoice)
+
+
+def test_vergeet_correct_killed_after_its_first_write_is_finished_by_the_same_command_again(sandbox, tmp_path):
+    """A real process, SIGKILLed as soon as a vendor holds its first correction; the rerun writes the rest, and
+    repeats no record but the one in flight."""
+    import re
+    import subprocess
+    import sys
+
+    from test_kill_points import kill_when
+
+    from vergeet.connect import open_ledger
+
+    text = sandbox.config_path.read_text()  # only the systems that correct are connected
+    sandbox.config_path.write_text("".join(
+        block for block in re.split(r"(?m)^(?=\[)", text)
+        if not (m := re.match(r"\[connectors\.(\w+)", block)) or m[1] in CORRECTING))
+    command = [sys.executable, "-c", "from vergeet.cli import app; app()", "--config", str(sandbox.config_path),
+               "correct", LOTTE, *(f"--set={field}={value}" for field, value in LOTTE_NEW.items()), "--approve",
+               "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kill_when(process, lambda: any(writes_of(sandbox, system) for system in CORRECTING))
+    before = {system: writes_of(sandbox, system) for system in CORRECTING}
+    with open_ledger(sandbox.config) as ledger:
+        [killed] = ledger.unfinished_runs("rectification")
+        in_flight = {a["system"] for a in ledger.actions(killed["id"], ("in_progress",))}
+        planned_records = len(ledger.actions(killed["id"]))
+
+    rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    after = {system: writes_of(sandbox, system) for system in CORRECTING}
+    repeated = {system for system in CORRECTING if len(set(after[system])) < len(after[system])}
+    assert repeated <= in_flight  # only the record the kill caught mid-call may have been written twice
+    assert sum(len(set(w)) for w in after.values()) == planned_records >= 2
+    assert sum(map(len, before.values())) < sum(map(len, after.values()))
+    with open_ledger(sandbox.config) as ledger:
+        [request] = ledger.list_requests(open_only=False)
+        assert request["status"] == "completed" and ledger.get_run(killed["id"])["status"] == "aborted"
+    document = json.loads((tmp_path / "out" / f"rectification-request-{request['id']}.json").read_text())
+    assert {e["system"] for e in document["corrected"]} == set(CORRECTING)
+    # what the killed run wrote is said as corrected too, not as "was already so"
+    assert all(e["verified"] and e["outcome"] == "done" and e["at"] for e in document["corrected"])

@@ -962,7 +962,7 @@ def correct(ctx: typer.Context,
             out.print(summary_table(summary.rows(), f"Rectification request {request['id']}"))
         differs = rectify.verify(ledger, plan, connectors) if summary else []
         status = rectify.finish(ledger, plan, summary, differs)
-        document = rectify.confirmation(ledger, plan, rules, summary, differs, status, lang)
+        document = rectify.confirmation(ledger, plan, rules, differs, status, lang)
     paths = rectify.write_confirmation(document, Path(out_dir))
     out.print(words["result"].format(id=request["id"], status=words["statuses"][status],
                                      paths=", ".join(str(p) for p in paths)), highlight=False)

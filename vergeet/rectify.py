@@ -391,13 +391,22 @@ def finish(ledger: Ledger, plan: CorrectionPlan, summary: pipeline.Summary | Non
 # -- the confirmation for the person ---------------------------------------------------------------
 
 
-def confirmation(ledger: Ledger, plan: CorrectionPlan, rules: Rules, summary: pipeline.Summary | None,
-                 differs: list[dict[str, str]], status: str, lang: str = "nl") -> dict[str, Any]:
-    """What was corrected where and when, what could not be and why, and the request's dates: the one document
-    with the values (the new ones, and those records keep), for the person who asked."""
+def _written(ledger: Ledger, request_id: int) -> dict[tuple[str, str], dict]:
+    """(record key, field) -> the latest action of the request's runs that wrote it or began to (a killed run's)."""
+    # a request is answered within weeks: its runs are among the latest few hundred (a nightly purge a day)
+    runs = [run["id"] for run in reversed(ledger.list_runs(limit=500))
+            if run["kind"] == "rectification" and run["params"].get("request_id") == request_id]
+    return {(f"{a['system']}/{a['record_type']}/{a['record_id']}", name): a
+            for run_id in runs for a in ledger.actions(run_id) if a["started_at"] for name in a["fields"]}
+
+
+def confirmation(ledger: Ledger, plan: CorrectionPlan, rules: Rules, differs: list[dict[str, str]], status: str,
+                 lang: str = "nl") -> dict[str, Any]:
+    """What was corrected where and when (by this request's runs, or already so), what could not be and why, and
+    the request's dates: the one document with the values (the new ones, and those records keep), for the person
+    who asked."""
     request = ledger.get_request(plan.request["id"])
-    done = {f"{a['system']}/{a['record_type']}/{a['record_id']}": a
-            for a in (ledger.actions(summary.run_id) if summary else [])}
+    written = _written(ledger, request["id"])
     unread = {(d["system"], d["record_type"], d["record_id"], f) for d in differs for f in d["fields"]}
     words = WORDS[lang]
 
@@ -415,13 +424,15 @@ def confirmation(ledger: Ledger, plan: CorrectionPlan, rules: Rules, summary: pi
             kept.append(entry(change, value=change.current, reason=change.refused,
                               why=refusal_text(change.refused, rules.system_name(change.ref.system), lang)))
             continue
-        action = done.get(str(change.ref), {})
-        outcome = "already_so" if same(change.field, change.current, change.new) else \
-            action.get("outcome") or "not carried out"
+        action = written.get((str(change.ref), change.field), {})
+        already = same(change.field, change.current, change.new)
+        # a write a kill interrupted, which the record shows now, was this request's
+        outcome = action.get("outcome") or ("done" if action and already else "already_so" if already
+                                            else "not carried out")
+        at = action.get("finished_at") or (action.get("started_at") if already else None)
         verified = (change.ref.system, change.ref.record_type, change.ref.record_id, change.field) not in unread
         corrected.append(entry(change, value=change.new, outcome=outcome, verified=verified,
-                               at=action["finished_at"].isoformat(timespec="seconds")
-                               if action.get("finished_at") else None))
+                               at=at.isoformat(timespec="seconds") if at else None))
     return {
         "format": FORMAT,
         "language": lang,
