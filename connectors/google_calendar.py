@@ -44,6 +44,12 @@ Facts checked in google-api-python-client 2.202.0 (discovery.py, http.py, model.
   (title, notes, place, guests, attachments; `supportsAttachments=true` as DISC requires for attachments) and
   then deletes. A copy of another organizer's event refuses that patch (403 forbiddenForNonOrganizer) and is
   deleted as it is: the detail says Google may keep it in this calendar's trash.
+- A correction (rectification) changes the person's guest entry (`attendees[]` email, displayName) with one
+  events.patch naming the whole `attendees` list (patch replaces an array it names; DISC "supports patch
+  semantics"), `sendUpdates=none`, after an events.get, on events this calendar organises (`organizer.self`:
+  "the calendar on which this copy of the event appears", DISC) that have yet to end. A series is its master:
+  correcting it corrects every instance. DISC `attendees`: "Service accounts need to use domain-wide delegation
+  of authority to populate the attendee list" (RISKY without `subject`: a 403 is reported, not hidden).
 - Recurring events (DISC `recurrence`, `events.instances`): a master's start/end are its FIRST instance; the
   RRULE/RDATE/EXDATE lines and the exceptions (moved or cancelled instances, events of their own with
   `recurringEventId`) are Google's to expand, so a series is dated from `events.instances`, one call per master
@@ -103,7 +109,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import build_http
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_random_exponential
 
-from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
+from connectors.base import ActionResult, Changes, FieldChange, Identifiers, Known, Outcome, Record, RecordRef
 from connectors.matching import email_key
 from connectors.http import (RateLimiter, VendorAuthError, VendorBadResponse, VendorError, VendorNotFound,
                              VendorRejected, VendorUnavailable, budget_stop, error_for_status, note_call, payload_id,
@@ -142,6 +148,13 @@ NOT_A_PERSON = re.compile(r"@(?:[\w.-]+\.)?calendar\.google\.com$")  # group, re
 WRITE_ROLES = frozenset({"writer", "owner"})  # purge reads and actions
 READ_ROLES = WRITE_ROLES | {"reader"}  # searches (access and erasure requests)
 #: DISC eventType values that are no appointment with a client: left alone, with why (no personal data)
+#: correctable field -> the guest entry's field (DISC EventAttendee)
+ATTENDEE_CORRECTED = MappingProxyType({"email": "email", "name": "displayName"})
+#: why an event keeps a guest's values, in the detail of a refused correction (no personal data)
+REFUSALS = MappingProxyType({
+    "past_event": "has ended: it stays on record as it happened",
+    "not_organiser": "is organised by someone else, who alone can change its guests",
+    "vendor_read_only": "is made by Google itself and cannot be modified"})
 NOT_APPOINTMENTS: Mapping[str, str] = MappingProxyType({
     "birthday": "birthday event, not an appointment",
     "fromGmail": "event Gmail made from an e-mail, not an appointment",
@@ -414,6 +427,81 @@ class GoogleCalendarConnector:
                                                                "recorded as done")
         return None
 
+    # -- rectification --------------------------------------------------------------------------------
+    def plan_correction(self, record: Record, new: Mapping[str, str]) -> list[FieldChange]:
+        """The person's guest entry (`attendees[]` e-mail and displayName, found by the person's addresses on the
+        record) on an event this calendar organises (`organizer.self`, DISC) that has yet to end. Refused: an
+        appointment that has ended, "past_event" (the record of what happened); another organizer's event,
+        "not_organiser" (only they may change its guests, GERR forbiddenForNonOrganizer); an event Google makes
+        itself (birthday, fromGmail, ...: DISC `eventType` "cannot be modified"), "vendor_read_only"."""
+        _split(record.ref)
+        event = record.fields
+        theirs = {email_key(e) for e in record.emails} - {""}
+        entry = next((party for party in [*event.get("attendees", ()), event.get("organizer") or {}]
+                      if email_key(party.get("email")) in theirs), None)
+        if entry is None:
+            return []
+        refused = ("vendor_read_only" if event.get("eventType") in NOT_APPOINTMENTS
+                   else "not_organiser" if not (event.get("organizer") or {}).get("self")
+                   else "past_event" if record.left_alone is None and not record.running_contract else None)
+        return [FieldChange(record.ref, name, f"attendees[].{ATTENDEE_CORRECTED[name]}",
+                            str(entry[ATTENDEE_CORRECTED[name]]).strip(), value, refused)
+                for name, value in new.items()
+                if name in ATTENDEE_CORRECTED and str(entry.get(ATTENDEE_CORRECTED[name]) or "").strip()]
+
+    def correct(self, changes: Sequence[FieldChange]) -> ActionResult:
+        """events.get, then events.patch with the whole `attendees` list, the person's entry corrected (patch
+        replaces an array it names), `sendUpdates=none` (no guest is mailed); the answer must show the entry.
+
+        The person's entry is found by the old or new address (else the old or new name): a rerun finds it
+        corrected and sends nothing. An event that ended since the plan, or that this calendar does not
+        organise, is NOT_SUPPORTED; so is a new address that is another guest's already. Requests: a get, and a
+        patch unless the entry shows the new values.
+        """
+        refs = {change.ref for change in changes}
+        if len(refs) != 1:
+            raise ValueError("correct() takes the changes of one record")
+        ref = refs.pop()
+        calendar_id, event_id = _split(ref)
+        wanted = {ATTENDEE_CORRECTED[c.field]: c for c in changes if c.refused is None and c.new is not None}
+        if not wanted:
+            return ActionResult(Outcome.NOT_SUPPORTED, f"event {ref.record_id} keeps every value asked for")
+        event = self._get(calendar_id, event_id)
+        if event is None or event.get("status") == "cancelled":
+            return _gone(ref, 404)
+        refusal = _correction_refusal(event, self._clock(), self._zone(calendar_id))
+        if refusal:
+            return ActionResult(Outcome.NOT_SUPPORTED, f"{refusal}: event {ref.record_id} {REFUSALS[refusal]}")
+        attendees = [dict(party) for party in event.get("attendees", ())]
+        key = "email" if "email" in wanted else "displayName"
+        olds = {_attendee_key(key, wanted[key].current), _attendee_key(key, wanted[key].new)}
+        found = [index for index, party in enumerate(attendees) if _attendee_key(key, party.get(key)) in olds]
+        if len(found) != 1:
+            return ActionResult(Outcome.NOT_SUPPORTED, f"event {ref.record_id}: "
+                                + ("the person is no longer a guest" if not found else
+                                   "the old and the new value are both on the guest list (two guests); merge them "
+                                   "in Google Calendar") + "; nothing was changed")
+        entry = attendees[found[0]]
+        corrected = {**entry, **{part: change.new for part, change in wanted.items()}}
+        if all(_attendee_key(part, entry.get(part)) == _attendee_key(part, value)
+               for part, value in corrected.items() if part in wanted):
+            return ActionResult(Outcome.DONE, f"event {ref.record_id}: the guest entry already shows "
+                                              f"{', '.join(sorted(wanted))}; nothing sent")
+        attendees[found[0]] = corrected
+        request = self._events.patch(calendarId=calendar_id, eventId=event_id, sendUpdates="none",
+                                     body={"attendees": attendees})
+        try:
+            gone = self._write(ref, request, proof=lambda answer: answer.get("id") == event_id and any(
+                all(_attendee_key(part, party.get(part)) == _attendee_key(part, corrected[part]) for part in wanted)
+                for party in answer.get("attendees", ())))
+        except VendorRejected as exc:
+            if exc.status != 403:
+                raise
+            return ActionResult(Outcome.NOT_SUPPORTED, f"not_organiser: event {ref.record_id} "
+                                                       f"{REFUSALS['not_organiser']}")
+        return gone or ActionResult(Outcome.DONE, f"event {ref.record_id}: corrected the guest's "
+                                                  f"{', '.join(sorted(wanted))} (sendUpdates=none; answer checked)")
+
     # -- calls ----------------------------------------------------------------------------------------
     def _list(self, calendar_id: str, *, need: frozenset[str], remember_sync: bool = False,
               **params: Any) -> Iterator[dict[str, Any]]:
@@ -651,6 +739,22 @@ def _body(values: Mapping[str, Any]) -> dict[str, Any]:
 def _holds(event: Mapping[str, Any], placeholders: Mapping[str, Any]) -> bool:
     """Whether the event shows every placeholder (a field Google leaves out when empty counts as empty)."""
     return all((event.get(name) or type(value)()) == value for name, value in _body(placeholders).items())
+
+
+def _correction_refusal(event: Mapping[str, Any], now: datetime, zone: Any) -> str | None:
+    """Why an event read just now may not have its guest entry corrected (a code of `REFUSALS`), or None."""
+    if event.get("eventType") in NOT_APPOINTMENTS:
+        return "vendor_read_only"
+    if not (event.get("organizer") or {}).get("self"):
+        return "not_organiser"
+    end = None if event.get("recurrence") else _moment(event.get("end"), zone)
+    return "past_event" if end is not None and end <= now else None
+
+
+def _attendee_key(part: str, value: Any) -> str:
+    """How a guest entry's e-mail (ignoring case) or name is compared."""
+    text = str(value or "").strip()
+    return email_key(text) if part == "email" else text
 
 
 def _gone(ref: RecordRef, status: int) -> ActionResult:

@@ -9,12 +9,15 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import requests
+from googleapiclient.errors import HttpError
 
 from connectors.base import FieldChange, Identifiers, Outcome
 from connectors.http import VendorBadResponse
+from connectors.google_calendar import GoogleCalendarConnector
 from connectors.mailblue import MailblueConnector
 from connectors.mollie import MollieConnector
 from connectors.moneybird import MoneybirdConnector
+from vergeet.sandbox.fake_calendar import CalendarFake
 from vergeet.sandbox.fake_mailblue import MailblueFake
 from vergeet.sandbox.fake_mollie import MollieFake
 from vergeet.sandbox.fake_moneybird import MoneybirdFake
@@ -275,3 +278,98 @@ def test_mollie_gone_and_an_answer_without_the_new_values(mollie):
     fake.clear_faults()
     mo.delete(customer.ref)
     assert mo.correct(changes).outcome is Outcome.ALREADY_GONE
+
+
+# -- Google Calendar -----------------------------------------------------------------------------------------
+NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+OWNER = "info@jessworks.nl"
+
+
+@pytest.fixture
+def calendar(tmp_path):
+    """The fake and a connector whose clock a test may move (`cal.now[0]`)."""
+    fake = CalendarFake(Population(1, TODAY, []), owner_email=OWNER)
+    now = [NOW]
+    with FakeServer(fake) as server:
+        path = tmp_path / "service-account.json"
+        path.write_text(json.dumps(fake.service_account_info(server.url + "/token")))
+        yield fake, GoogleCalendarConnector(api_endpoint=server.url + "/calendar/v3/", credentials_file=str(path),
+                                            calendar_ids=(OWNER,), own_emails=(OWNER,), retries=1, backoff_factor=0,
+                                            clock=lambda: now[0]), now
+
+
+def calendar_records(cal: GoogleCalendarConnector) -> dict[str, object]:
+    return {r.fields["summary"]: r for r in cal.records()}
+
+
+def test_calendar_plan_refuses_past_foreign_and_google_made_events(calendar):
+    fake, cal, _ = calendar
+    anna = ("Anna@Example.nl", "Anna de Jong")
+    fake.add_event(anna, NOW + timedelta(days=3), NOW + timedelta(days=3, hours=1), summary="Coming")
+    fake.add_event(anna, NOW - timedelta(days=3), NOW - timedelta(days=3) + timedelta(hours=1), summary="Held")
+    fake.add_invitation("anna@example.nl", "Anna de Jong", NOW + timedelta(days=5), summary="Hers")
+    records = calendar_records(cal)
+
+    coming = by_field(cal.plan_correction(records["Coming"], NEW))
+    assert {f: (c.vendor_field, c.current, c.refused) for f, c in coming.items()} == {
+        "email": ("attendees[].email", "Anna@Example.nl", None),
+        "name": ("attendees[].displayName", "Anna de Jong", None)}  # an attendee holds no phone or address
+    assert {c.refused for c in cal.plan_correction(records["Held"], NEW)} == {"past_event"}
+    assert {c.refused for c in cal.plan_correction(records["Hers"], NEW)} == {"not_organiser"}
+    assert fake.count("PATCH") == 0
+
+
+def test_calendar_correct_patches_the_guest_list_without_mailing_and_a_rerun_sends_nothing(calendar):
+    fake, cal, _ = calendar
+    other = {"email": "bert@example.nl", "displayName": "Bert", "responseStatus": "needsAction"}
+    event_id = fake.add_event(("anna@example.nl", "Anna de Jong"), NOW + timedelta(days=3),
+                              NOW + timedelta(days=3, hours=1), summary="Group")
+    fake.events[event_id].payload["attendees"].append(other)
+    record = calendar_records(cal)["Group"]
+    narrowed = type(record)(**{**record.__dict__, "emails": ("anna@example.nl",)})
+    changes = cal.plan_correction(narrowed, {"email": NEW["email"], "name": "Anna Bakker"})
+
+    assert cal.correct(changes).outcome is Outcome.DONE
+    [request] = [r for r in fake.requests if r.method == "PATCH"]
+    assert "sendUpdates=none" in request.query
+    attendees = json.loads(request.body)["attendees"]
+    assert json.loads(request.body).keys() == {"attendees"}
+    assert [(a["email"], a.get("displayName")) for a in attendees] == [
+        (NEW["email"], "Anna Bakker"), (OWNER, None), ("bert@example.nl", "Bert")]
+    assert fake.notified == []
+    assert cal.correct(changes).outcome is Outcome.DONE
+    assert fake.count("PATCH") == 1
+    read_back = cal.read(record.ref)
+    assert NEW["email"] in read_back.emails and "anna@example.nl" not in read_back.emails
+
+
+def test_calendar_refusals_when_it_is_too_late_or_not_ours_and_a_guest_twice(calendar):
+    fake, cal, now = calendar
+    event_id = fake.add_event(("anna@example.nl", "Anna"), NOW + timedelta(days=3), NOW + timedelta(days=3, hours=1),
+                              summary="Coming")
+    changes = cal.plan_correction(calendar_records(cal)["Coming"], {"email": NEW["email"]})
+
+    fake.events[event_id].payload["attendees"].append({"email": NEW["email"]})
+    twice = cal.correct(changes)
+    assert twice.outcome is Outcome.NOT_SUPPORTED and "both on the guest list" in twice.detail
+    fake.events[event_id].payload["attendees"].pop()
+
+    fake.events[event_id].payload["organizer"] = {"email": "anna@example.nl"}  # the copy of someone else's event
+    foreign = cal.correct(changes)
+    assert foreign.outcome is Outcome.NOT_SUPPORTED and foreign.detail.startswith("not_organiser")
+    assert fake.count("PATCH") == 0
+    fake.events[event_id].payload["organizer"] = {"email": OWNER, "self": True}
+
+    fake.inject("wrong_shape", method="PATCH")
+    with pytest.raises(VendorBadResponse):
+        cal.correct(changes)
+    # the fake takes a guest list only in the documented shape: every entry with a valid e-mail address
+    with pytest.raises(HttpError) as bad:
+        cal._events.patch(calendarId=OWNER, eventId=event_id, body={"attendees": [{"displayName": "Anna"}]}).execute()
+    assert bad.value.status_code == 400
+    patches = fake.count("PATCH")
+    now[0] = NOW + timedelta(days=4)
+    assert cal.correct(changes).detail.startswith("past_event")
+    assert fake.count("PATCH") == patches
+    fake.remove(0)
+    assert cal.correct(changes).outcome is Outcome.ALREADY_GONE

@@ -40,7 +40,8 @@ Events:
   ones with only those fields; a plain listing (singleEvents=false) includes cancelled exceptions of live series
   even without showDeleted (DISC `showDeleted`). `singleEvents=true` expands series into their live instances.
 - `eventType` birthday (all-day, yearly, `birthdayProperties`) and fromGmail events are seeded for some people.
-- patch replaces the fields it names (nested objects merged one level); fields set to "", [] or null disappear;
+- patch replaces the fields it names (nested objects merged one level, arrays such as `attendees` whole); fields
+  set to "", [] or null disappear; every attendee sent needs a valid `email` (DISC EventAttendee.email), else 400;
   `attachments` change only with `supportsAttachments=true` (DISC `attachments`). On a copy of another organizer's
   event (organizer not this calendar), a patch that names a shared property answers 403 forbiddenForNonOrganizer
   (GERR). Deleting such a copy works.
@@ -72,6 +73,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterable, Sequence
@@ -113,6 +115,7 @@ CALENDARS_GET_SCOPES = frozenset({"https://www.googleapis.com/auth/calendar",
                                   "https://www.googleapis.com/auth/calendar.calendars.readonly"})
 SERVICE_ACCOUNT_EMAIL = "vergeet@vergeet-sandbox.iam.gserviceaccount.com"
 SEND_UPDATES = frozenset({"all", "externalOnly", "none"})
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 READ_ONLY = frozenset({"kind", "etag", "id", "htmlLink", "created", "updated", "creator", "organizer", "iCalUID",
                        "recurringEventId", "originalStartTime", "eventType", "birthdayProperties"})
 SYNC_FORBIDS = ("q", "updatedMin", "timeMin", "timeMax", "orderBy", "iCalUID")
@@ -823,6 +826,8 @@ class CalendarFake(FakeVendor):
         if not organizer.get("self") and SHARED_PROPERTIES & set(changes):
             return _google_error(403, "Shared properties can only be changed by the organizer of the event.",
                                  "forbiddenForNonOrganizer")
+        if not _valid_attendees(changes.get("attendees") or []):
+            return _google_error(400, "Invalid attendee email.", "invalid")
         if not _true(request.query_params.get("supportsAttachments")):
             changes.pop("attachments", None)  # DISC: attachments change only with supportsAttachments=true
         now = datetime.now(timezone.utc)
@@ -838,6 +843,14 @@ class CalendarFake(FakeVendor):
         if send_updates in ("all", "externalOnly") and stored.payload.get("attendees"):
             self.notified.append(stored.payload["id"])
         return True
+
+
+def _valid_attendees(attendees: Any) -> bool:
+    """DISC EventAttendee.email: "must be present when adding an attendee. It must be a valid email address as per
+    RFC5322" (checked here as one @ with text on both sides and a dotted domain; the message is ASSUMED)."""
+    return isinstance(attendees, list) and all(
+        isinstance(a, dict) and isinstance(a.get("email"), str) and _EMAIL.fullmatch(a["email"].strip())
+        for a in attendees)
 
 
 def _merged(event: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
