@@ -90,9 +90,8 @@ import phonenumbers
 
 from connectors.base import ActionResult, Changes, FieldChange, Identifiers, Known, Outcome, Record, RecordRef
 from connectors.matching import email_key, name_key, parse_phone, phone_key
-from connectors.http import (DIGITS, HeaderTokenAuth, Page, PayloadError, RateLimiter, VendorAuthError,
-                             VendorBadResponse, VendorNotFound, VendorRejected, VendorSession, payload_id,
-                             vendor_payloads)
+from connectors.http import (DIGITS, HeaderTokenAuth, Page, RateLimiter, VendorAuthError, VendorBadResponse,
+                             VendorNotFound, VendorRejected, VendorSession, payload_id, vendor_payloads)
 
 log = logging.getLogger(__name__)
 
@@ -511,19 +510,13 @@ class MailblueConnector:
     def correct(self, changes: Sequence[FieldChange]) -> ActionResult:
         """Read the contact, PUT `{"contact": {...}}` with the fields that do not show the new values yet, and check
         the answer shows them. An address another contact has is refused by Mailblue (422 `duplicate`): reported
-        as NOT_SUPPORTED "duplicate_email", nothing changed. Requests: a read, and a PUT unless nothing differs."""
-        try:
-            return self._correct(changes)
-        except PayloadError:  # `vendor_payloads` guards the older protocol methods only
-            raise VendorBadResponse(SYSTEM, "-", "/contacts/{id}", None, "response does not have the expected shape "
-                                                                         "(a missing or malformed field, such as an id)"
-                                    ) from None
-
-    def _correct(self, changes: Sequence[FieldChange]) -> ActionResult:
+        as NOT_SUPPORTED "duplicate_email", nothing changed. Requests: a read (`read`), and a PUT unless nothing
+        differs."""
         refs = {change.ref for change in changes}
         if len(refs) != 1:
             raise ValueError("correct() takes the changes of one record")
-        record_type, contact_id = _target(refs.pop())
+        ref = refs.pop()
+        record_type, contact_id = _target(ref)
         wanted: dict[str, str] = {}
         for change in changes:
             if change.refused is None and change.new is not None:
@@ -532,10 +525,10 @@ class MailblueConnector:
         if record_type != CONTACT or not wanted:
             return ActionResult(Outcome.NOT_SUPPORTED, f"{record_type} {contact_id} keeps every value asked for "
                                                        "(read-only in Mailblue)")
-        body = self._contact_read(contact_id)
-        if body is None:
+        record = self.read(ref)
+        if record is None:
             return ActionResult(Outcome.ALREADY_GONE, f"contact {contact_id} not found (read before the write)")
-        change = _differing(body["contact"], wanted)
+        change = _differing(record.fields, wanted)
         if not change:
             return ActionResult(Outcome.DONE, f"contact {contact_id} already shows {', '.join(sorted(wanted))}; "
                                               "nothing sent")

@@ -97,8 +97,8 @@ from connectors.base import (ActionResult, Changes, FieldChange, Identifiers, Kn
                              RecordRef)
 from connectors.matching import email_key, name_key, phone_key
 from connectors.http import (
-    RETRY_STATUSES, PayloadError, RateLimiter, VendorBadResponse, VendorError, VendorNotFound, VendorRejected,
-    VendorUnavailable, budget_stop, error_for_status, note_call, payload_id, vendor_payloads,
+    RETRY_STATUSES, RateLimiter, VendorBadResponse, VendorError, VendorNotFound, VendorRejected, VendorUnavailable,
+    budget_stop, error_for_status, note_call, payload_id, vendor_payloads,
 )
 
 SYSTEM = "mollie"
@@ -766,15 +766,7 @@ class MollieConnector:
         """Read the customer or payment, PATCH what does not show the new values yet (a payment address whole,
         with the corrected parts), and check the answer shows them. A payment Mollie no longer lets change
         answers 422 (update-payment: "a property that can no longer be updated"): NOT_SUPPORTED, nothing changed.
-        Requests: a read, and a PATCH unless nothing differs."""
-        try:
-            return self._correct(changes)
-        except PayloadError:  # `vendor_payloads` guards the older protocol methods only
-            raise VendorBadResponse(SYSTEM, "-", "/customers|payments/{id}", None,
-                                    "response does not have the expected shape (a missing or malformed field, "
-                                    "such as an id)") from None
-
-    def _correct(self, changes: Sequence[FieldChange]) -> ActionResult:
+        Requests: a read (`read`), and a PATCH unless nothing differs."""
         refs = {change.ref for change in changes}
         if len(refs) != 1:
             raise ValueError("correct() takes the changes of one record")
@@ -784,11 +776,16 @@ class MollieConnector:
         if record_type not in ("customer", "payment") or not wanted:
             return ActionResult(Outcome.NOT_SUPPORTED, f"{record_type} {ref.record_id} keeps every value asked for: "
                                                        + RETAINED_BY_MOLLIE[record_type])
+        record = self.read(ref)
+        if record is None:
+            return ActionResult(Outcome.ALREADY_GONE, f"{record_type} {ref.record_id} not at Mollie")
         resource = self.client.customers if record_type == "customer" else self.client.payments
+        body = _corrected(record_type, record.fields, wanted)
+        if not body:
+            return ActionResult(Outcome.DONE, f"{record_type} {ref.record_id} already shows "
+                                              f"{', '.join(sorted(c.field for c in wanted))}; nothing sent")
         try:
-            held = resource.get(ref.record_id)
-            body = _corrected(record_type, held, wanted)
-            answer = resource.update(ref.record_id, body) if body else None
+            answer = resource.update(ref.record_id, body)
         except (VendorNotFound, VendorRejected) as exc:
             if _is_gone(exc):
                 return ActionResult(Outcome.ALREADY_GONE, f"{record_type} {ref.record_id} not at Mollie "
@@ -799,10 +796,7 @@ class MollieConnector:
                                                        f"{record_type} {ref.record_id} (HTTP 422: no longer "
                                                        f"updatable); nothing was changed. "
                                                        + RETAINED_BY_MOLLIE[record_type])
-        if answer is None:
-            return ActionResult(Outcome.DONE, f"{record_type} {ref.record_id} already shows "
-                                              f"{', '.join(sorted(c.field for c in wanted))}; nothing sent")
-        if _id(answer, record_type) != ref.record_id or _corrected(record_type, answer, wanted):
+        if answer.get("id") != ref.record_id or _corrected(record_type, answer, wanted):
             raise VendorBadResponse(SYSTEM, "PATCH", self.client._error_path(f"{resource.get_resource_path()}/"
                                                                              f"{ref.record_id}"), 200,
                                     "the answer does not show the corrected fields; nothing is recorded as done")

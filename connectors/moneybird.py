@@ -84,8 +84,8 @@ import requests
 from connectors.base import (ActionResult, Changes, FieldChange, Identifiers, Known, Link, Listing, Outcome, Record,
                              RecordRef)
 from connectors.matching import DEFAULT_REGION, email_key, name_key, parse_phone, phone_key
-from connectors.http import (DIGITS, BearerAuth, PayloadError, RateLimiter, VendorAuthError, VendorBadResponse,
-                             VendorNotFound, VendorRejected, VendorSession, payload_id, vendor_payloads)
+from connectors.http import (DIGITS, BearerAuth, RateLimiter, VendorAuthError, VendorBadResponse, VendorNotFound,
+                             VendorRejected, VendorSession, payload_id, vendor_payloads)
 
 SYSTEM = "moneybird"
 DEFAULT_BASE_URL = "https://moneybird.com/api/v2"
@@ -532,82 +532,53 @@ class MoneybirdConnector:
         """PATCH a contact's attributes (only those that do not show the new value yet), or have a draft take its
         contact's current details (`update_contact`); then check the answer shows the new values.
 
-        Requests: a read, and a PATCH unless the record already shows them. A draft whose contact does not show
-        the new values yet is NOT_SUPPORTED (its contact is corrected first; then run again). Moneybird keeps the
-        old values in the contact's event history, which its API cannot erase.
+        Requests: a read (`read`), and a PATCH unless the record already shows them. A draft whose contact does
+        not show the new values yet is NOT_SUPPORTED (its contact is corrected first; then run again). Moneybird
+        keeps the old values in the contact's event history, which its API cannot erase.
         """
-        try:
-            return self._correct(changes)
-        except PayloadError:  # `vendor_payloads` guards the older protocol methods only
-            raise VendorBadResponse(SYSTEM, "-", "/contacts", None, "response does not have the expected shape "
-                                                                     "(a missing or malformed field, such as an id)"
-                                    ) from None
-
-    def _correct(self, changes: Sequence[FieldChange]) -> ActionResult:
         ref, wanted = _one_record(changes)
-        path = _record_path(ref)
         if not wanted:
             return ActionResult(Outcome.NOT_SUPPORTED, f"{ref} keeps every value asked for "
                                                        f"({', '.join(sorted({c.refused or '' for c in changes}))})")
-        if ref.record_type != "contact":
-            return self._correct_draft(ref, path, wanted)
-        try:
-            contact = self._contact(ref.record_id)
-        except VendorNotFound:
+        record = self.read(ref)
+        if record is None:
             return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
-        body = {name: value for name, value in wanted.items() if not _shows(contact, name, value)}
+        draft = ref.record_type != "contact"
+        if draft and record.fields.get("state") != DRAFT:
+            return ActionResult(Outcome.NOT_SUPPORTED, f"{ref} was issued after the plan was made and keeps the "
+                                                       "details it was issued to (issued_document)")
+        held = (record.fields.get("contact") or {}) if draft else record.fields
+        body = {name: value for name, value in wanted.items() if not _shows(held, name, value)}
         if not body:
             return ActionResult(Outcome.DONE, f"{ref} already shows {', '.join(sorted(wanted))}; nothing sent")
         self._seen.pop(ref.record_id, None)
+        path = _record_path(ref)
         try:
-            answer = self._json("PATCH", path, json={"contact": body})
+            answer = self._json("PATCH", path, json={ref.record_type: {"update_contact": True}} if draft
+                                else {"contact": body})
         except VendorNotFound:
             return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
         except VendorRejected as exc:
             if exc.status not in REFUSAL_STATUSES:
                 raise
-            return ActionResult(Outcome.NOT_SUPPORTED, f"Moneybird refused to change {', '.join(sorted(body))} on "
+            return ActionResult(Outcome.NOT_SUPPORTED, f"Moneybird refused to correct {', '.join(sorted(body))} on "
                                                        f"{ref} ({self._refused(exc)}); change them by hand "
                                                        f"{EDIT_CONTACT}")
-        if not isinstance(answer, dict) or payload_id(answer, DIGITS) != ref.record_id \
-                or any(not _shows(answer, name, value) for name, value in body.items()):
+        if not isinstance(answer, dict) or str(answer.get("id")) != ref.record_id:
+            raise VendorBadResponse(SYSTEM, "PATCH", f"/{RESOURCES[ref.record_type]}", 200,
+                                    "answered without the record; nothing is recorded as done")
+        left = sorted(name for name, value in body.items()
+                      if not _shows((answer.get("contact") or {}) if draft else answer, name, value))
+        if left and draft:
+            return ActionResult(Outcome.NOT_SUPPORTED,
+                                f"{ref} took the details of contact {record.fields.get('contact_id')}, which does not "
+                                f"show the new {', '.join(left)} yet: correct that contact first, then run again")
+        if left:
             raise VendorBadResponse(SYSTEM, "PATCH", f"/{RESOURCES['contact']}", 200,
                                     "the answer does not show the corrected attributes; nothing is recorded as done")
-        return ActionResult(Outcome.DONE, f"{ref}: corrected {', '.join(sorted(body))} (answer checked); Moneybird "
-                                          "keeps the earlier values in the contact's event history")
-
-    def _correct_draft(self, ref: RecordRef, path: str, wanted: Mapping[str, str]) -> ActionResult:
-        kind = SALES_INVOICE if ref.record_type == SALES_INVOICE.record_type else ESTIMATE
-        try:
-            document = self._json("GET", path)
-        except VendorNotFound:
-            return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
-        if not isinstance(document, dict) or payload_id(document, DIGITS) != ref.record_id:
-            raise VendorBadResponse(SYSTEM, "GET", f"/{kind.resource}", 200, "response does not have the expected shape")
-        if document.get("state") != DRAFT:
-            return ActionResult(Outcome.NOT_SUPPORTED, f"{ref} was issued after the plan was made and keeps the "
-                                                       "details it was issued to (issued_document)")
-        if all(_shows(document.get("contact") or {}, name, value) for name, value in wanted.items()):
-            return ActionResult(Outcome.DONE, f"{ref} already shows {', '.join(sorted(wanted))}; nothing sent")
-        try:
-            answer = self._json("PATCH", path, json={kind.record_type: {"update_contact": True}})
-        except VendorNotFound:
-            return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
-        except VendorRejected as exc:
-            if exc.status not in REFUSAL_STATUSES:
-                raise
-            return ActionResult(Outcome.NOT_SUPPORTED, f"Moneybird refused to refresh the contact details of {ref} "
-                                                       f"({self._refused(exc)})")
-        if not isinstance(answer, dict) or payload_id(answer, DIGITS) != ref.record_id:
-            raise VendorBadResponse(SYSTEM, "PATCH", f"/{kind.resource}", 200,
-                                    "answered without the document; nothing is recorded as done")
-        left = sorted(name for name, value in wanted.items() if not _shows(answer.get("contact") or {}, name, value))
-        if left:
-            return ActionResult(Outcome.NOT_SUPPORTED,
-                                f"{ref} took the details of contact {answer.get('contact_id')}, which does not show "
-                                f"the new {', '.join(left)} yet: correct that contact first, then run again")
-        return ActionResult(Outcome.DONE, f"{ref}: took its contact's corrected details (update_contact; answer "
-                                          "checked)")
+        return ActionResult(Outcome.DONE, f"{ref}: corrected {', '.join(sorted(body))}"
+                                          + (" (update_contact" if draft else " (") + "; answer checked); Moneybird "
+                                          "keeps earlier values in the contact's event history")
 
 
 @dataclass
