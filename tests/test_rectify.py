@@ -422,7 +422,9 @@ LOTTE = "lotte.dekker@example.nl"
 LOTTE_NEW = {"email": "lotte.vos@example.org", "phone": "+31611223344", "name": "Lotte Vos",
              "address.street": "Dorpsweg 12", "address.postcode": "3811 AB", "address.city": "Amersfoort"}
 #: the systems whose connectors correct (connectors.base: plan_correction, correct)
-CORRECTING = ("moneybird", "mailblue")
+CORRECTING = ("moneybird", "mailblue", "mollie", "google_calendar")
+#: where Lotte's records change: her one appointment has passed, so the calendar keeps it (its own test below)
+CHANGING = ("moneybird", "mailblue", "mollie")
 
 
 @pytest.fixture
@@ -444,7 +446,7 @@ def writes_of(sandbox, system: str, after: int = 0) -> list[tuple[str, str]]:
     return [(r.method, r.path) for r in sandbox.fakes[system].requests[after:] if r.method in MUTATING]
 
 
-@pytest.mark.parametrize("system", CORRECTING)
+@pytest.mark.parametrize("system", CHANGING)
 def test_a_correction_in_the_sandbox_is_written_once_read_back_and_found_by_old_and_new_address(sandbox, system):
     from vergeet.connect import build_connectors, open_ledger
 
@@ -520,6 +522,41 @@ def test_vergeet_correct_killed_after_its_first_write_is_finished_by_the_same_co
         [request] = ledger.list_requests(open_only=False)
         assert request["status"] == "completed" and ledger.get_run(killed["id"])["status"] == "aborted"
     document = json.loads((tmp_path / "out" / f"rectification-request-{request['id']}.json").read_text())
-    assert {e["system"] for e in document["corrected"]} == set(CORRECTING)
+    assert {e["system"] for e in document["corrected"]} == set(CHANGING)
+    assert {k["reason"] for k in document["not_corrected"] if k["system"] == "google_calendar"} == {"past_event"}
     # what the killed run wrote is said as corrected too, not as "was already so"
     assert all(e["verified"] and e["outcome"] == "done" and e["at"] for e in document["corrected"])
+
+
+def test_a_calendar_correction_changes_the_guest_entry_of_an_appointment_to_come_not_of_one_past(tmp_path):
+    from datetime import timedelta
+
+    from dateutil.relativedelta import relativedelta
+    from test_erasure import FAST, at, lotte
+
+    from vergeet.config import load_config
+    from vergeet.connect import build_connectors, open_ledger
+    from vergeet.sandbox import Sandbox
+    from vergeet.sandbox.population import Appointment, CalendarPresence, Population
+
+    person = lotte()
+    person.calendar = CalendarPresence(LOTTE, None, at(TODAY - relativedelta(years=1)), appointments=[
+        Appointment(at(TODAY - timedelta(days=20)), 60, "Coaching Lotte"),
+        Appointment(at(TODAY + timedelta(days=10)), 60, "Coaching Lotte")])
+    with Sandbox(Population(seed=21, today=TODAY, people=[person]), rates=FAST) as sandbox:
+        config = load_config(str(sandbox.write_config(tmp_path, client_rates=FAST, retries=1)))
+        connectors = {"google_calendar": build_connectors(config)["google_calendar"]}
+        with open_ledger(config) as ledger:
+            plan = planned(ledger, connectors, new={"email": LOTTE_NEW["email"]}, person=(LOTTE,))
+            assert [c.refused for c in plan.changes].count("past_event") == 1
+            [(key, [change])] = plan.to_make().items()
+            assert (change.field, change.vendor_field) == ("email", "attendees[].email")
+            _, differs, status = carry_out(ledger, plan, connectors)
+            assert (status, differs) == ("completed", [])
+            future = connectors["google_calendar"].read(change.ref)
+            past = next(c.ref for c in plan.changes if c.refused == "past_event")
+            assert LOTTE_NEW["email"] in future.emails and LOTTE not in future.emails
+            assert LOTTE in connectors["google_calendar"].read(past).emails
+            document = rectify.confirmation(ledger, plan, RULES, differs, status, "en")
+        assert [k["why"] for k in document["not_corrected"]] == [rectify.refusal_text("past_event", "", "en")]
+        assert len(writes_of(sandbox, "google_calendar")) == 1
