@@ -347,7 +347,7 @@ def test_vergeet_correct_approved_corrects_and_writes_the_confirmation(config, t
     assert result.exit_code == 0, result.output
     assert "Rectification request 1: completed" in result.output
     assert NEW["email"] not in result.output and OLD_EMAIL not in result.output  # masked on the screen
-    assert "issued invoice keeps the address" in " ".join(result.output.split())
+    assert "issued invoice keeps the name and address it was issued to" in " ".join(result.output.split())
     document = json.loads((tmp_path / "out" / "rectification-request-1.json").read_text())
     assert document["request"]["verified_by"] == "ID gezien"
     assert config[1]["mailblue"].store["m-1"].emails == (NEW["email"],)

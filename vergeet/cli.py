@@ -945,6 +945,7 @@ def correct(ctx: typer.Context,
         plan.request = request = rectify.register(ledger, person, rules, new, received=day, verified_by=verified_by,
                                                   label=label)
         out.print(rectify.plan_table(plan, rules, terminal))
+        _print_checklist(rules, list(plan.searched), terminal)
         summary = None
         if not plan.empty:
             if not approve and not (_interactive() and typer.confirm(

@@ -57,9 +57,9 @@ WORDS = {
         "fields": {"name": "naam", "email": "e-mailadres", "phone": "telefoonnummer",
                    "address.street": "straat en huisnummer", "address.postcode": "postcode", "address.city": "plaats"},
         "refusals": {
-            "issued_document": "een uitgereikte factuur houdt het adres waarop zij is uitgereikt: dat schrijft de wet "
-                               "voor (art. 35a Wet op de omzetbelasting 1968); een correctie gaat via een "
-                               "creditfactuur",
+            "issued_document": "een uitgereikte factuur houdt de naam en het adres waarop zij is uitgereikt: dat "
+                               "schrijft de wet voor (art. 35a Wet op de omzetbelasting 1968); een correctie gaat "
+                               "via een creditfactuur",
             "vendor_read_only": "{system} biedt geen manier om dit gegeven te wijzigen",
             "past_event": "een afspraak die al geweest is, blijft vastgelegd zoals zij toen was",
             "not_organiser": "iemand anders heeft deze afspraak georganiseerd: alleen die kan de gastenlijst wijzigen",
@@ -82,9 +82,9 @@ WORDS = {
         "fields": {"name": "name", "email": "e-mail address", "phone": "phone number",
                    "address.street": "street and number", "address.postcode": "postcode", "address.city": "city"},
         "refusals": {
-            "issued_document": "an issued invoice keeps the address it was issued to: the law requires it "
-                               "(art. 35a of the Dutch VAT Act, Wet op de omzetbelasting 1968); a correction goes "
-                               "through a credit note",
+            "issued_document": "an issued invoice keeps the name and address it was issued to: the law requires "
+                               "it (art. 35a of the Dutch VAT Act, Wet op de omzetbelasting 1968); a correction "
+                               "goes through a credit note",
             "vendor_read_only": "{system} offers no way to change this",
             "past_event": "an appointment that has taken place stays on record as it was then",
             "not_organiser": "someone else organised this appointment: only they can change its guest list",
@@ -261,7 +261,8 @@ def register(ledger: Ledger, identifiers: Identifiers, rules: Rules, new: Mappin
              verified_by: str = "", label: str = "") -> dict:
     """The open rectification request of these fields for these identifiers, else a new one (scope: the fields)."""
     return register_request(ledger, identifiers, rules, received=received, verified_by=verified_by,
-                            kind="rectification", scope=",".join(sorted(new)), label=label)
+                            kind="rectification", scope=",".join(sorted(new, key=CORRECTABLE_FIELDS.index)),
+                            label=label)
 
 
 def masked(name: str, value: str | None) -> str:
