@@ -322,6 +322,7 @@ def test_the_ledger_file_holds_no_old_or_new_value_in_plaintext(tmp_path):
 
 @pytest.fixture
 def config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a confirmation without --out goes
     path = tmp_path / "vergeet.toml"
     path.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/ledger.db"\npepper = "{PEPPER.decode()}"\n')
     connectors = fakes()
