@@ -93,6 +93,8 @@ NO_RECORDING, NO_MEETING, EXPIRED_TOKEN, MISSING_SCOPE, PAID_ONLY = 3301, 3001, 
 #: meeting UUIDs are base64 (with "/" and "+"); registrant ids URL-safe characters
 _UUID = re.compile(r"[A-Za-z0-9+/=_-]{8,64}")
 _REGISTRANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: links that play or download a recording, without signing in when sharing is on: never in what a report shows
+PLAYABLE = frozenset({"share_url", "play_url", "download_url", "password", "recording_play_passcode"})
 TRASH_HOW = "in Zoom: Recordings, Trash, delete it there (Zoom keeps the trash 30 days)"
 
 
@@ -350,7 +352,9 @@ class ZoomConnector:
         first, _, last = (names[0] if len(persons) == 1 and names else "").partition(" ")
         start = _timestamp(meeting.get("start_time"))
         minutes = meeting.get("duration") if isinstance(meeting.get("duration"), int) else 0
-        fields = {**meeting,
+        fields = {**{key: value for key, value in meeting.items() if key not in PLAYABLE},
+                  "recording_files": [{key: value for key, value in f.items() if key not in PLAYABLE}
+                                      for f in meeting.get("recording_files") or [] if isinstance(f, dict)],
                   "participants": [{"name": p.get("name"), "user_email": p.get("user_email")} for p in participants
                                    if email_key(p.get("user_email")) in persons],
                   "registrants": [_registrant_fields(r) for r in registrants if email_key(r.get("email")) in persons]}

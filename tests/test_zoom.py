@@ -137,6 +137,7 @@ def test_who_is_in_a_recording_participants_and_registrants_but_not_the_host(ser
     assert recording.created_at == start and recording.last_activity_at == start + timedelta(minutes=90)
     assert {p["user_email"] for p in recording.fields["participants"]} == {" Anna@Example.nl ", "bram@example.nl"}
     assert [f["file_type"] for f in recording.fields["recording_files"]] == ["MP4", "M4A", "TRANSCRIPT", "CHAT"]
+    assert "zoom.us/rec/" not in json.dumps(recording.fields)  # no link that plays the recording
     assert registrant.record_id.startswith("81000000777/") and registrant.emails == ("carla@example.nl",)
     assert registrant.phones == ("+31612345678",) and (registrant.first_name, registrant.last_name) == ("Carla",
                                                                                                           "Smit")
