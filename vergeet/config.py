@@ -477,6 +477,11 @@ path = "retention_rules.toml"   # your privacy statement as data: check it with 
 # calendar_id = "info@example.nl"   # the owner's calendar, shared with the service account
 # credentials_file = "env:GOOGLE_APPLICATION_CREDENTIALS"
 # own_emails = ["info@example.nl"]
+
+# [connectors.zoom]   # a Server-to-Server OAuth app in the Zoom App Marketplace (see README)
+# account_id = "env:ZOOM_ACCOUNT_ID"
+# client_id = "env:ZOOM_CLIENT_ID"
+# client_secret = "env:ZOOM_CLIENT_SECRET"
 """
 
 _STARTER_ENV = """\
@@ -488,6 +493,9 @@ VERGEET_PEPPER={pepper}
 # MAILBLUE_API_TOKEN=
 # MOLLIE_API_KEY=
 # GOOGLE_APPLICATION_CREDENTIALS=/path/to/service-account.json
+# ZOOM_ACCOUNT_ID=
+# ZOOM_CLIENT_ID=
+# ZOOM_CLIENT_SECRET=
 """
 
 
