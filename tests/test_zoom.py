@@ -342,3 +342,25 @@ def test_a_night_after_the_full_read_lists_two_months_and_asks_only_new_recordin
         assert run_purge(config, RULES, apply=True, day=TODAY, show=0) == 0
         assert [r.path for r in fake.requests if "/participants" in r.path] == [
             "/v2/past_meetings/newTodayAAAAAAAAAA==/participants"]
+
+
+# -- configuration --------------------------------------------------------------------------------------------
+def zoom_config(tmp_path: Path, table: str) -> Path:
+    path = tmp_path / "vergeet.toml"
+    path.write_text(f'[store]\nurl = "sqlite://"\npepper = "{"p" * 8}-not-read-here"\n\n[connectors.zoom]\n{table}')
+    return path
+
+
+def test_a_missing_zoom_secret_is_named_and_a_plain_http_url_refused(tmp_path, monkeypatch):
+    from vergeet.connect import build_connectors
+    from vergeet.errors import BadInput
+
+    monkeypatch.delenv("ZOOM_CLIENT_SECRET", raising=False)
+    secrets = 'account_id = "acc"\nclient_id = "cid"\nclient_secret = "env:ZOOM_CLIENT_SECRET"\n'
+    with pytest.raises(BadInput, match="connectors.zoom.client_secret.*ZOOM_CLIENT_SECRET"):
+        build_connectors(load_config(str(zoom_config(tmp_path, secrets))))
+    with pytest.raises(BadInput, match="connectors.zoom.oauth_url"):
+        load_config(str(zoom_config(tmp_path, secrets + 'oauth_url = "http://zoom.example.com/oauth/token"\n')))
+    monkeypatch.setenv("ZOOM_CLIENT_SECRET", "s3cret")
+    built = build_connectors(load_config(str(zoom_config(tmp_path, secrets + 'history_from = 2020-01-01\n'))))
+    assert built["zoom"].history_from == date(2020, 1, 1) and built["zoom"].user_id == "me"
