@@ -415,13 +415,15 @@ class ZoomConnector:
     # -- acting -------------------------------------------------------------------------------------------
     def delete(self, ref: RecordRef) -> ActionResult:
         """Delete a recording permanently (`action=delete`, with every file: video, audio, transcript, chat), or a
-        registrant; then read again: the recording must be gone from its meeting and from the trash."""
+        registrant; then read again: the recording must be gone from its meeting and from the trash.
+
+        A recording its meeting no longer shows may sit in the trash (moved there in Zoom): the delete is sent
+        all the same, and a 204 means it was emptied from there (ASSUMED: Zoom answers a trashed recording's
+        `action=delete`; a 404 is "already gone" either way)."""
         self._read_at = None
         if ref.record_type == REGISTRANT:
             return self._delete_registrant(ref)
         meeting = self._meeting(ref)
-        if meeting is None:
-            return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found (code {self._code})")
         try:
             response = self.http.request("DELETE", f"meetings/{uuid_path(ref.record_id)}/recordings",
                                          params={"action": "delete"})
@@ -438,6 +440,8 @@ class ZoomConnector:
             raise VendorBadResponse(SYSTEM, "GET", "/meetings/{uuid}/recordings", 200,
                                     "Zoom confirmed the delete but still shows the recording; nothing is recorded "
                                     "as deleted")
+        if meeting is None:
+            return ActionResult(Outcome.DONE, f"{ref} was in Zoom's trash (moved there in Zoom); deleted from it")
         day = _timestamp(meeting.get("start_time"))
         day = day.date() if day else self._today()
         if any(item.get("uuid") == ref.record_id for item in self._recordings(trash=True, start=day, end=day)):

@@ -364,3 +364,13 @@ def test_a_missing_zoom_secret_is_named_and_a_plain_http_url_refused(tmp_path, m
     monkeypatch.setenv("ZOOM_CLIENT_SECRET", "s3cret")
     built = build_connectors(load_config(str(zoom_config(tmp_path, secrets + 'history_from = 2020-01-01\n'))))
     assert built["zoom"].history_from == date(2020, 1, 1) and built["zoom"].user_id == "me"
+
+
+def test_a_recording_the_owner_moved_to_the_trash_is_deleted_from_it(served):
+    fake, server = served
+    add(fake, "ownerTrashedAAAAAA==", at(TODAY - relativedelta(years=2)), ("Anna Bakker", "anna@example.nl"))
+    fake.remove(0)
+    client = connector(server, fake)
+    result = client.delete(RecordRef("zoom", RECORDING, "ownerTrashedAAAAAA=="))
+    assert result.outcome is Outcome.DONE and "trash" in result.detail and not fake.trash
+    assert client.delete(RecordRef("zoom", RECORDING, "ownerTrashedAAAAAA==")).outcome is Outcome.ALREADY_GONE
