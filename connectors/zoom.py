@@ -89,7 +89,8 @@ FRESH_SECONDS = 900.0
 RECORDING, REGISTRANT = "recording", "registrant"
 RECORD_FIELDS: dict[str, frozenset[str]] = {RECORDING: frozenset(), REGISTRANT: frozenset()}
 REGISTRANT_STATUSES = ("approved", "pending", "denied")
-NO_RECORDING, NO_MEETING, EXPIRED_TOKEN, MISSING_SCOPE, PAID_ONLY = 3301, 3001, 124, 4711, 200
+#: Zoom error codes: the token lacks a scope; an answer only a paid plan gets
+MISSING_SCOPE, PAID_ONLY = 4711, 200
 #: meeting UUIDs are base64 (with "/" and "+"); registrant ids URL-safe characters
 _UUID = re.compile(r"[A-Za-z0-9+/=_-]{8,64}")
 _REGISTRANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

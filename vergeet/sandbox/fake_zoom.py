@@ -28,9 +28,9 @@ Faithful where the connector depends on it (ZD: developers.zoom.us/docs/api, the
 - GET /v2/meetings/{meetingId}/registrants?status=approved|pending|denied (paged), GET|DELETE
   .../registrants/{registrantId} (DELETE 204). ASSUMED: a meeting without registration answers 400 code 300.
 - Rate limits by category (ZD rate-limits, Business plan; Pro has 30 and 20): Light 80/s (one meeting's
-  recordings, deletes, one registrant), Medium 60/s (listings, participants, registrants), counted per category; over it a 429 `{"code":
-  429, ...}` with `X-RateLimit-Category` and `X-RateLimit-Type: QPS`, and no Retry-After (Zoom sends that for its
-  daily limits only).
+  recordings, deletes, one registrant), Medium 60/s (listings, participants, registrants), counted per category;
+  over it a 429 `{"code": 429, ...}` with `X-RateLimit-Category` and `X-RateLimit-Type: QPS`, and no Retry-After
+  (ASSUMED: Zoom sends that for its daily limits only).
 
 Seeded: each online session of the population is one meeting instance with a cloud recording (MP4, M4A,
 TRANSCRIPT, CHAT), hosted by the owner; its participants are the host, the person (the address as they typed it)
@@ -116,7 +116,6 @@ class ZoomFake(FakeVendor):
     """One Zoom account with one user (the owner) who records coaching sessions to the cloud."""
 
     name = "zoom"
-    unauthorised_status = 401
 
     def __init__(self, population: Population, *, account_id: str = "sandboxAccount01",
                  client_id: str = "sandboxZoomClient", client_secret: str = "sandbox-zoom-secret-not-a-secret",
