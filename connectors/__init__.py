@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import NamedTuple
 
-SYSTEMS = ("moneybird", "mailblue", "mollie", "google_calendar", "zoom", "mailbox")
+SYSTEMS = ("moneybird", "mailblue", "mollie", "google_calendar", "zoom", "mailbox", "woocommerce")
 
 
 def record_fields(system: str) -> dict[str, frozenset[str]]:

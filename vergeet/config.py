@@ -243,6 +243,20 @@ class MailboxConfig(_Section):
         return self
 
 
+class WooCommerceConfig(_ConnectorSection):
+    vendor = "woocommerce"
+    #: the shop's own address (https://shop.example.nl); vergeet adds /wp-json/wc/v3
+    base_url: HttpUrl
+    #: a REST API key with Read/Write permission (WooCommerce, Settings, Advanced, REST API), each a secret reference
+    consumer_key: str
+    consumer_secret: str
+
+    @model_validator(mode="after")
+    def _within_the_vendors_limit(self):
+        """WooCommerce documents no limit of its own (the shop's host may have one): any pace may be set."""
+        return self
+
+
 class ConnectorsConfig(_Section):
     moneybird: MoneybirdConfig | None = None
     mailblue: MailblueConfig | None = None
@@ -250,6 +264,7 @@ class ConnectorsConfig(_Section):
     google_calendar: GoogleCalendarConfig | None = None
     zoom: ZoomConfig | None = None
     mailbox: MailboxConfig | None = None
+    woocommerce: WooCommerceConfig | None = None
 
 
 class RulesConfig(_Section):

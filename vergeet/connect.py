@@ -101,6 +101,14 @@ def build_connectors(config: Config) -> dict[str, Connector]:
             host=mx.host, port=mx.port, tls=mx.tls, username=mx.username,
             password=config.resolve_secret("connectors.mailbox.password", mx.password), folders=tuple(mx.folders),
             trash_folder=mx.trash_folder, own_addresses=tuple(mx.own_addresses), keep_folders=tuple(mx.keep_folders))
+    if section.woocommerce:
+        from connectors.woocommerce import WooCommerceConnector
+
+        wc = section.woocommerce
+        built["woocommerce"] = WooCommerceConnector(
+            base_url=wc.base_url, consumer_key=_token(config, "connectors.woocommerce.consumer_key", wc.consumer_key),
+            consumer_secret=_token(config, "connectors.woocommerce.consumer_secret", wc.consumer_secret),
+            **_tuning(wc))
     if not built:
         raise BadInput(f"{config.source}: connectors: no system is connected; add a [connectors.NAME] table")
     return built

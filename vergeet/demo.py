@@ -36,8 +36,8 @@ def _step(title: str) -> None:
 
 
 _DEMO = {
-    "nl": {"sandbox": "Sandbox: nagemaakte Moneybird, Mailblue, Mollie, Google Calendar en Zoom op 127.0.0.1 met {people} "
-                      "verzonnen mensen (seed {seed}); elk houdt zich aan de limiet van de echte leverancier.",
+    "nl": {"sandbox": "Sandbox: nagemaakte Moneybird, Mailblue, Mollie, Google Calendar, Zoom en WooCommerce op "
+                      "127.0.0.1 met {people} verzonnen mensen (seed {seed}); elk houdt zich aan de limiet van de echte leverancier.",
            "1": "1. Proefdraai: wat de bewaarregels vandaag vragen (er verandert niets)",
            "2": "2. Uitvoeren: eerst kijkt de noodrem naar het plan",
            "tripped": "Een eerste run ruimt jaren achterstand op, dus de noodrem slaat aan. Plan hierboven bekeken? "
@@ -47,8 +47,8 @@ _DEMO = {
            "where": "Het grootboek (alleen record-id's en versleutelde vingerafdrukken) staat in {ledger}; de "
                     "configuratie in {config}.",
            "done": "Demo klaar in {seconds:.0f} s."},
-    "en": {"sandbox": "Sandbox: Moneybird, Mailblue, Mollie, Google Calendar and Zoom fakes on 127.0.0.1 with {people} "
-                      "synthetic people (seed {seed}), each enforcing its vendor's rate limit.",
+    "en": {"sandbox": "Sandbox: Moneybird, Mailblue, Mollie, Google Calendar, Zoom and WooCommerce fakes on "
+                      "127.0.0.1 with {people} synthetic people (seed {seed}), each enforcing its vendor's rate limit.",
            "1": "1. Dry run: what the retention rules demand today (nothing is changed)",
            "2": "2. Apply: the circuit breaker checks the plan first",
            "tripped": "A first run clears years of backlog, so the breaker trips. Reviewed the plan above? "
@@ -107,8 +107,8 @@ def run_sandbox(directory: Path, *, people: int = 60, seed: int = 7, stop: threa
     examples = [p for p in population.people if p.moneybird and p.mailblue][:2]
     with Sandbox(population) as sandbox:
         path = sandbox.write_config(directory.resolve())
-        out.print(f"Sandbox running: Moneybird, Mailblue, Mollie, Google Calendar and Zoom fakes on 127.0.0.1 with "
-                  f"{people} synthetic people (seed {seed}). Config: {path}", highlight=False, soft_wrap=True)
+        out.print(f"Sandbox running: Moneybird, Mailblue, Mollie, Google Calendar, Zoom and WooCommerce fakes on "
+                  f"127.0.0.1 with {people} synthetic people (seed {seed}). Config: {path}", highlight=False, soft_wrap=True)
         out.print("Try, in another terminal:", highlight=False)
         for command in ("rules show", "purge", *(f"find {p.email} --format html" for p in examples),
                         f"erase {examples[0].email}", "requests list", "purge --apply --force"):

@@ -1,6 +1,6 @@
 """The sandbox: all the vendor fakes on loopback, seeded from one synthetic population.
 
-`Sandbox` starts Moneybird, Mailblue, Mollie, Google Calendar and Zoom fakes on free
+`Sandbox` starts Moneybird, Mailblue, Mollie, Google Calendar, Zoom and WooCommerce fakes on free
 127.0.0.1 ports and writes a vergeet config (plus a service-account key for
 the Calendar token exchange) that points the real connectors at them. The
 demo, the end-to-end tests and the benchmarks all run against it. Each fake's
@@ -17,6 +17,7 @@ from vergeet.sandbox.fake_calendar import TOKEN_PATH, CalendarFake
 from vergeet.sandbox.fake_imap import ImapFake
 from vergeet.sandbox.fake_mailblue import MailblueFake
 from vergeet.sandbox.fake_mollie import MollieFake
+from vergeet.sandbox.fake_woocommerce import WooCommerceFake
 from vergeet.sandbox.fake_moneybird import MoneybirdFake
 from vergeet.sandbox.fake_zoom import TOKEN_PATH as ZOOM_TOKEN_PATH, ZoomFake
 from vergeet.sandbox.population import Population
@@ -47,6 +48,7 @@ class Sandbox:
             "mollie": MollieFake(population, **limit("mollie")),
             "google_calendar": CalendarFake(population, **limit("google_calendar")),
             "zoom": ZoomFake(population, **limit("zoom")),
+            "woocommerce": WooCommerceFake(population, **limit("woocommerce")),
         }
         self.servers = {system: FakeServer(fake) for system, fake in self.fakes.items()}
         #: the mailbox: an IMAP server, not an HTTP fake
@@ -93,6 +95,8 @@ class Sandbox:
         zoom: ZoomFake = self.fakes["zoom"]  # type: ignore[assignment]
         calls = zoom.category_rates["Medium"]
         zoom_pace = f"rate = {{ calls = {calls}, period_seconds = 1 }}   # the sandbox account's plan allows more\n"
+        shop: WooCommerceFake = self.fakes["woocommerce"]  # type: ignore[assignment]
+        shop_pace = "rate = { calls = 50, period_seconds = 1 }   # the sandbox shop's host sets no limit\n"
         rates = client_rates or {}
 
         def rate(system: str) -> str:
@@ -136,6 +140,11 @@ client_id = "{zoom.client_id}"
 client_secret = "{zoom.client_secret}"
 history_from = {zoom.first_day().isoformat()}   # the month of the account's oldest recording
 {rate('zoom') if 'zoom' in rates else rate('zoom') + zoom_pace}
+[connectors.woocommerce]
+base_url = "{url['woocommerce']}"   # the shop's address; vergeet adds /wp-json/wc/v3
+consumer_key = "{shop.consumer_key}"
+consumer_secret = "{shop.consumer_secret}"
+{rate('woocommerce') if 'woocommerce' in rates else rate('woocommerce') + shop_pace}
 {self.imap.config_table()}{extra}"""
         path = directory / "vergeet.toml"
         path.write_text(text)

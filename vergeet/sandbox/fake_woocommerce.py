@@ -123,7 +123,8 @@ class WooCommerceFake(FakeVendor):
               billing: dict[str, str] | None = None, shipping: dict[str, str] | None = None) -> dict[str, Any]:
         return {"id": user_id, **_dates("date_created", created), **_dates("date_modified", created),
                 "email": email, "first_name": first, "last_name": last, "role": role,
-                "username": email.split("@")[0].strip().lower(), "billing": billing or dict.fromkeys(ADDRESS_FIELDS, ""),
+                "username": email.split("@")[0].strip().lower(),
+                "billing": billing or dict.fromkeys(ADDRESS_FIELDS, ""),
                 "shipping": shipping or dict.fromkeys(ADDRESS_FIELDS, ""), "is_paying_customer": True,
                 "avatar_url": f"https://secure.gravatar.com/avatar/{hashlib.md5(email.encode()).hexdigest()}",
                 "meta_data": []}
@@ -136,7 +137,8 @@ class WooCommerceFake(FakeVendor):
         self._next_user += 1
         self.users[user_id] = self._user(
             user_id, shop.created_at, shop.email.strip(), person.first_name, person.last_name, "customer",
-            _address(person, shop.email, shop.phone), _shipping(person, shop.phone, any(o.shipped for o in shop.orders)))
+            _address(person, shop.email, shop.phone),
+            _shipping(person, shop.phone, any(o.shipped for o in shop.orders)))
         self._user_of[person.key] = user_id
         return user_id
 
@@ -156,7 +158,8 @@ class WooCommerceFake(FakeVendor):
             "customer_id": self._user_of.get(person.key, 0),
             "customer_ip_address": f"145.53.{order_id % 250}.{(order_id * 7) % 250}",
             "customer_user_agent": "Mozilla/5.0", "customer_note": "",
-            "billing": _address(person, shop.email, shop.phone), "shipping": _shipping(person, shop.phone, order.shipped),
+            "billing": _address(person, shop.email, shop.phone),
+            "shipping": _shipping(person, shop.phone, order.shipped),
             "payment_method": "mollie_wc_gateway_ideal", "payment_method_title": "iDEAL",
             "transaction_id": f"tr_{key[:10]}" if paid else "", **_dates("date_paid", paid),
             **_dates("date_completed", completed), "cart_hash": key.lower(), "meta_data": [],
@@ -266,7 +269,8 @@ class WooCommerceFake(FakeVendor):
         status = query.get("status", "any")
         if status not in ("any", "trash", *ORDER_STATUSES):
             return self._invalid("status", f"status is not one of any, trash, {', '.join(ORDER_STATUSES)}.")
-        rows = [o for o in self.orders.values() if (o["status"] != "trash" if status == "any" else o["status"] == status)]
+        rows = [o for o in self.orders.values()
+                if (o["status"] != "trash" if status == "any" else o["status"] == status)]
         if "customer" in query:
             if not query["customer"].isdigit():
                 return self._invalid("customer", "customer is not of type integer.")
@@ -314,7 +318,8 @@ class WooCommerceFake(FakeVendor):
             if force is None:
                 return self._invalid("force", "force is not of type boolean.")
             if not force:
-                return self.error(501, "Customers do not support trashing.", code="woocommerce_rest_trash_not_supported")
+                return self.error(501, "Customers do not support trashing.",
+                                  code="woocommerce_rest_trash_not_supported")
         if user is None:
             return self.error(404, "Invalid resource id.", code="woocommerce_rest_invalid_id")
         if request.method == "GET":
@@ -322,7 +327,8 @@ class WooCommerceFake(FakeVendor):
         if request.method == "DELETE":
             if user["role"] not in DELETABLE_ROLES:
                 return self.error(403, f"Sorry, users with {user['role']} role cannot be deleted via this endpoint. "
-                                       f"Allowed roles: {', '.join(DELETABLE_ROLES)}", code="woocommerce_rest_cannot_delete")
+                                       f"Allowed roles: {', '.join(DELETABLE_ROLES)}",
+                                  code="woocommerce_rest_cannot_delete")
             del self.users[user["id"]]
             for order in self.orders.values():
                 if order["customer_id"] == user["id"]:

@@ -138,6 +138,23 @@ class MailboxPresence(Presence):
 
 
 @dataclass
+class ShopOrder:
+    """An order in the web shop (WooCommerce)."""
+
+    created: datetime
+    status: str  # completed | processing | on-hold | pending | cancelled | refunded | failed
+    product: str
+    total: str
+    shipped: bool = False  # a product sent by post (a shipping address), not a download or a course
+
+
+@dataclass
+class WooCommercePresence(Presence):
+    registered: bool = True  # an account in the shop; else every order is a guest order
+    orders: list[ShopOrder] = field(default_factory=list)
+
+
+@dataclass
 class Person:
     """One real-world person and how each system knows them."""
 
@@ -156,6 +173,7 @@ class Person:
     calendar: CalendarPresence | None = None
     zoom: ZoomPresence | None = None
     mailbox: MailboxPresence | None = None
+    woocommerce: WooCommercePresence | None = None
 
     @property
     def name(self) -> str:
@@ -303,6 +321,7 @@ def generate(size: int = 60, *, seed: int = 7, today: date | None = None, namesa
         people.append(generator.person(index, namesake_of))
     _add_zoom_sessions(people, random.Random(f"zoom:{seed}"), today)
     _add_mail(people, random.Random(f"mail:{seed}"), today)
+    _add_shop_orders(people, random.Random(f"woocommerce:{seed}"), today)
     return Population(seed, today, people)
 
 
@@ -347,8 +366,35 @@ def _add_mail(people: list[Person], rng: random.Random, today: date) -> None:
                                          messages=sorted(messages, key=lambda m: m.sent_at))
 
 
+#: what the web shop sells: (product, price, sent by post)
+SHOP_PRODUCTS = (("Online cursus Grip op je tijd", "97.00", False), ("E-book Rust in je hoofd", "19.95", False),
+                 ("Werkboek Grip op je tijd (papier)", "24.95", True), ("Intakegesprek", "85.00", False))
+
+
+def _add_shop_orders(people: list[Person], rng: random.Random, today: date) -> None:
+    """Web shop orders for about a third of the people, from their first record to today, with or without an
+    account; a generator of its own, so the other systems' data stays what it was before the shop joined."""
+    for person in people:
+        if rng.random() >= 0.35:
+            continue
+        presences = (person.moneybird, person.mailblue, person.mollie, person.calendar, person.zoom)
+        since = min(p.created_at for p in presences if p)
+        orders = []
+        for _ in range(rng.randint(1, 4)):
+            created = _at(_day_between(since.date(), today, rng), rng)
+            age = (today - created.date()).days
+            status = (rng.choice(("processing", "on-hold", "pending", "completed")) if age < 14 else
+                      rng.choices(("completed", "refunded", "cancelled", "failed"), (85, 5, 5, 5))[0])
+            product, price, shipped = rng.choice(SHOP_PRODUCTS)
+            orders.append(ShopOrder(created, status, product, price, shipped))
+        phone = rng.choice(phone_formats(person.phone)) if person.phone and rng.random() < 0.7 else None
+        person.woocommerce = WooCommercePresence(_email_as_typed(person.email, rng), phone, since,
+                                                 registered=rng.random() < 0.6,
+                                                 orders=sorted(orders, key=lambda o: o.created))
+
+
 def newcomer(key: str, systems: Iterable[str], *, seed: int, today: date) -> Person:
-    """Someone who arrives today in `systems` (moneybird, mailblue, mollie, calendar, zoom).
+    """Someone who arrives today in `systems` (moneybird, mailblue, mollie, calendar, zoom, woocommerce).
 
     Known since now everywhere: an open invoice dated today, a payment made now, a newsletter subscription, an
     appointment next week. `key` makes the e-mail address unique.
@@ -373,4 +419,7 @@ def newcomer(key: str, systems: Iterable[str], *, seed: int, today: date) -> Per
         person.calendar = CalendarPresence(email, None, now, appointments=[Appointment(start, 60, f"Intake {first}")])
     if "zoom" in chosen:
         person.zoom = ZoomPresence(email, None, now, sessions=[Session(now - timedelta(hours=2), 60, f"Intake {first}")])
+    if "woocommerce" in chosen:
+        person.woocommerce = WooCommercePresence(email, phone_formats(person.phone)[0], now, orders=[
+            ShopOrder(now, "processing", *SHOP_PRODUCTS[0])])
     return person
