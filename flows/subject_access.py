@@ -26,7 +26,7 @@ from prefect.tasks import exponential_backoff
 
 from connectors.base import Connector, Identifiers, Record
 from flows.identifiers import discard, person_from_block, stash
-from vergeet import access
+from vergeet import access, tasks
 from vergeet.config import load_config
 from vergeet.connect import build_connectors, open_ledger
 from vergeet.ledger import Ledger
@@ -55,9 +55,11 @@ def register_request(ledger: Ledger, subject: Identifiers, rules: Rules, receive
 @task(**SIDE_EFFECT_FREE)
 def build_report(found: access.Found, rules: Rules, subject: Identifiers, request: dict, lang: str,
                  ledger: Ledger) -> dict:
+    """The report, with the request's tasks by hand (made now where it has none yet) for the places not searched."""
     today = date.today()
+    by_hand = tasks.open_for(ledger, request, rules, found.systems)
     return access.access_report(found, rules, subject=subject, as_of=today, lang=lang, request=request,
-                                context=access.decision_context(ledger, today))
+                                context=access.decision_context(ledger, today), tasks=tasks.public(by_hand))
 
 
 @task(**SIDE_EFFECT_FREE)

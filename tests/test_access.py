@@ -355,6 +355,8 @@ def test_the_flow_writes_the_report_and_keeps_identifiers_out_of_prefect(prefect
     report = json.loads(Path(first["files"][0]).read_text())
     assert first["records"] == len(report["records"]) > 0 and Path(first["files"][1]).is_file()
     assert {Path(f).stat().st_mode & 0o777 for f in first["files"]} == {0o600}  # personal data: the owner's only
+    by_hand = [entry for entry in report["systems"] if entry["status"] != "searched"]
+    assert by_hand and all(entry["task"]["status"] == "open" for entry in by_hand)  # tasks made, none settled
 
     Secret(value=f"{other_notation(person)}\n{person.email}").save("access-request-test")  # as typed in the UI
     second = subject_access(identifiers_block="access-request-test", config_path=str(config_path),
