@@ -128,3 +128,11 @@ def test_after_a_run_it_says_what_was_done_what_waits_and_when_the_next_night_is
     said = " ".join(again.output.split())
     assert re.search(r"Wacht op jou sinds \d{1,2} \w+ \d{4}: verwijderen \d+ facturen \(Moneybird: \d+", said)
     assert "the vendor's API" not in said and "Waiting for you" not in said
+
+
+def test_every_record_type_a_connector_yields_has_its_words_in_both_languages():
+    from connectors import SYSTEMS, record_fields
+    from vergeet.plan_text import _KINDS
+
+    types = {record_type for system in SYSTEMS for record_type in record_fields(system)}
+    assert types - set(_KINDS) == set()

@@ -45,6 +45,10 @@ _KINDS = {
     "payment": (("betaling", "betalingen"), ("payment", "payments")),
     "mandate": (("machtiging", "machtigingen"), ("mandate", "mandates")),
     "subscription": (("abonnement", "abonnementen"), ("subscription", "subscriptions")),
+    "message": (("e-mail", "e-mails"), ("e-mail", "e-mails")),
+    "order": (("bestelling", "bestellingen"), ("order", "orders")),
+    "recording": (("opname", "opnames"), ("recording", "recordings")),
+    "registrant": (("aanmelding", "aanmeldingen"), ("registration", "registrations")),
 }
 
 _WORDS = {
