@@ -59,6 +59,7 @@ Choices:
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -101,6 +102,17 @@ CORRECTIONS: dict[str, tuple[str, ...]] = {
     "address.postcode": ("billing.postcode",), "address.city": ("billing.city",)}
 
 
+def error_code(response: requests.Response) -> str | None:
+    """WooCommerce's `code` in an error answer, when it is one of its identifiers (the message beside it may quote
+    what was sent: never kept)."""
+    with contextlib.suppress(ValueError):
+        body = response.json()
+        code = body.get("code") if isinstance(body, dict) else None
+        if isinstance(code, str) and _CODE.fullmatch(code):
+            return code
+    return None
+
+
 def api_base_url(shop_url: str) -> str:
     """The REST API v3 root of a shop given by its own address (or by that root already)."""
     url = shop_url.strip().rstrip("/")
@@ -138,16 +150,7 @@ class WooCommerceConnector:
 
     # -- the wire -----------------------------------------------------------------------------------------
     def _keep_code(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """WooCommerce's error code of the last answer (its message may quote what was sent: never kept)."""
-        code = None
-        if not response.ok:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            value = body.get("code") if isinstance(body, dict) else None
-            code = value if isinstance(value, str) and _CODE.fullmatch(value) else None
-        self._last.code = code
+        self._last.code = None if response.ok else error_code(response)
 
     @property
     def _code(self) -> str | None:
@@ -396,13 +399,14 @@ def _cursor(records: Sequence[Record], previous: datetime | None) -> dict[str, A
 
 
 def _record_path(ref: RecordRef) -> str:
-    if ref.system != SYSTEM or ref.record_type not in RESOURCES:
+    """Where a record lives; an id that is no number came from a malformed answer and never becomes a path."""
+    resource = RESOURCES.get(ref.record_type) if ref.system == SYSTEM else None
+    if resource is None:
         raise ValueError(f"not a WooCommerce record: {ref}")
-    if not DIGITS.fullmatch(ref.record_id):
-        raise VendorBadResponse(SYSTEM, "-", f"/{RESOURCES[ref.record_type]}", None,
-                                "a record id that is not WooCommerce's (a number) came from a malformed answer; "
-                                "nothing was sent")
-    return f"{RESOURCES[ref.record_type]}/{ref.record_id}"
+    if DIGITS.fullmatch(ref.record_id) is None:
+        raise VendorBadResponse(SYSTEM, "-", f"/{resource}", None, "a record id that is not WooCommerce's (a number) "
+                                                                  "came from a malformed answer; nothing was sent")
+    return f"{resource}/{ref.record_id}"
 
 
 # -- what a person reads ----------------------------------------------------------------------------------------

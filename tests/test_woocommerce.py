@@ -215,6 +215,16 @@ def test_a_delete_woocommerce_only_trashes_is_handed_to_the_owner():
     assert result.outcome is Outcome.NOT_SUPPORTED and "trash" in result.detail and 100 in fake.orders
 
 
+@pytest.mark.parametrize("fault", ["html", "missing_id", "wrong_id", "truncated_json"])
+def test_an_answer_that_does_not_prove_the_delete_is_never_counted_as_done(served, fault):
+    fake, server = served
+    seeded(fake, shopper("p1", "Anna", "Bakker", "anna@example.nl", order(TODAY)))
+    fake.inject(fault, method="DELETE")
+    with pytest.raises(VendorBadResponse) as caught:
+        connector(server, fake).delete(RecordRef("woocommerce", ORDER, "100"))
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("woocommerce: ")
+
+
 def test_a_wrong_key_is_one_line_naming_what_to_check_never_the_secret(served):
     fake, server = served
     client = WooCommerceConnector(base_url=server.url, consumer_key=fake.consumer_key,
@@ -257,11 +267,15 @@ def test_the_night_after_a_full_read_asks_only_orders_modified_since_and_sees_a_
 
     first = client.changes(None, Seen())
     assert first.full and {r.record_id for r in first.records} == {"2", "100", "101"}
+    newest = max(datetime.fromisoformat(o["date_modified_gmt"]) for o in fake.orders.values())
+    assert datetime.fromisoformat(first.cursor["orders_modified"]) == newest.replace(tzinfo=timezone.utc)
     fake.requests.clear()
     fake.remove(0)  # the owner trashes order 100 in the admin
     night = client.changes(first.cursor, Seen(first.records))
     asked = queries(fake, "orders")
-    assert {q["dates_are_gmt"] for q in asked} == {"true"} and len({q["modified_after"] for q in asked}) == 1
+    since = (newest - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")  # a second's overlap, no more
+    assert [(q["status"], q["modified_after"], q["dates_are_gmt"]) for q in asked] == [("any", since, "true"),
+                                                                                       ("trash", since, "true")]
     assert [(r.record_id, r.fields["status"]) for r in night.records if r.record_type == ORDER] == [("100", "trash")]
     assert [(listing.record_type, set(listing.ids)) for listing in night.listings] == [(CUSTOMER, {"2"})]
 
