@@ -212,3 +212,53 @@ def test_purge_access_and_erasure_through_the_sandbox(tmp_path, capsys):
         assert set(left) == {"Re: Vraag", "Één vraag – café", "Notitie voor mezelf", "Back-up"}
         assert set(by_subject(mailbox.search(Identifiers(emails=("carla@example.nl",))))) == {"Contract",
                                                                                               "Weggegooid"}
+
+
+def long_date(moment: datetime) -> str:
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def test_find_and_erase_through_the_cli_name_messages_by_date_and_subject_and_expunge_them(tmp_path):
+    import json
+    import re
+
+    from typer.testing import CliRunner
+
+    from vergeet.cli import app
+
+    runner = CliRunner()
+    with Sandbox(population()) as sandbox:
+        config = str(sandbox.write_config(tmp_path))
+
+        def vergeet(*arguments: str):
+            result = runner.invoke(app, ["--config", config, *arguments, "--lang", "en"], terminal_width=200)
+            assert result.exit_code == 0, result.output
+            return result
+
+        report = json.loads(vergeet("find", "Anna@example.nl").stdout)
+        mail = {(r["data"]["date"], r["data"]["subject"]) for r in report["records"] if r["system"] == "mailbox"}
+        assert mail == {(OLD.isoformat(), "Vraag"), (NEW.isoformat(), "Re: Vraag"),
+                        (OLD.isoformat(), "Één vraag – café")}  # not hanna@example.nl's "Hallo"
+        vergeet("find", "anna@example.nl", "--format", "html", "--out", str(tmp_path / "access.html"))
+        rows = re.findall(r'<td class="title">([^<]*)</td>\s*<td>([^<]*)</td>',
+                          (tmp_path / "access.html").read_text())
+        assert sorted(rows) == sorted([("Vraag", long_date(OLD)), ("Re: Vraag", long_date(NEW)),
+                                       ("Één vraag – café", long_date(OLD))])
+
+        vergeet("erase", "anna@example.nl", "--approve", "--out", str(tmp_path / "out"))
+        [certificate] = (tmp_path / "out").glob("erasure-request-*.json")
+        issued = json.loads(certificate.read_text())
+        # named by the message's own date: its subject is erased content, and may name others
+        assert sorted(e["reference"] for e in issued["erased"]) == sorted([long_date(OLD), long_date(NEW)])
+        assert [k["reference"] for k in issued["kept"]] == [long_date(OLD)]  # flagged to keep: the owner decides
+        page = certificate.with_suffix(".html").read_text()
+        assert long_date(NEW) in page and "Vraag" not in page and "anna" not in page.lower()
+        assert "Vraag" not in certificate.read_text()
+        mailbox = build_connectors(load_config(config))["mailbox"]
+        left = by_subject(mailbox.search(Identifiers(emails=("anna@example.nl",))))
+        assert set(left) == {"Één vraag – café"}  # expunged from the sandbox's server, not only from the report
+        assert "Hallo" in by_subject(mailbox.records())
+
+        vergeet("erase", "carla@example.nl", "--approve", "--out", str(tmp_path / "out"))
+        assert set(by_subject(mailbox.search(Identifiers(emails=("carla@example.nl",))))) == {"Contract"}
+        assert uids(sandbox.imap, TRASH) == []  # Trash still held her mail: expunged there too

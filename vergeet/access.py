@@ -595,9 +595,10 @@ _MONTHS = {"nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli"
                   "October", "November", "December")}
 #: fields that name a record for a reader, and that date it, in the vendors' own names
 _NUMBER_FIELDS = ("invoice_id", "estimate_id")
-_TITLE_FIELDS = (*_NUMBER_FIELDS, "company_name", "summary", "description", "name")
+_TITLE_FIELDS = (*_NUMBER_FIELDS, "company_name", "summary", "description", "name", "subject")
 _NAME_FIELDS = ("firstname", "lastname", "firstName", "lastName")
-_OWN_DATE_FIELDS = ("invoice_date", "estimate_date", "start.dateTime", "start.date")  # else: when it was created
+#: a record's own date (a message's Date); a record with none of them is dated by when it was created
+_OWN_DATE_FIELDS = ("invoice_date", "estimate_date", "start.dateTime", "start.date", "date")
 _DATE_FIELDS = (*_OWN_DATE_FIELDS, "createdAt", "created_at", "cdate")
 
 
