@@ -202,7 +202,7 @@ def test_config_refuses_plain_imap_off_this_machine_and_overlapping_folders(monk
                                                                            "Trash")
 
 
-def test_purge_access_and_erasure_through_the_sandbox(tmp_path, capsys):
+def test_a_purge_through_the_sandbox_deletes_old_mail_and_leaves_the_kept(tmp_path):
     with Sandbox(population()) as sandbox:
         config = load_config(str(sandbox.write_config(tmp_path)))
         mailbox = build_connectors(config)["mailbox"]
