@@ -246,10 +246,9 @@ def plan_rectification(connectors: Mapping[str, Connector], person: Identifiers,
                            f"{', ...' if len(foreign) > 5 else ''}); correcting it would make two people one, so "
                            "nothing was changed. If they are the same person, name that address or number among "
                            "the IDENTIFIERs too.")
-    identifiers = found.view.identifiers
-    theirs = set(identifiers.loc[identifiers["person"].isin(found.people), "value"])
-    theirs |= set(normalise(adding).emails) | set(normalise(adding).phones)
-    theirs = frozenset(theirs)
+    identifiers, normal = found.view.identifiers, normalise(adding)
+    theirs = frozenset(identifiers.loc[identifiers["person"].isin(found.people), "value"]) | frozenset(
+        normal.emails + normal.phones)
     # a record before those that link to it: a vendor may copy a contact's details into its draft documents
     records = {str(record.ref): record for record in sorted(found.records(), key=lambda r: bool(r.links))}
     changes = [change for record in records.values()
@@ -296,8 +295,7 @@ def plan_rows(plan: CorrectionPlan, rules: Rules, lang: str = "en") -> list[dict
 
 def plan_table(plan: CorrectionPlan, rules: Rules, lang: str = "en") -> Group:
     """The plan for the terminal, headed by its counts; why a value stays is said once, below the table."""
-    words, to_make, reasons = WORDS[lang], plan.to_make(), {}
-    request = plan.request or {"id": "-", "deadline": "-"}
+    words, to_make, reasons, request = WORDS[lang], plan.to_make(), {}, plan.request
     table = Table(title=words["plan"].format(id=request["id"], deadline=request["deadline"],
                                              n=sum(map(len, to_make.values())), records=len(to_make),
                                              refused=sum(bool(c.refused) for c in plan.changes)),
@@ -315,8 +313,7 @@ def plan_table(plan: CorrectionPlan, rules: Rules, lang: str = "en") -> Group:
 # -- carrying it out -----------------------------------------------------------------------------
 
 
-def execute(ledger: Ledger, plan: CorrectionPlan, connectors: Mapping[str, Connector],
-            progress: pipeline.Progress | None = None) -> pipeline.Summary:
+def execute(ledger: Ledger, plan: CorrectionPlan, connectors: Mapping[str, Connector]) -> pipeline.Summary:
     """Write the approved changes, one record at a time, through the ledger (intent before each call, outcome
     after), under the ledger's apply lease. A run of this request that a kill left unfinished is closed as
     aborted first: this one planned anew from what the vendors show now."""
@@ -343,8 +340,6 @@ def execute(ledger: Ledger, plan: CorrectionPlan, connectors: Mapping[str, Conne
                 outcome, detail = "failed", str(exc)
             ledger.mark_outcome(action["id"], outcome, detail)
             summary.counts[(action["system"], RULE, outcome)] += 1
-            if progress:
-                progress(action | {"outcome": outcome, "detail": detail})
         ledger.finish_run(run_id, "failed" if summary.failed else "succeeded", {"outcomes": summary.rows()})
         return summary
 
