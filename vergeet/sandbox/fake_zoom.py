@@ -29,8 +29,9 @@ Faithful where the connector depends on it (ZD: developers.zoom.us/docs/api, the
   .../registrants/{registrantId} (DELETE 204). ASSUMED: a meeting without registration answers 400 code 300.
 - Rate limits by category (ZD rate-limits, Business plan; Pro has 30 and 20): Light 80/s (one meeting's
   recordings, deletes, one registrant), Medium 60/s (listings, participants, registrants), counted per category;
-  over it a 429 `{"code": 429, ...}` with `X-RateLimit-Category` and `X-RateLimit-Type: QPS`, and no Retry-After
-  (ASSUMED: Zoom sends that for its daily limits only).
+  over it a 429 `{"code": 429, ...}` with `X-RateLimit-Category`, `X-RateLimit-Type: QPS` and `Retry-After` in
+  seconds (ASSUMED for the per-second limit: Zoom documents `Retry-After` for its daily limits; a client that
+  starts while another has just used the second's quota meets it, as a second connector does here).
 
 Seeded: each online session of the population is one meeting instance with a cloud recording (MP4, M4A,
 TRANSCRIPT, CHAT), hosted by the owner; its participants are the host, the person (the address as they typed it)
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import secrets
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -254,7 +256,8 @@ class ZoomFake(FakeVendor):
             return None
         response = self.error(429, "You have reached the maximum per-second rate limit for this API. Try again "
                                    "later.", code=429)
-        response.headers.update({"X-RateLimit-Category": category, "X-RateLimit-Type": "QPS"})
+        response.headers.update({"X-RateLimit-Category": category, "X-RateLimit-Type": "QPS",
+                                 "Retry-After": str(max(1, math.ceil(self.rate_period - (now - window[0]))))})
         return response
 
     async def token_endpoint(self, request: Request) -> Response:
