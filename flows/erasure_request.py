@@ -1,11 +1,11 @@
 """An erasure request as a Prefect flow, with a human approval step in the Prefect UI.
 
 Thin wiring around `vergeet.erasure`: register the request, find the person
-and plan, pause for the owner's decision (`pause_flow_run(wait_for_input=...)`,
-a form in the UI), then execute, verify and certify. A pause that times out
-leaves the request open and nothing erased. The identifiers never reach
-Prefect's database in plaintext (see `flows/identifiers.py`); artifacts carry
-counts and record ids only; the certificate is written to `out_dir`.
+and plan, pause for the owner's decision (a form in the UI, `flows/approval.py`),
+then execute, verify and certify. A pause that times out leaves the request
+open and nothing erased. The identifiers never reach Prefect's database in
+plaintext (see `flows/identifiers.py`); artifacts carry counts and record ids
+only; the certificate is written to `out_dir`.
 """
 from __future__ import annotations
 
@@ -13,15 +13,12 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from prefect import flow, get_client, get_run_logger, task
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
-from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
-from prefect.input import RunInput
-from prefect.states import Failed, Running, State
+from prefect.states import State
 
+from flows.approval import WEEK, await_approval
 from flows.identifiers import discard, person_from_block, stash
 from flows.subject_access import search_as_tasks
 from vergeet import erasure
@@ -31,14 +28,6 @@ from vergeet.mask import mask_email, mask_phone
 from vergeet.rules import Rules, load_rules
 
 SIDE_EFFECTS = {"cache_policy": NO_CACHE, "persist_result": False}
-WEEK = 7 * 24 * 3600
-
-
-class ErasureDecision(RunInput):
-    """The owner's answer to a shown plan: approve, or reject with the reason (it goes on record)."""
-
-    approve: bool
-    note: str = ""
 
 
 def plan_request(connectors, identifiers, rules, ledger, request, as_of, systems) -> erasure.ErasurePlan:
@@ -100,14 +89,6 @@ def masked(identifiers) -> str:
     return ", ".join([mask_email(e) for e in identifiers.emails] + [mask_phone(p) for p in identifiers.phones])
 
 
-def awaiting_approval(message: str) -> State:
-    """The run's end after an unanswered pause: Failed, named AwaitingApproval. Prefect replaces any state a run
-    proposes after its pause expired with "paused and never resumed", so the run is put back in Running first."""
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(FlowRunContext.get().flow_run.id, Running(), force=True)
-    return Failed(name="AwaitingApproval", message=message)
-
-
 @flow(name="erasure-request", persist_result=False)
 def erasure_request(identifiers_block: str, scope: list[str] | None = None, verified_by: str = "",
                     config_path: str | None = None, lang: str = "nl", out_dir: str = ".",
@@ -125,7 +106,6 @@ def erasure_request(identifiers_block: str, scope: list[str] | None = None, veri
         approval_timeout: Seconds to wait for the owner's answer in the UI; then the request stays open.
         poll_interval: Seconds between checks for that answer.
     """
-    logger = get_run_logger()
     person = person_from_block(identifiers_block)  # first: the block is gone whatever fails next
     config = load_config(config_path, given_as="the config_path parameter")
     rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
@@ -144,22 +124,10 @@ def erasure_request(identifiers_block: str, scope: list[str] | None = None, veri
             certificate = erasure.certificate(ledger, plan, rules, None, [], status, lang)
             return {"request_id": request["id"], "status": status, "erased": 0,
                     "files": [str(p) for p in erasure.write_certificate(certificate, Path(out_dir))]}
-        erasure.not_now(ledger, request, "plan shown in Prefect; waiting for approval")
-        try:
-            decision = pause_flow_run(wait_for_input=ErasureDecision.with_initial_data(
-                description=plan_markdown(plan, rules, lang), approve=False), timeout=approval_timeout,
-                poll_interval=poll_interval)
-        except FlowPauseTimeout:
-            erasure.not_now(ledger, request, "approval timed out in Prefect; nothing was erased")
-            message = (f"Request {request['id']} awaits approval: no answer within {approval_timeout} s, nothing "
-                       f"was erased; it stays open (deadline {request['deadline']}): run erasure-request again "
-                       "to show the plan anew")
-            logger.warning("%s", message)
-            return awaiting_approval(message)
-        if not decision.approve:
-            erasure.reject(ledger, request, decision.note.strip() or "rejected in Prefect; no reason given")
-            return {"request_id": request["id"], "status": "rejected", "erased": 0}
-        erasure.approve(ledger, request, "approved in Prefect" + (f": {decision.note}" if decision.note else ""))
+        ended = await_approval(ledger, request, plan_markdown(plan, rules, lang), counted="erased",
+                               undone="nothing was erased", timeout=approval_timeout, poll_interval=poll_interval)
+        if ended is not None:
+            return ended
         summary = execute_request(ledger, plan, connectors)
         still_found = verify_request(connectors, plan, rules, ledger)
         status = erasure.finish(ledger, plan, summary, still_found)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from prefect.blocks.system import Secret
 from pydantic import SecretStr
@@ -37,15 +38,7 @@ def person_from_block(name: str) -> Identifiers:
     The block holds identifiers one per line (or comma-separated), a JSON list of them, or a JSON object with
     `identifiers` and optionally `names`. Messages never repeat the block's content.
     """
-    try:
-        stored = Secret.load(name).get()
-    except ValueError:
-        raise BadInput(f"identifiers_block: there is no Secret block named {name!r}; create one (Prefect UI: "
-                       "Blocks, add a Secret) holding the person's e-mail addresses and phone numbers, one per "
-                       "line, and run again with its name") from None
-    Secret.delete(name)
-    if isinstance(stored, SecretStr):
-        stored = stored.get_secret_value()
+    stored = read_once(name, "identifiers_block", "the person's e-mail addresses and phone numbers, one per line")
     if isinstance(stored, str):
         values, names = _SEPARATORS.split(stored), []
     elif isinstance(stored, list):
@@ -57,6 +50,18 @@ def person_from_block(name: str) -> Identifiers:
         raise BadInput(f"identifiers_block: Secret block {name!r} holds neither identifiers one per line nor a "
                        'JSON object {"identifiers": [...], "names": [...]}; it was deleted, create it again')
     return classify([str(v) for v in values if str(v).strip()], [str(n) for n in names if str(n).strip()])
+
+
+def read_once(name: str, parameter: str, holding: str) -> Any:
+    """What the Secret block `name` holds (a secret string unwrapped), the block deleted once read. A missing block
+    is a BadInput naming the flow's `parameter` and saying what to create it `holding`; never the content."""
+    try:
+        stored = Secret.load(name).get()
+    except ValueError:
+        raise BadInput(f"{parameter}: there is no Secret block named {name!r}; create one (Prefect UI: Blocks, add a "
+                       f"Secret) holding {holding}, and run again with its name") from None
+    Secret.delete(name)
+    return stored.get_secret_value() if isinstance(stored, SecretStr) else stored
 
 
 def stash(identifiers: Sequence[str], names: Sequence[str] = ()) -> str:

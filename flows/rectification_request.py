@@ -14,18 +14,16 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.blocks.system import Secret
-from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
 from prefect.states import State
-from pydantic import SecretStr
 
-from flows.erasure_request import SIDE_EFFECTS, WEEK, ErasureDecision, awaiting_approval, masked
-from flows.identifiers import discard, person_from_block, stash
+from flows.approval import WEEK, await_approval
+from flows.erasure_request import SIDE_EFFECTS, masked
+from flows.identifiers import discard, person_from_block, read_once, stash
 from flows.subject_access import search_as_tasks
-from vergeet import erasure, rectify
+from vergeet import rectify
 from vergeet.config import load_config
 from vergeet.connect import build_connectors, open_ledger
 from vergeet.errors import BadInput
@@ -37,15 +35,8 @@ _LINES = re.compile(r"[\n;]+")
 def settings_from_block(name: str) -> dict[str, str]:
     """The new values, from the Secret block `name` (one FIELD=VALUE a line, or a JSON object of them), which is
     deleted once read; `rectify.parse_settings` checks them. Messages never repeat the block's content."""
-    try:
-        stored = Secret.load(name).get()
-    except ValueError:
-        raise BadInput(f"changes_block: there is no Secret block named {name!r}; create one (Prefect UI: Blocks, "
-                       "add a Secret) holding what to correct, one FIELD=VALUE a line (email=..., phone=..., "
-                       "name=..., address=Street 1, 1234 AB City), and run again with its name") from None
-    Secret.delete(name)
-    if isinstance(stored, SecretStr):
-        stored = stored.get_secret_value()
+    stored = read_once(name, "changes_block", "what to correct, one FIELD=VALUE a line (email=..., phone=..., "
+                                              "name=..., address=Street 1, 1234 AB City)")
     if isinstance(stored, str):
         return rectify.parse_settings(line for line in _LINES.split(stored) if line.strip())
     if isinstance(stored, dict):
@@ -93,7 +84,6 @@ def rectification_request(identifiers_block: str, changes_block: str, verified_b
         approval_timeout: Seconds to wait for the owner's answer in the UI; then the request stays open.
         poll_interval: Seconds between checks for that answer.
     """
-    logger = get_run_logger()
     person = person_from_block(identifiers_block)  # first: the blocks are gone whatever fails next
     new = settings_from_block(changes_block)
     config = load_config(config_path, given_as="the config_path parameter")
@@ -111,22 +101,10 @@ def rectification_request(identifiers_block: str, changes_block: str, verified_b
                                           "on the paused run")
         summary, differs = None, []
         if not plan.empty:
-            erasure.not_now(ledger, request, "plan shown in Prefect; waiting for approval")
-            try:
-                decision = pause_flow_run(wait_for_input=ErasureDecision.with_initial_data(
-                    description=plan_markdown(plan, rows), approve=False), timeout=approval_timeout,
-                    poll_interval=poll_interval)
-            except FlowPauseTimeout:
-                erasure.not_now(ledger, request, "approval timed out in Prefect; nothing was changed")
-                message = (f"Request {request['id']} awaits approval: no answer within {approval_timeout} s, nothing "
-                           f"was changed; it stays open (deadline {request['deadline']}): run "
-                           "rectification-request again to show the plan anew")
-                logger.warning("%s", message)
-                return awaiting_approval(message)
-            if not decision.approve:
-                erasure.reject(ledger, request, decision.note.strip() or "rejected in Prefect; no reason given")
-                return {"request_id": request["id"], "status": "rejected", "corrected": 0}
-            erasure.approve(ledger, request, "approved in Prefect" + (f": {decision.note}" if decision.note else ""))
+            ended = await_approval(ledger, request, plan_markdown(plan, rows), counted="corrected",
+                                   undone="nothing was changed", timeout=approval_timeout, poll_interval=poll_interval)
+            if ended is not None:
+                return ended
             summary = correct_records(ledger, plan, connectors)
             differs = read_back(ledger, plan, connectors)
         status = rectify.finish(ledger, plan, summary, differs)
