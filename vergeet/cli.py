@@ -802,6 +802,22 @@ def hold_release(ctx: typer.Context,
 # -- erase: erasure requests ---------------------------------------------------------------
 
 
+def _request_setup(ctx: typer.Context, lang: str, approve: bool, reject: str | None, received: str | None):
+    """What `erase` and `correct` check and load before a request: --lang, --reject's reason, --received; then the
+    day received, the config, the terminal's language, the rules and the connectors."""
+    from vergeet import access
+    from vergeet.connect import build_connectors
+    from vergeet.plan_text import choose_language
+
+    if lang not in access.LANGUAGES:
+        raise BadInput(f"--lang: {lang!r} is not one of {', '.join(access.LANGUAGES)}")
+    if reject is not None and (approve or not reject.strip()):
+        raise BadInput("--reject: give the reason for refusing (no personal data), and not together with --approve")
+    day = parse_day(received, "--received") if received else date.today()
+    config = ctx.obj.config()
+    return day, config, choose_language(None, config.language), ctx.obj.rules(config), build_connectors(config)
+
+
 @app.command()
 @guarded
 def erase(ctx: typer.Context,
@@ -821,22 +837,13 @@ def erase(ctx: typer.Context,
           received: Received = None):
     """Carry out an erasure request: show the plan, ask for approval, erase, verify, and write a certificate."""
     from vergeet import access, erasure
-    from vergeet.connect import build_connectors
     from vergeet.ledger import LeaseHeld, LeaseLost
-    from vergeet.plan_text import REQUEST_WORDS, choose_language, erasure_text
+    from vergeet.plan_text import REQUEST_WORDS, erasure_text
     from vergeet.present import summary_table
 
-    if lang not in access.LANGUAGES:
-        raise BadInput(f"--lang: {lang!r} is not one of {', '.join(access.LANGUAGES)}")
     person = access.classify(identifiers, name or ())
-    if reject is not None and (approve or not reject.strip()):
-        raise BadInput("--reject: give the reason for refusing (no personal data), and not together with --approve")
     words = [w for part in (scope or [erasure.ALL]) for w in part.split(",") if w]
-    day = parse_day(received, "--received") if received else date.today()
-    config = ctx.obj.config()
-    terminal = choose_language(None, config.language)
-    rules = ctx.obj.rules(config)
-    connectors = build_connectors(config)
+    day, config, terminal, rules, connectors = _request_setup(ctx, lang, approve, reject, received)
     systems = erasure.scope_systems(words, rules, connectors)
     today = date.today()
     with _ledger(config, applying=True) as ledger:  # an erasure must be remembered
@@ -913,23 +920,13 @@ def correct(ctx: typer.Context,
             received: Received = None):
     """Carry out a rectification request: show what changes where, ask for approval, correct, read back, confirm."""
     from vergeet import access, erasure, rectify
-    from vergeet.connect import build_connectors
     from vergeet.ledger import LeaseHeld, LeaseLost
-    from vergeet.plan_text import choose_language
     from vergeet.present import summary_table
 
-    if lang not in access.LANGUAGES:
-        raise BadInput(f"--lang: {lang!r} is not one of {', '.join(access.LANGUAGES)}")
     new = rectify.parse_settings(settings)
     person = access.classify(identifiers)
-    if reject is not None and (approve or not reject.strip()):
-        raise BadInput("--reject: give the reason for refusing (no personal data), and not together with --approve")
-    day = parse_day(received, "--received") if received else date.today()
-    config = ctx.obj.config()
-    terminal = choose_language(None, config.language)
+    day, config, terminal, rules, connectors = _request_setup(ctx, lang, approve, reject, received)
     words = rectify.WORDS[terminal]
-    rules = ctx.obj.rules(config)
-    connectors = build_connectors(config)
     with _ledger(config, applying=True) as ledger:
         if reject is not None:
             request = rectify.register(ledger, person, rules, new, received=day, verified_by=verified_by, label=label)

@@ -269,13 +269,17 @@ def refresh_certificate(ledger: Ledger, certificate: dict[str, Any]) -> dict[str
 
 
 def write_certificate(certificate: dict[str, Any], directory: Path) -> list[Path]:
-    """The certificate as JSON and as a self-contained HTML page for the person, each readable by its owner only;
-    the paths written."""
+    """The certificate as JSON and as a self-contained HTML page for the person; the paths written."""
+    return write_document(certificate, directory, "erasure-request", "erasure_certificate.html")
+
+
+def write_document(document: dict[str, Any], directory: Path, kind: str, template: str) -> list[Path]:
+    """A request's document for the person as `KIND-ID.json` and as the HTML page `template` renders from it (as
+    `c`), each readable by its owner only; the paths written. No file is written if the page fails to render."""
     directory.mkdir(parents=True, exist_ok=True)
-    stem = directory / f"erasure-request-{certificate['request']['id']}"
-    html = html_environment(certificate["language"]).get_template("erasure_certificate.html").render(
-        c=certificate, lang=certificate["language"])
+    stem = directory / f"{kind}-{document['request']['id']}"
+    html = html_environment(document["language"]).get_template(template).render(c=document, lang=document["language"])
     paths = [stem.with_suffix(".json"), stem.with_suffix(".html")]
-    write_private(paths[0], json.dumps(certificate, ensure_ascii=False, indent=2))
+    write_private(paths[0], json.dumps(document, ensure_ascii=False, indent=2))
     write_private(paths[1], html)
     return paths

@@ -15,7 +15,6 @@ would become one.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,8 +30,9 @@ from rich.text import Text
 from connectors.base import CORRECTABLE_FIELDS, Connector, FieldChange, Identifiers, Record
 from connectors.http import VendorError
 from vergeet import pipeline
-from vergeet.access import (_EMAIL, _NAME, SearchSystems, coverage, find_person, html_environment, normalise,
-                            reference, register_request, search_all, write_private)
+from vergeet.access import (_EMAIL, _NAME, SearchSystems, coverage, find_person, normalise, reference,
+                            register_request, search_all)
+from vergeet.erasure import write_document
 from vergeet.errors import BadInput
 from vergeet.identity import normalise_emails, normalise_phones
 from vergeet.ledger import Ledger, PlannedAction
@@ -447,14 +447,7 @@ def confirmation(ledger: Ledger, plan: CorrectionPlan, rules: Rules, differs: li
 
 
 def write_confirmation(document: dict[str, Any], directory: Path) -> list[Path]:
-    """The confirmation as JSON and as a self-contained HTML page, each readable by its owner only; the paths."""
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = directory / f"rectification-request-{document['request']['id']}"
-    html = html_environment(document["language"]).get_template("rectification_confirmation.html").render(
-        c=document, lang=document["language"])
-    paths = [stem.with_suffix(".json"), stem.with_suffix(".html")]
-    write_private(paths[0], json.dumps(document, ensure_ascii=False, indent=2))
-    write_private(paths[1], html)
-    return paths
+    """The confirmation as JSON and as a self-contained HTML page for the person; the paths written."""
+    return write_document(document, directory, "rectification-request", "rectification_confirmation.html")
 
 
