@@ -326,13 +326,18 @@ def generate(size: int = 60, *, seed: int = 7, today: date | None = None, namesa
 
 
 def _add_zoom_sessions(people: list[Person], rng: random.Random, today: date) -> None:
-    """Online sessions for about a third of the people, from their first record to yesterday; a generator of its
-    own, so the other systems' data stays what it was before Zoom joined the sandbox."""
+    """Online sessions for about a third of the people, between their first record and their last contact (an
+    invoice, a payment, an appointment), so a person's last contact stays what it was; a generator of its own, so
+    the other systems' data stays what it was before Zoom joined the sandbox."""
     for person in people:
         if rng.random() >= 0.35:
             continue
         since = min(p.created_at for p in (person.moneybird, person.mailblue, person.mollie, person.calendar) if p)
-        first, last = since.date(), today - timedelta(days=1)
+        contacts = [since.date()]
+        contacts += [d.date for d in (person.moneybird.documents if person.moneybird else [])]
+        contacts += [p.created_at.date() for p in (person.mollie.payments if person.mollie else [])]
+        contacts += [a.start.date() for a in (person.calendar.appointments if person.calendar else [])]
+        first, last = since.date(), min(max(contacts), today - timedelta(days=1))
         sessions = [Session(_at(_day_between(first, last, rng), rng), rng.choice((45, 60, 90)),
                             rng.choice(SUMMARIES).format(name=person.first_name), registered=rng.random() < 0.3,
                             series=rng.randrange(2)) for _ in range(rng.randint(1, 4))]
