@@ -19,6 +19,24 @@ os.environ["LANG"] = "C.UTF-8"
 
 import pytest  # noqa: E402  (after the environment above is set)
 
+from pathlib import Path  # noqa: E402
+
+_PROJECT = Path(__file__).resolve().parents[1]
+#: what vergeet writes for a person (reports, certificates, confirmations): never into the project folder
+_PERSONS_DOCUMENTS = ("*-request-*.html", "*-request-*.json")
+
+
+@pytest.fixture(autouse=True)
+def _no_personal_documents_in_the_project_folder():
+    """A document for a person holds personal data: a test writes it under its tmp_path (`--out`, `out_dir`,
+    `chdir`), never where a commit could pick it up. A stray one is removed and fails the test that wrote it."""
+    before = {path for pattern in _PERSONS_DOCUMENTS for path in _PROJECT.glob(pattern)}
+    yield
+    stray = {path for pattern in _PERSONS_DOCUMENTS for path in _PROJECT.glob(pattern)} - before
+    for path in stray:
+        path.unlink()
+    assert not stray, f"the test wrote {sorted(path.name for path in stray)} into the project folder"
+
 
 @pytest.fixture(scope="session")
 def prefect_harness():
