@@ -38,6 +38,7 @@ import email
 import email.policy
 import email.utils
 import imaplib
+import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -84,6 +85,14 @@ def parse_id(ref: RecordRef) -> tuple[str, int, int]:
     return folder, int(validity), int(rest)
 
 
+def without_delay(client: IMAPClient) -> IMAPClient:
+    """`client` with Nagle's algorithm off. Many IMAP exchanges are a short line, then a wait for the server's
+    answer or "+" before the rest: with Nagle and delayed ACKs each stalls about 40 ms (an APPEND took 50 ms
+    on 127.0.0.1; with this, 8 ms)."""
+    client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return client
+
+
 class MailboxConnector:
     """The messages in the configured folders of one IMAP mailbox."""
 
@@ -109,6 +118,7 @@ class MailboxConnector:
             client = IMAPClient(self.host, port=self.port, ssl=self.tls, ssl_context=self._ssl_context,
                                 timeout=self.timeout)
             client.normalise_times = False  # INTERNALDATE with its zone, not as local naive time
+            without_delay(client)
         except (OSError, imaplib.IMAP4.error):
             raise VendorUnavailable(SYSTEM, "CONNECT", self.where, None, "the IMAP server cannot be reached; check "
                                     "connectors.mailbox.host, port and tls") from None

@@ -28,6 +28,7 @@ from proxyprotocol.reader import ProxyProtocolReader
 from pymap.backend.dict import DictBackend
 from pymap.imap import IMAPServer
 
+from connectors.mailbox import without_delay
 from vergeet.sandbox.population import Mail, Person, Population
 
 OWNER_ADDRESS = "info@jessworks.nl"
@@ -121,7 +122,7 @@ class ImapFake:
     # -- the mail ----------------------------------------------------------------------------
     def client(self) -> IMAPClient:
         """A logged-in client, for seeding and for tests that change the mailbox as a mail program would."""
-        client = IMAPClient("127.0.0.1", port=self.port, ssl=False)
+        client = without_delay(IMAPClient("127.0.0.1", port=self.port, ssl=False))
         client.normalise_times = False
         client.login(self.username, self.password)
         return client
