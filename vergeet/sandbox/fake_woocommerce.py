@@ -73,7 +73,7 @@ def _dates(name: str, moment: datetime | None) -> dict[str, str | None]:
 
 
 def _boolean(value: str | None) -> bool | None:
-    """A WordPress REST boolean (rest_sanitize_boolean); None when it is none."""
+    """A WordPress REST boolean (rest_validate_request_arg): absent is false; None when the value is no boolean."""
     if value is None:
         return False
     return {"true": True, "1": True, "false": False, "0": False}.get(value.lower())
