@@ -325,6 +325,14 @@ def generate(size: int = 60, *, seed: int = 7, today: date | None = None, namesa
     return Population(seed, today, people)
 
 
+def _contact_days(person: Person, since: datetime) -> list[date]:
+    """The days of a person's first record and of their invoices, payments and appointments."""
+    days = [since.date()]
+    days += [d.date for d in (person.moneybird.documents if person.moneybird else [])]
+    days += [p.created_at.date() for p in (person.mollie.payments if person.mollie else [])]
+    return days + [a.start.date() for a in (person.calendar.appointments if person.calendar else [])]
+
+
 def _add_zoom_sessions(people: list[Person], rng: random.Random, today: date) -> None:
     """Online sessions for about a third of the people, between their first record and their last contact (an
     invoice, a payment, an appointment), so a person's last contact stays what it was; a generator of its own, so
@@ -333,11 +341,7 @@ def _add_zoom_sessions(people: list[Person], rng: random.Random, today: date) ->
         if rng.random() >= 0.35:
             continue
         since = min(p.created_at for p in (person.moneybird, person.mailblue, person.mollie, person.calendar) if p)
-        contacts = [since.date()]
-        contacts += [d.date for d in (person.moneybird.documents if person.moneybird else [])]
-        contacts += [p.created_at.date() for p in (person.mollie.payments if person.mollie else [])]
-        contacts += [a.start.date() for a in (person.calendar.appointments if person.calendar else [])]
-        first, last = since.date(), min(max(contacts), today - timedelta(days=1))
+        first, last = since.date(), min(max(_contact_days(person, since)), today - timedelta(days=1))
         sessions = [Session(_at(_day_between(first, last, rng), rng), rng.choice((45, 60, 90)),
                             rng.choice(SUMMARIES).format(name=person.first_name), registered=rng.random() < 0.3,
                             series=rng.randrange(2)) for _ in range(rng.randint(1, 4))]
@@ -377,16 +381,20 @@ SHOP_PRODUCTS = (("Online cursus Grip op je tijd", "97.00", False), ("E-book Rus
 
 
 def _add_shop_orders(people: list[Person], rng: random.Random, today: date) -> None:
-    """Web shop orders for about a third of the people, from their first record to today, with or without an
-    account; a generator of its own, so the other systems' data stays what it was before the shop joined."""
+    """Web shop orders for about a third of the people, with or without an account, between their first record and
+    their last contact elsewhere (an invoice, a payment, an appointment, a session), so a person's last contact
+    stays what it was; a generator of its own, so the other systems' data stays what it was before the shop
+    joined."""
     for person in people:
         if rng.random() >= 0.35:
             continue
         presences = (person.moneybird, person.mailblue, person.mollie, person.calendar, person.zoom)
         since = min(p.created_at for p in presences if p)
+        sessions = [s.start.date() for s in (person.zoom.sessions if person.zoom else [])]
+        last = min(max(_contact_days(person, since) + sessions), today)
         orders = []
         for _ in range(rng.randint(1, 4)):
-            created = _at(_day_between(since.date(), today, rng), rng)
+            created = _at(_day_between(since.date(), last, rng), rng)
             age = (today - created.date()).days
             status = (rng.choice(("processing", "on-hold", "pending", "completed")) if age < 14 else
                       rng.choices(("completed", "refunded", "cancelled", "failed"), (85, 5, 5, 5))[0])
