@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from dateutil.relativedelta import relativedelta
 
+from connectors import SYSTEMS
 from vergeet import erasure, pipeline
 from vergeet.access import classify
 from vergeet.config import load_config
@@ -18,7 +19,7 @@ from vergeet.sandbox.population import (Appointment, CalendarPresence, Document,
 
 TODAY = date.today()
 RULES = load_rules(Path(__file__).resolve().parents[1] / "retention_rules.toml")
-FAST = {system: (1000, 1.0) for system in ("moneybird", "mailblue", "mollie", "google_calendar")}
+FAST = {system: (1000, 1.0) for system in SYSTEMS}
 MUTATING = ("DELETE", "PATCH", "PUT")
 INVOICE_DAY = TODAY - relativedelta(years=2)
 

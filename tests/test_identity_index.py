@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
 
+from connectors import SYSTEMS
 from connectors.base import RecordRef
 from vergeet import erasure, pipeline
 from vergeet.access import classify, find_person
@@ -24,7 +25,7 @@ from vergeet.sandbox.population import (Appointment, CalendarPresence, Document,
 
 TODAY = date.today()
 RULES = load_rules(Path(__file__).resolve().parents[1] / "retention_rules.toml")
-FAST = {system: (1000, 1.0) for system in ("moneybird", "mailblue", "mollie", "google_calendar")}
+FAST = {system: (1000, 1.0) for system in SYSTEMS}
 YEAR_AGO = TODAY - relativedelta(years=1)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors import SYSTEMS
 from vergeet import pipeline
 from vergeet.cli import run_purge
 from vergeet.config import load_config
@@ -29,7 +30,7 @@ from vergeet.sandbox.population import generate
 ROOT = Path(__file__).resolve().parents[1]
 RULES = load_rules(ROOT / "retention_rules.toml")
 TODAY = date.today()
-FAST = {system: (1000, 1.0) for system in ("moneybird", "mailblue", "mollie", "google_calendar")}
+FAST = {system: (1000, 1.0) for system in SYSTEMS}
 WRITES = ("DELETE", "PATCH", "PUT")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from connectors import SYSTEMS
 from vergeet.cli import app, run_purge
 from vergeet.config import load_config
 from vergeet.ledger import LeaseHeld, Ledger
@@ -24,7 +25,7 @@ from vergeet.sandbox.population import generate
 ROOT = Path(__file__).resolve().parents[1]
 RULES = load_rules(ROOT / "retention_rules.toml")
 TODAY = date.today()
-FAST = {system: (1000, 1.0) for system in ("moneybird", "mailblue", "mollie", "google_calendar")}
+FAST = {system: (1000, 1.0) for system in SYSTEMS}
 WRITES = ("DELETE", "PATCH", "PUT")
 BUSY = "another applying run holds the ledger: the purge run on"
 

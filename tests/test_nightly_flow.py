@@ -8,11 +8,12 @@ from pathlib import Path
 
 import yaml
 
+from connectors import SYSTEMS
 from vergeet.sandbox import Sandbox
 from vergeet.sandbox.population import generate, phone_formats
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = {system: (1000, 1.0) for system in ("moneybird", "mailblue", "mollie", "google_calendar")}
+FAST = {system: (1000, 1.0) for system in SYSTEMS}
 
 
 def test_nightly_flow_applies_and_leaves_no_personal_data_in_prefect(prefect_harness, tmp_path):

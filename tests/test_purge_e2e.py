@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from dateutil.relativedelta import relativedelta
 
+from connectors import SYSTEMS
 from vergeet import pipeline
 from vergeet.cli import run_purge
 from vergeet.config import load_config
@@ -26,7 +27,7 @@ SEVEN_YEARS_AGO = TODAY - relativedelta(years=7)
 DAY = timedelta(days=1)
 MUTATING = ("DELETE", "PATCH", "PUT")
 #: tests that are not about pacing run the fakes and the clients at a high rate
-FAST = {system: (1000, 1.0) for system in ("moneybird", "mailblue", "mollie", "google_calendar")}
+FAST = {system: (1000, 1.0) for system in SYSTEMS}
 
 
 def at(day: date) -> datetime:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from connectors import SYSTEMS
 from vergeet.cli import app
 from vergeet.errors import BadInput
 from vergeet.ledger import Ledger
@@ -58,6 +59,9 @@ def refused_at(tmp_path: Path, text: str, needle: str, key: str) -> str:
     return result.output
 
 
+#: the key of a rule appended to the shipped file
+APPENDED = f"rules[{SHIPPED.count('[[rules]]')}]"
+
 CASES = {
     "invoice rule P0D": (edited(INVOICE_PERIOD, INVOICE_PERIOD.replace("P7Y", "P0D")),
                          'period = "P0D"\naction = "delete"', "rules[1].period"),
@@ -67,9 +71,9 @@ CASES = {
                                'period = "P0D"\nlegal_basis', "exceptions.document_retention.period"),
     "second invoice rule without exceptions": (SHIPPED + SECOND_INVOICE_RULE.format(clock="document_date", extra=""),
                                                'period = "P1Y"\naction = "delete"\nnl = "Factuur"',
-                                               "rules[12].period"),
+                                               f"{APPENDED}.period"),
     "second invoice rule on another clock": (SHIPPED + SECOND_INVOICE_RULE.format(clock="created", extra=""),
-                                             'clock = "created"\nperiod = "P1Y"', "rules[12].clock"),
+                                             'clock = "created"\nperiod = "P1Y"', f"{APPENDED}.clock"),
     "invoice rule moved off document_date": (edited(INVOICE_PERIOD, INVOICE_PERIOD.replace("P7Y", "P1Y"))
                                              .replace('record_type = "sales_invoice"\npurposes = ["invoicing"]\n'
                                                       'clock = "document_date"', 'record_type = "sales_invoice"\n'
@@ -100,7 +104,7 @@ def test_the_named_override_lets_each_case_through_and_rules_check_says_so(tmp_p
     text, needle, key = CASES[case]
     if key.startswith("exceptions"):
         overridden = text.replace('period = "P0D"\nlegal_basis', f'period = "P0D"\n{REASON}\nlegal_basis')
-    elif "rules[12]" in key:
+    elif APPENDED in key:
         overridden = text.replace('action = "delete"\nnl = "Factuur"', f'action = "delete"\n{REASON}\nnl = "Factuur"')
     else:
         start = text.index('id = "moneybird-invoice-7y"')
@@ -171,7 +175,7 @@ def test_changed_rules_are_a_diff_of_what_decides_and_accepting_makes_them_curre
         assert rules_change(ledger, changed) == "" and rules_change(ledger, first) != ""
 
 
-FAST = {system: (1000, 1.0) for system in ("moneybird", "mailblue", "mollie", "google_calendar")}
+FAST = {system: (1000, 1.0) for system in SYSTEMS}
 MUTATING = ("DELETE", "PATCH", "PUT", "POST")
 
 
