@@ -86,8 +86,26 @@ def outcome(plan, key):
 
 
 
+def dated(system, record_type, rid, day, **kw):
+    """A record of one of the later systems, with the person's address, dated `day` (created and last active)."""
+    return Record(system, record_type, rid, emails=("jan@example.nl",), created_at=at(day), **kw)
+
+
 SCENARIOS = [
     # name, records, record key, expected outcome
+    ("a mail 1 year + 1 day old is deleted",
+     [dated("mailbox", "message", "INBOX/7/1", YEAR_AGO - DAY, last_activity_at=at(YEAR_AGO - DAY))],
+     "mailbox/message/INBOX/7/1", ("delete", ())),
+    ("a session's recording 1 year + 1 day after the meeting is deleted",
+     [dated("zoom", "recording", "m1", YEAR_AGO - DAY, last_activity_at=at(YEAR_AGO - DAY))],
+     "zoom/recording/m1", ("delete", ())),
+    ("a meeting's registration 1 year + 1 day after the last contact is deleted",
+     [dated("zoom", "registrant", "r1", YEAR_AGO - DAY)], "zoom/registrant/r1", ("delete", ())),
+    ("a shop customer 1 year + 1 day after the last contact is deleted",
+     [dated("woocommerce", "customer", "1", YEAR_AGO - DAY)], "woocommerce/customer/1", ("delete", ())),
+    ("a shop order 7 years + 1 day old is deleted",
+     [dated("woocommerce", "order", "100", SEVEN_YEARS_AGO - DAY, document_date=SEVEN_YEARS_AGO - DAY)],
+     "woocommerce/order/100", ("delete", ())),
     ("contact 1 year + 1 day after last contact is deleted",
      [contact(created=YEAR_AGO - DAY)], "moneybird/contact/c1", ("delete", ())),
     ("contact 1 year - 1 day after last contact is kept",

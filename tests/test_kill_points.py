@@ -8,6 +8,7 @@ sandbox purged once without interruption. Each kill point is tried with the ledg
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,7 +42,13 @@ def population():
 def vendor_state(config_path: Path) -> dict[str, tuple]:
     """Every record the vendors hold, with the identifiers and names on it."""
     records = pipeline.pull_all(build_connectors(load_config(str(config_path))))
-    return {str(r.ref): (r.emails, r.phones, r.first_name, r.last_name) for rs in records.values() for r in rs}
+    return {_stable_key(r.ref): (r.emails, r.phones, r.first_name, r.last_name) for rs in records.values() for r in rs}
+
+
+def _stable_key(ref) -> str:
+    """A record's key, the same in two sandboxes: a mailbox message's id holds its folder's UIDVALIDITY, which each
+    IMAP server chooses anew (FOLDER/UIDVALIDITY/UID -> FOLDER/UID)."""
+    return re.sub(r"/\d+/(\d+)$", r"/\1", str(ref)) if ref.system == "mailbox" else str(ref)
 
 
 def writes(sandbox: Sandbox, after: dict[str, int] | None = None) -> list[tuple[str, str, str]]:
