@@ -8,13 +8,13 @@ sandbox purged once without interruption. Each kill point is tried with the ledg
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -26,6 +26,7 @@ from vergeet.connect import build_connectors
 from vergeet.ledger import Ledger
 from vergeet.rules import load_rules
 from vergeet.sandbox import SANDBOX_PEPPER, Sandbox
+from vergeet.sandbox.fake_imap import comparable_id
 from vergeet.sandbox.population import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,13 +43,9 @@ def population():
 def vendor_state(config_path: Path) -> dict[str, tuple]:
     """Every record the vendors hold, with the identifiers and names on it."""
     records = pipeline.pull_all(build_connectors(load_config(str(config_path))))
-    return {_stable_key(r.ref): (r.emails, r.phones, r.first_name, r.last_name) for rs in records.values() for r in rs}
-
-
-def _stable_key(ref) -> str:
-    """A record's key, the same in two sandboxes: a mailbox message's id holds its folder's UIDVALIDITY, which each
-    IMAP server chooses anew (FOLDER/UIDVALIDITY/UID -> FOLDER/UID)."""
-    return re.sub(r"/\d+/(\d+)$", r"/\1", str(ref)) if ref.system == "mailbox" else str(ref)
+    return {f"{r.system}/{r.record_type}/{comparable_id(r.system, r.record_id)}": (r.emails, r.phones, r.first_name,
+                                                                                  r.last_name)
+            for rs in records.values() for r in rs}
 
 
 def writes(sandbox: Sandbox, after: dict[str, int] | None = None) -> list[tuple[str, str, str]]:
@@ -122,5 +119,6 @@ def test_a_killed_purge_is_finished_by_the_next_without_repeating_what_was_done(
     assert len(flying) == len(in_flight)
     resent = [write for write in rerun if write in set(before)]
     for system, _, path in resent:  # only the record of the action in flight
-        assert flying.get(system) in path.removesuffix(".json").split("/"), (system, path, flying)
+        # ids as the vendor's path carries them: Zoom's meeting UUIDs are encoded twice
+        assert flying.get(system) in unquote(unquote(path)).removesuffix(".json").split("/"), (system, path, flying)
     assert len(before) + len(rerun) - len(resent) == expected_writes

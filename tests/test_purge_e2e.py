@@ -17,6 +17,7 @@ from vergeet.connect import build_connectors, open_ledger
 from vergeet.identity import normalise_emails
 from vergeet.rules import load_rules
 from vergeet.sandbox import Sandbox
+from vergeet.sandbox.fake_imap import comparable_id
 from vergeet.sandbox.population import (Appointment, CalendarPresence, Document, MailbluePresence,
                                         MolliePresence, MoneybirdPresence, Payment, Person, Population, generate)
 
@@ -200,7 +201,7 @@ def _mutations(sandbox: Sandbox) -> list[tuple[str, str, str]]:
 
 def _state(sandbox: Sandbox, config_path: Path) -> set[tuple]:
     records = pipeline.pull_all(build_connectors(load_config(str(config_path))))
-    return {(r.system, r.record_type, r.record_id, r.emails, r.phones, r.last_name)
+    return {(r.system, r.record_type, comparable_id(r.system, r.record_id), r.emails, r.phones, r.last_name)
             for rs in records.values() for r in rs}
 
 

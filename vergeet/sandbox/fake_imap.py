@@ -15,6 +15,7 @@ address, which no person is in.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from argparse import Namespace
 from datetime import datetime, timedelta, timezone
@@ -30,6 +31,12 @@ from pymap.imap import IMAPServer
 
 from connectors.mailbox import without_delay
 from vergeet.sandbox.population import Mail, Person, Population
+
+def comparable_id(system: str, record_id: str) -> str:
+    """`record_id` as two sandboxes with the same population give it: a mailbox message's id holds its folder's
+    UIDVALIDITY, which each IMAP server picks anew (FOLDER/UIDVALIDITY/UID -> FOLDER/UID)."""
+    return re.sub(r"/\d+/(\d+)$", r"/\1", record_id) if system == "mailbox" else record_id
+
 
 OWNER_ADDRESS = "info@jessworks.nl"
 OWNER_OTHER = "jessica@jessworks.nl"
