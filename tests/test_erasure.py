@@ -197,7 +197,7 @@ def test_cli_erase_with_approve_writes_the_certificate(sandbox, tmp_path):
     assert "lotte" not in html.lower() and "87654321" not in html  # no erased data repeated
     # it says which systems were searched and which were gone through by hand, never a bare "nothing kept"
     assert {s["status"] for s in certificate["systems"]} == {"searched", "checked_by_hand"}
-    assert "Not searched automatically" in html and "WooCommerce" in html and "Nothing about you is kept." not in html
+    assert "Not searched automatically" in html and "Google Meet" in html and "Nothing about you is kept." not in html
     assert "Check by hand before you send the answer" in result.output
 
 
