@@ -108,7 +108,7 @@ def erasure_request(identifiers_block: str, scope: list[str] | None = None, veri
     """
     person = person_from_block(identifiers_block)  # first: the block is gone whatever fails next
     config = load_config(config_path, given_as="the config_path parameter")
-    rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
+    rules = load_rules(config.rules_file())
     connectors = build_connectors(config)
     scope = scope or [erasure.ALL]
     systems = erasure.scope_systems(scope, rules, connectors)

@@ -122,7 +122,7 @@ def nightly_purge(config_path: str | None = None, apply: bool = True, as_of: dat
     """
     logger = get_run_logger()
     config = load_config(config_path, given_as="the config_path parameter")
-    rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
+    rules = load_rules(config.rules_file())
     connectors = build_connectors(config)
     day = as_of or date.today()
     # one applying run per ledger: `LeaseHeld` (naming the holder) fails this flow run before anything is read

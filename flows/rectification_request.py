@@ -87,7 +87,7 @@ def rectification_request(identifiers_block: str, changes_block: str, verified_b
     person = person_from_block(identifiers_block)  # first: the blocks are gone whatever fails next
     new = settings_from_block(changes_block)
     config = load_config(config_path, given_as="the config_path parameter")
-    rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
+    rules = load_rules(config.rules_file())
     connectors = build_connectors(config)
     today = date.today()
     with open_ledger(config) as ledger:

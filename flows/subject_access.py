@@ -100,7 +100,7 @@ def subject_access(identifiers_block: str, config_path: str | None = None, lang:
     logger = get_run_logger()
     subject = person_from_block(identifiers_block)
     config = load_config(config_path, given_as="the config_path parameter")
-    rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
+    rules = load_rules(config.rules_file())
     connectors = build_connectors(config)
     with open_ledger(config) as ledger:
         request = register_request(ledger, subject, rules, received or date.today(), verified_by)

@@ -47,8 +47,7 @@ class State:
         return load_config(self.config_path)
 
     def rules(self, config: Config | None = None) -> Rules:
-        path = config.relative_path(config.rules.path) if config and config.rules.path else None
-        return load_rules(path)
+        return load_rules(config.rules_file() if config else None)
 
 
 def _ledger(config: Config, *, applying: bool = False):

@@ -371,6 +371,10 @@ class Config(_Section):
         return self.store.url if path is None else self._sqlite_url().set(database=str(path)).render_as_string(
             hide_password=False)
 
+    def rules_file(self) -> Path | None:
+        """The rules file `[rules] path` names, resolved from the config's folder (None: the shipped rules)."""
+        return self.relative_path(self.rules.path) if self.rules.path else None
+
     def ledger_file(self) -> Path | None:
         """The SQLite ledger's file, resolved from the config's folder (None for a ledger in a database server
         or in memory)."""

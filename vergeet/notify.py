@@ -293,7 +293,7 @@ def after_run(config_path: str | None, failure: str | None, log: logging.Logger 
         try:
             from vergeet.connect import open_ledger
 
-            rules = load_rules(config.relative_path(config.rules.path) if config.rules.path else None)
+            rules = load_rules(config.rules_file())
             with open_ledger(config, create=False) as ledger:
                 digest = collect(config, ledger, rules, day, failure)
         except BadInput:
