@@ -25,7 +25,9 @@ IMAP4rev1, which servers such as Dovecot still speak; RFC 4315 UIDPLUS; RFC 6851
   rule exception for it would have to be one for every system. The nightly read covers `folders` only; the
   Trash folder, Junk and the keep folders are not read for deletion. Access and erasure searches cover `folders`,
   the keep folders and Trash (mail in Trash is still held: an erasure expunges it there).
-- `SEARCH FROM/TO/CC` match substrings (RFC 9051 6.4.4), so every hit is checked on its decoded addresses.
+- `SEARCH FROM/TO/CC` match substrings (RFC 9051 6.4.4), so every hit is checked on its decoded addresses,
+  or for a name on its decoded display names (the owner's excluded). A message with one correspondent carries
+  their display name as its name: a hint for namesakes, as names are everywhere, never a link.
 - The nightly read is a full read: IMAP offers no "changed since" without CONDSTORE (RFC 7162), which not every
   host offers, and a full read is one FETCH of a few header fields per 500 messages per folder.
 
@@ -52,7 +54,7 @@ from imapclient.exceptions import LoginError
 from connectors.base import (ActionResult, Changes, FieldChange, Identifiers, Known, Outcome, Record,
                              RecordRef)
 from connectors.http import VendorAuthError, VendorBadResponse, VendorRejected, VendorUnavailable
-from connectors.matching import email_key
+from connectors.matching import email_key, name_key
 
 SYSTEM = "mailbox"
 MESSAGE = "message"
@@ -227,8 +229,12 @@ class MailboxConnector:
         emails = tuple(dict.fromkeys(key for entries in people.values() for entry in entries
                                      if (key := email_key(entry["email"])) and key not in self.own))
         left_alone = FLAGGED_TO_KEEP if flagged else IN_KEEP_FOLDER if folder in self.keep_folders else None
+        # one correspondent: their display name is the message's name (a namesake hint, never a link)
+        name = next((entry["name"] for entries in people.values() for entry in entries
+                     if entry["name"] and email_key(entry["email"]) in emails), None) if len(emails) == 1 else None
         return Record(
             system=SYSTEM, record_type=MESSAGE, record_id=message_id(folder, validity, uid), emails=emails,
+            first_name=name,
             fields={"date": dated.isoformat(), "subject": _text(headers, "Subject"), **people, "folder": folder,
                     "flagged": flagged},
             created_at=dated, last_activity_at=None if left_alone else dated, shared=len(emails) > 1,
@@ -249,23 +255,29 @@ class MailboxConnector:
 
     # -- searching ---------------------------------------------------------------------------
     def search(self, identifiers: Identifiers) -> Iterator[Record]:
-        """Messages from or to any of the addresses (SEARCH FROM/TO/CC, and Reply-To) in `folders`, the keep
-        folders and Trash, each hit checked on its decoded addresses. Phones and names are not searched: they
-        stand in message bodies, which vergeet does not read."""
-        wanted = {email_key(e) for e in identifiers.emails if email_key(e)}
-        if not wanted:
+        """Messages from or to any of the addresses or display names (SEARCH FROM/TO/CC, and Reply-To) in
+        `folders`, the keep folders and Trash, each hit checked on its decoded addresses and names. Phones are not
+        searched: they stand in message bodies, which vergeet does not read."""
+        addresses = {email_key(e) for e in identifiers.emails} - {""}
+        names = {name_key(n): _name_term(n) for n in identifiers.names if name_key(n)}
+        if not addresses and not names:
             return
         with self._session() as client:
             for folder in dict.fromkeys((*self.folders, *self.keep_folders, self.trash_folder)):
                 validity = self._select(client, folder, readonly=True)
                 hits: set[int] = set()
-                for address in sorted(wanted):
-                    charset = None if address.isascii() else "UTF-8"
-                    hits.update(client.search(["OR", "FROM", address, "OR", "TO", address, "OR", "CC", address,
-                                               "HEADER", "Reply-To", address], charset=charset))
+                for term in sorted(addresses | set(names.values())):
+                    charset = None if term.isascii() else "UTF-8"
+                    hits.update(client.search(["OR", "FROM", term, "OR", "TO", term, "OR", "CC", term,
+                                               "HEADER", "Reply-To", term], charset=charset))
                 for record in self._fetch(client, folder, validity, sorted(hits)):
-                    if wanted & set(record.emails):
+                    if addresses & set(record.emails) or names.keys() & self._correspondent_names(record):
                         yield record
+
+    def _correspondent_names(self, record: Record) -> set[str]:
+        """The compared display names on a message's addresses other than the owner's."""
+        return {name_key(entry["name"]) for key, _ in ADDRESS_HEADERS for entry in record.fields[key]
+                if entry["name"] and email_key(entry["email"]) not in self.own}
 
     # -- acting --------------------------------------------------------------------------------
     def delete(self, ref: RecordRef) -> ActionResult:
@@ -318,6 +330,16 @@ def _addresses(headers: email.message.EmailMessage, name: str) -> list[dict[str,
         found = [{"name": "", "email": a} for _, a in email.utils.getaddresses(headers.get_all(name, []))]
         return [a for a in found if a["email"]]
     return [{"name": a.display_name, "email": a.addr_spec} for a in found if a.addr_spec and "@" in a.addr_spec]
+
+
+def _name_term(name: str) -> str:
+    """What to SEARCH for a display name: the name itself, or for one with letters beyond ASCII its longest
+    ASCII word. Servers compare non-ASCII letters case-sensitively or not at all (pymap matches with re.ASCII,
+    so "Á" is not "á") and some do not decode RFC 2047 encoded words; an ASCII word still stands in a
+    Q-encoded name. Hits are compared on the whole decoded name afterwards."""
+    words = name.split()
+    ascii_words = [word for word in words if word.isascii() and any(c.isalpha() for c in word)]
+    return " ".join(words) if name.isascii() or not ascii_words else max(ascii_words, key=len)
 
 
 def _text(headers: email.message.EmailMessage, name: str) -> str:

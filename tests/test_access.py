@@ -124,9 +124,6 @@ def test_a_phone_number_alone_finds_the_rest_through_the_email_on_the_invoicing_
     assert set(found.mentions["system"]) == set(SYSTEMS)
 
 
-@pytest.mark.xfail(reason="known bug, open: the full read's identity view puts a namesake's mailbox message (Sent, "
-                          "to the other Joost Mulder) with this person, find does not; undiagnosed, see the session "
-                          "note of 2026-12-03", strict=False)
 def test_a_namesake_is_only_a_possible_match(population, connectors, rules, everything):
     person = next(p for p in everywhere(population)
                   if any(o.name == p.name and o.key != p.key for o in population.people))

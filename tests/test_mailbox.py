@@ -17,7 +17,7 @@ from vergeet.connect import build_connectors
 from vergeet.errors import BadInput
 from vergeet.rules import load_rules
 from vergeet.sandbox import Sandbox
-from vergeet.sandbox.fake_imap import KEEP_FOLDER, OWNER_ADDRESS, OWNER_OTHER, TRASH, ImapFake
+from vergeet.sandbox.fake_imap import KEEP_FOLDER, OWNER_ADDRESS, OWNER_NAME, OWNER_OTHER, TRASH, ImapFake
 from vergeet.sandbox.population import Mail, MailboxPresence, Person, Population
 
 TODAY = date.today()
@@ -40,7 +40,7 @@ def population() -> Population:
     return Population(1, TODAY, [
         mailer("anna", "anna@example.nl", Mail("INBOX", OLD, "Vraag", True), Mail("Sent", NEW, "Re: Vraag", False),
                Mail("INBOX", OLD, "Één vraag – café", True, flagged=True)),
-        mailer("bram", "Bram@Example.nl", Mail("INBOX", OLD, "Zonder datum", True, dated=False), first="Bram"),
+        mailer("bram", "Bram@Example.nl", Mail("INBOX", OLD, "Zonder datum", True, dated=False), first="Brám"),
         mailer("carla", "carla@example.nl", Mail(KEEP_FOLDER, OLD, "Contract", True),
                Mail(TRASH, OLD, "Weggegooid", True), first="Carla"),
         # a substring of anna's address: SEARCH FROM "anna@example.nl" matches it, the connector must not
@@ -130,6 +130,15 @@ def test_search_finds_the_persons_mail_everywhere_it_is_held(fake):
     assert connector(fake).delete(carla["Weggegooid"].ref).outcome is Outcome.DONE  # an erasure empties Trash too
     assert uids(fake, TRASH) == []
     assert list(connector(fake).search(Identifiers(phones=("0612345678",)))) == []
+
+
+def test_search_by_name_matches_the_display_name_whole_and_names_a_one_correspondent_message(fake):
+    found = by_subject(connector(fake).search(Identifiers(names=("anna  DE vries",))))
+    # "Hanna de Vries" holds "anna de vries" as a substring: SEARCH matches it, the connector must not
+    assert set(found) == {"Vraag", "Re: Vraag", "Één vraag – café"}
+    assert found["Re: Vraag"].first_name == "Anna de Vries"  # sent: the recipient's name, not the owner's
+    assert by_subject(connector(fake).search(Identifiers(names=(OWNER_NAME,)))) == {}  # the owner
+    assert set(by_subject(connector(fake).search(Identifiers(names=("BRÁM de Vries",))))) == {"Zonder datum"}
 
 
 def test_errors_are_one_line_naming_the_setting_without_secrets(fake):

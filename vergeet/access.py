@@ -182,11 +182,13 @@ class Found:
     def possible_matches(self) -> list[dict[str, str]]:
         """Hits linked to none of the identifiers asked for: record references only, with how they were found."""
         m = self.view.mentions
-        others = m[~m["key"].isin(self.mentions["key"])].drop_duplicates("key")
+        others = m[~m["key"].isin(self.mentions["key"])]
         namesakes = set().union(*(self.view.possible_matches(name) for name in self.names))
+        # a shared record (a meeting) is a namesake's when any of the people it concerns is one
+        named = others["person"].isin(namesakes).groupby(others["key"], sort=False).any()
         return [{"system": row.system, "record_type": row.record_type, "record_id": str(row.record_id),
-                 "found_by": "same_name" if row.person in namesakes else "text_search"}
-                for row in others.itertuples(index=False)]
+                 "found_by": "same_name" if named[row.key] else "text_search"}
+                for row in others.drop_duplicates("key").itertuples(index=False)]
 
 
 def find_person(connectors: Mapping[str, Connector], identifiers: Identifiers, rules: Rules, *,
