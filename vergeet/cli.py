@@ -13,15 +13,72 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 from rich.table import Table
 
 from vergeet.config import Config, load_config
 from vergeet.errors import BadInput
 from vergeet.rules import Rules, load_rules
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+GLOBAL_OPTIONS = {"--config": "--config", "-c": "--config", "--lang": "--lang"}
+
+
+class GlobalOptionsGroup(TyperGroup):
+    """The top command, whose options `--config` and `--lang` may stand before or after the subcommand.
+
+    Click reads a group's options before its subcommand only, so `parse_args` first moves them: `--config`
+    anywhere goes before the subcommand, and `--lang` goes to the command that has a `--lang` of its own (a
+    document's language for `find`, `erase` and `correct`); for one without, it stays the top command's, the
+    language of what it prints. Nothing after `--` is moved.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._hoisted(ctx, list(args)))
+
+    def _hoisted(self, ctx: click.Context, args: list[str]) -> list[str]:
+        found: dict[str, list[str]] = {}
+        rest: list[str] = []
+        tokens = iter(args)
+        for token in tokens:
+            if token == "--":
+                rest += [token, *tokens]
+                break
+            name, equals, value = token.partition("=")
+            if name in GLOBAL_OPTIONS and (not equals or name.startswith("--")):
+                if not equals:
+                    value = next(tokens, None)
+                    if value is None:
+                        rest.append(token)  # click says the value is missing
+                        break
+                found.setdefault(GLOBAL_OPTIONS[name], []).append(value)
+            else:
+                rest.append(token)
+        command, at = _leaf(self, ctx, rest)
+        front = [part for name in ("--config",) for value in found.get(name, [])[-1:] for part in (name, value)]
+        lang = found.get("--lang", [])[-1:]
+        if lang and command is not None and any(p.name == "lang" for p in command.params):
+            rest[at:at] = ["--lang", lang[0]]
+        elif lang:
+            front += ["--lang", lang[0]]
+        return front + rest
+
+
+def _leaf(group: TyperGroup, ctx: click.Context, args: list[str]) -> tuple[click.Command | None, int]:
+    """The command `args` name through the groups (None if it names none), and where its own arguments begin."""
+    command: click.Command | None = group
+    for at, token in enumerate(args):
+        if token.startswith("-"):
+            continue
+        command = command.get_command(ctx, token) if isinstance(command, TyperGroup) else None
+        if not isinstance(command, TyperGroup):
+            return command, at + 1
+    return None, len(args)
+
+
+app = typer.Typer(cls=GlobalOptionsGroup, no_args_is_help=True, add_completion=False,
                   help="Keep a privacy statement's retention promises across the SaaS tools a business uses.")
 rules_app = typer.Typer(no_args_is_help=True, help="Check and show the retention rules.")
 requests_app = typer.Typer(no_args_is_help=True, help="Data subject requests and their deadlines.")
@@ -40,8 +97,15 @@ err = Console(stderr=True)
 class State:
     """Options given before the command, shared by every command."""
 
-    def __init__(self, config_path: str | None):
+    def __init__(self, config_path: str | None, lang: str | None = None):
         self.config_path = config_path
+        self.lang = lang
+
+    def language(self, config: Config | None) -> str:
+        """The language to print in: `--lang`, else the config's, else the locale's."""
+        from vergeet.plan_text import choose_language
+
+        return choose_language(self.lang, config.language if config else None)
 
     def config(self) -> Config:
         return load_config(self.config_path)
@@ -85,8 +149,13 @@ def guarded(command: Callable[..., Any]) -> Callable[..., Any]:
 @app.callback()
 def main(ctx: typer.Context,
          config: Annotated[Optional[str], typer.Option("--config", "-c", metavar="PATH",
-                                                       help="Configuration file (default: $VERGEET_CONFIG).")] = None):
-    ctx.obj = State(config)
+                                                       help="Configuration file (default: $VERGEET_CONFIG).")] = None,
+         lang: Annotated[Optional[str], typer.Option(help="nl or en: what vergeet prints, and the document of find, "
+                                                          "erase and correct (default: the config's language, else "
+                                                          "the locale's)")] = None):
+    if lang not in (None, "nl", "en"):
+        raise typer.BadParameter(f"{lang!r} is not nl or en", param_hint="--lang")
+    ctx.obj = State(config, lang)
 
 
 # -- purge ---------------------------------------------------------------------------------
@@ -291,7 +360,7 @@ def demo(people: Annotated[int, typer.Option(help="Size of the synthetic populat
          workdir: Annotated[Optional[str], typer.Option(help="Keep config and ledger here "
                                                              "(default: a new temporary folder).")] = None,
          lang: Annotated[Optional[str], typer.Option(help="nl or en (default: the locale's)")] = None):
-    """Run the nightly purge against the built-in sandbox of all four vendors; no account needed."""
+    """Run the nightly purge against the built-in sandbox of every connected system; no account needed."""
     from vergeet.demo import run_demo
 
     if lang not in (None, "nl", "en"):
@@ -305,7 +374,7 @@ def sandbox(directory: Annotated[str, typer.Option("--dir", metavar="DIR", help=
             = "vergeet-sandbox",
             people: Annotated[int, typer.Option(help="Size of the synthetic population.")] = 60,
             seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 7):
-    """Serve fakes of all four vendors on 127.0.0.1, with a config to try every command against, until Ctrl-C."""
+    """Serve fakes of every connected system on 127.0.0.1, with a config to try every command against, until Ctrl-C."""
     from vergeet.demo import run_sandbox
 
     raise typer.Exit(run_sandbox(Path(directory), people=people, seed=seed))
@@ -601,7 +670,6 @@ def find(ctx: typer.Context,
     """
     from vergeet import access, tasks
     from vergeet.connect import build_connectors
-    from vergeet.plan_text import choose_language
 
     if format_ not in ("json", "html"):
         raise BadInput(f"--format: {format_!r} is not json or html")
@@ -627,7 +695,7 @@ def find(ctx: typer.Context,
         report = access.access_report(found, rules, subject=subject, as_of=today, lang=lang,
                                       context=access.decision_context(ledger, today), request=request,
                                       tasks=tasks.public(by_hand) if by_hand is not None else None)
-    terminal = choose_language(None, config.language)
+    terminal = ctx.obj.language(config)
     _write_access_report(report, format_, out_path, terminal)
     _print_access_notices(report, request, today, rules, terminal, by_hand)
 
@@ -806,7 +874,6 @@ def _request_setup(ctx: typer.Context, lang: str, approve: bool, reject: str | N
     day received, the config, the terminal's language, the rules and the connectors."""
     from vergeet import access
     from vergeet.connect import build_connectors
-    from vergeet.plan_text import choose_language
 
     if lang not in access.LANGUAGES:
         raise BadInput(f"--lang: {lang!r} is not one of {', '.join(access.LANGUAGES)}")
@@ -814,7 +881,7 @@ def _request_setup(ctx: typer.Context, lang: str, approve: bool, reject: str | N
         raise BadInput("--reject: give the reason for refusing (no personal data), and not together with --approve")
     day = parse_day(received, "--received") if received else date.today()
     config = ctx.obj.config()
-    return day, config, choose_language(None, config.language), ctx.obj.rules(config), build_connectors(config)
+    return day, config, ctx.obj.language(config), ctx.obj.rules(config), build_connectors(config)
 
 
 @app.command()
@@ -987,11 +1054,10 @@ def tasks_list(ctx: typer.Context,
         return
     from vergeet import notify, tasks
     from vergeet.connect import open_ledger
-    from vergeet.plan_text import choose_language
 
     config = ctx.obj.config()
     rules = ctx.obj.rules(config)
-    lang = choose_language(None, config.language)
+    lang = ctx.obj.language(config)
     words = tasks.WORDS[lang]
     with open_ledger(config, create=False) as ledger:
         rows = [tasks.described(task, rules, lang) for task in ledger.tasks(request_id=request, open_only=not all_)]
@@ -1024,11 +1090,10 @@ def _mark_task(ctx: typer.Context, task_id: int, status: str, note: str) -> None
     from vergeet import tasks
     from vergeet.connect import open_ledger
     from vergeet.ledger import LedgerError
-    from vergeet.plan_text import choose_language
 
     config = ctx.obj.config()
     rules = ctx.obj.rules(config)
-    lang = choose_language(None, config.language)
+    lang = ctx.obj.language(config)
     words = tasks.WORDS[lang]
     with open_ledger(config, create=False) as ledger:
         try:

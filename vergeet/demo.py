@@ -2,13 +2,14 @@
 
 `demo` runs the nightly purge end to end against the sandbox, in under a minute.
 
-Starts the four vendor fakes on loopback with a synthetic population, writes
+Starts the fakes of every system vergeet connects to (seven: the four vendors of the first
+user, the mailbox, WooCommerce and Zoom) on loopback with a synthetic population, writes
 a config and a ledger in a work folder, and runs the real command-line purge:
 a dry run that shows the plan, an apply that the circuit breaker first
 refuses (a first run clears years of backlog), the apply forced, and a last
 run that finds nothing left to do.
 
-`sandbox` starts the same four fakes and leaves them running, with a config
+`sandbox` starts the same fakes and leaves them running, with a config
 beside them, so every command in the README can be tried by hand.
 """
 from __future__ import annotations
@@ -94,7 +95,7 @@ def run_demo(*, people: int = 60, seed: int = 7, workdir: str | None = None, lan
 
 
 def run_sandbox(directory: Path, *, people: int = 60, seed: int = 7, stop: threading.Event | None = None) -> int:
-    """Serve the four vendor fakes on 127.0.0.1 with a config in `directory` until Ctrl-C (or `stop`).
+    """Serve the vendor fakes on 127.0.0.1 with a config in `directory` until Ctrl-C (or `stop`).
 
     Each start is a fresh sandbox: the fakes begin from the synthetic population again, so a ledger left by an
     earlier sandbox in `directory` is removed with it. A folder holding anything else's config is refused.
