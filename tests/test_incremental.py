@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connectors import SYSTEMS as CONNECTED
 from connectors import mollie as mollie_connector
 from connectors.google_calendar import GoogleCalendarConnector
 from vergeet import pipeline
@@ -29,9 +30,11 @@ from vergeet.sync import sync_system
 TODAY = date.today()
 NOW = datetime.now(timezone.utc)
 RULES = load_rules(Path(__file__).resolve().parents[1] / "retention_rules.toml")
-SYSTEMS = ("moneybird", "mailblue", "mollie", "google_calendar")
-FAST = {system: (10_000, 1.0) for system in SYSTEMS}
-PRESENCE = {"moneybird": "moneybird", "mailblue": "mailblue", "mollie": "mollie", "google_calendar": "calendar"}
+#: the systems whose fakes change between nights, and the name of a newcomer's presence in each
+PRESENCE = {"moneybird": "moneybird", "mailblue": "mailblue", "mollie": "mollie", "google_calendar": "calendar",
+            "zoom": "zoom", "woocommerce": "woocommerce"}
+SYSTEMS = tuple(PRESENCE)
+FAST = {system: (10_000, 1.0) for system in CONNECTED}
 
 
 def connectors_at(sandbox: Sandbox, directory: Path, clock=lambda: NOW) -> dict:
@@ -77,8 +80,11 @@ def change(sandbox: Sandbox, system: str, kind: str, pick: int, number: int) -> 
         fake.remove(pick)
 
 
-changes = st.lists(st.tuples(st.sampled_from(SYSTEMS), st.sampled_from(("new", "change", "remove")),
-                             st.integers(0, 10_000)), min_size=1, max_size=8)
+#: Zoom lists no changes: nights read the last two months (connectors/zoom.py `changes`), so a recording changed
+#: or trashed in an older month is seen by the next full read only; a new one is seen the same night
+KINDS = {system: ("new",) if system == "zoom" else ("new", "change", "remove") for system in SYSTEMS}
+changes = st.lists(st.sampled_from(SYSTEMS).flatmap(lambda system: st.tuples(
+    st.just(system), st.sampled_from(KINDS[system]), st.integers(0, 10_000))), min_size=1, max_size=8)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from typer.testing import CliRunner
 
+from connectors import SYSTEMS as CONNECTED
 from connectors.base import ActionResult, Changes, Identifiers, Known, Outcome, Record, RecordRef
 from connectors.http import VendorUnavailable
 from vergeet import notify, pipeline
@@ -328,7 +329,7 @@ def test_a_failed_nightly_run_sends_its_failure_and_an_unsendable_digest_does_no
 
     mailbox, port = smtp
     monkeypatch.setenv("TEST_SMTP_PASSWORD", PASSWORD)
-    fast = {system: (1000, 1.0) for system in ("moneybird", "mailblue", "mollie", "google_calendar")}
+    fast = {system: (1000, 1.0) for system in CONNECTED}
     population = generate(12, seed=7, today=TODAY)
     notify_table = (f'\n[notify]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "plain"\nusername = "owner"\n'
                     'password = "env:TEST_SMTP_PASSWORD"\nfrom = "vergeet@example.com"\nto = ["owner@example.com"]\n')

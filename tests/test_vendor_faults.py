@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from connectors import SYSTEMS as CONNECTED
 from connectors.base import Connector, Identifiers, Outcome, Record
 from connectors.google_calendar import GoogleCalendarConnector
 from connectors.http import VendorError, VendorUnavailable
@@ -194,7 +195,7 @@ def test_ids_missing_or_of_the_wrong_type_never_become_already_gone(serve, syste
 def sandbox_config(population, tmp_path_factory):
     from vergeet.sandbox import Sandbox
 
-    fast = {system: (10_000, 1.0) for system in SYSTEMS}
+    fast = {system: (10_000, 1.0) for system in CONNECTED}
     with Sandbox(population, rates=fast) as sandbox:
         yield sandbox, sandbox.write_config(tmp_path_factory.mktemp("cli"), retries=0, client_rates=fast)
 
