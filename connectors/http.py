@@ -120,7 +120,7 @@ def note_call(method: str, path: str) -> None:
 #: what a vendor's odd payload raises in code that reads it as documented
 _PAYLOAD_ERRORS = (PayloadError, KeyError, IndexError, TypeError, AttributeError)
 C = TypeVar("C")
-PROTOCOL_METHODS = ("records", "changes", "search", "read", "delete", "anonymise")
+PROTOCOL_METHODS = ("records", "changes", "search", "read", "delete", "anonymise", "plan_correction", "correct")
 
 
 def vendor_payloads(cls: C) -> C:

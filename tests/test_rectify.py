@@ -266,6 +266,20 @@ def test_a_record_that_does_not_show_the_new_value_when_read_back_keeps_the_requ
     assert ledger.get_request(plan.request["id"])["closed_at"] is None
 
 
+def test_a_write_the_vendor_refuses_is_not_corrected_in_the_confirmation_and_not_a_failed_read_back(ledger):
+    connectors = fakes()
+    plan = planned(ledger, connectors)
+    connectors["mailblue"].correct = lambda changes: ActionResult(Outcome.NOT_SUPPORTED, "HTTP 422 duplicate_email")
+    summary, differs, status = carry_out(ledger, plan, connectors)
+    assert (status, differs, summary.failed) == ("completed", [], 0)
+    document = rectify.confirmation(ledger, plan, RULES, differs, status, "en")
+    assert {e["record_id"] for e in document["corrected"]} == {"c-1"}
+    refused = [e for e in document["not_corrected"] if e["record_id"] == "m-1"]
+    assert {e["field"] for e in refused} == set(NEW) and {e["reason"] for e in refused} == {"vendor_refused"}
+    assert refused[0]["why"] == "Mailblue refused the change when it was made: the value stayed as it was"
+    assert next(e for e in refused if e["field"] == "email")["value"] == OLD_EMAIL  # what the record keeps
+
+
 # -- the confirmation and what the ledger keeps --------------------------------------------------
 
 

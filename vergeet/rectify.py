@@ -27,7 +27,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from connectors.base import CORRECTABLE_FIELDS, Connector, FieldChange, Identifiers, Record
+from connectors.base import CORRECTABLE_FIELDS, Connector, FieldChange, Identifiers, Outcome, Record
 from connectors.http import VendorError
 from vergeet import pipeline
 from vergeet.access import (_EMAIL, _NAME, SearchSystems, coverage, find_person, normalise, reference,
@@ -43,6 +43,7 @@ from vergeet.sync import index_records
 FORMAT = "vergeet-rectification-confirmation/1"
 ACTION = "correct"  # the ledger's action kind
 RULE = "rectification"  # what the ledger's actions and outcome counts name as their rule
+VENDOR_REFUSED = Outcome.NOT_SUPPORTED.value  # a write the vendor refused: the record keeps its values
 ADDRESS = "address"
 #: what `--set` accepts: the correctable fields, and "address" for street, postcode and city in one value
 SETTABLE = (*CORRECTABLE_FIELDS, ADDRESS)
@@ -63,6 +64,8 @@ WORDS = {
             "vendor_read_only": "{system} biedt geen manier om dit gegeven te wijzigen",
             "past_event": "een afspraak die al geweest is, blijft vastgelegd zoals zij toen was",
             "not_organiser": "iemand anders heeft deze afspraak georganiseerd: alleen die kan de gastenlijst wijzigen",
+            "vendor_refused": "{system} weigerde de wijziging toen die werd doorgevoerd: het gegeven is gebleven "
+                              "zoals het was",
             "other": "dit gegeven kan hier niet gewijzigd worden ({code})"},
         "change": "wordt gewijzigd", "already": "is al zo", "stays": "blijft [{n}]",
         "plan": "Correctieverzoek {id} (uiterlijk {deadline}): {n} gegeven(s) in {records} record(s) te wijzigen, "
@@ -88,6 +91,7 @@ WORDS = {
             "vendor_read_only": "{system} offers no way to change this",
             "past_event": "an appointment that has taken place stays on record as it was then",
             "not_organiser": "someone else organised this appointment: only they can change its guest list",
+            "vendor_refused": "{system} refused the change when it was made: the value stayed as it was",
             "other": "this cannot be changed here ({code})"},
         "change": "changes", "already": "already so", "stays": "stays [{n}]",
         "plan": "Rectification request {id} (due {deadline}): {n} value(s) to change in {records} record(s), "
@@ -347,9 +351,14 @@ def execute(ledger: Ledger, plan: CorrectionPlan, connectors: Mapping[str, Conne
 def verify(ledger: Ledger, plan: CorrectionPlan, connectors: Mapping[str, Connector]) -> list[dict[str, str]]:
     """Read every record the plan changes again: those that do not show the new values (record refs and the
     fields). The records read back go into the identity index, so their new identifiers find the person; the
-    old ones stay there (the index forgets nothing)."""
+    old ones stay there (the index forgets nothing). A record whose write the vendor refused is not read: it
+    keeps its values, and the confirmation says so."""
     differs, read_back = [], []
+    refused = {key for (key, _), action in _written(ledger, plan.request["id"]).items()
+               if action["outcome"] == VENDOR_REFUSED}
     for key, changes in plan.to_make().items():
+        if key in refused:
+            continue
         ref = changes[0].ref
         try:
             record = connectors[ref.system].read(ref)
@@ -421,6 +430,10 @@ def confirmation(ledger: Ledger, plan: CorrectionPlan, rules: Rules, differs: li
                               why=refusal_text(change.refused, rules.system_name(change.ref.system), lang)))
             continue
         action = written.get((str(change.ref), change.field), {})
+        if action.get("outcome") == VENDOR_REFUSED:
+            kept.append(entry(change, value=change.current, reason="vendor_refused",
+                              why=refusal_text("vendor_refused", rules.system_name(change.ref.system), lang)))
+            continue
         already = same(change.field, change.current, change.new)
         # a write a kill interrupted, which the record shows now, was this request's
         outcome = action.get("outcome") or ("done" if action and already else "already_so" if already
