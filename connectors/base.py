@@ -201,7 +201,12 @@ class FieldChange:
 
 @runtime_checkable
 class Connector(Protocol):
-    """What every vendor connector offers."""
+    """What every vendor connector offers.
+
+    A connector whose records may name a person without an e-mail address or phone number (Zoom's guests) sets
+    `name_only_records = True`: an access or erasure search then asks it for the names on the person's records
+    too, and what those find is a possible match, never the person's.
+    """
 
     system: str
 

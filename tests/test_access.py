@@ -132,9 +132,14 @@ def test_a_namesake_is_only_a_possible_match(population, connectors, rules, ever
     report = access.access_report(found, rules, subject=Identifiers(emails=(person.email,)), as_of=date.today())
 
     their_keys = set().union(*(keys_of(everything, o) for o in namesakes))
+    # a recording where someone of this name took part as a guest (no address shown) may be either's, or another's
+    guest_of = {str(r.ref) for r in connectors["zoom"].records() if not r.emails
+                and person.name.casefold() in {p["name"].casefold() for p in r.fields["participants"]}}
     possible = {f"{m['system']}/{m['record_type']}/{m['record_id']}" for m in report["possible_matches"]}
-    assert their_keys and possible == their_keys
-    assert {m["found_by"] for m in report["possible_matches"]} == {"same_name"}
+    assert their_keys and guest_of and possible == their_keys | guest_of
+    # (a guest recording named after its first guest, someone else, is a text-search hit)
+    assert {m["found_by"] for m in report["possible_matches"]
+            if f"{m['system']}/{m['record_type']}/{m['record_id']}" not in guest_of} == {"same_name"}
     assert {f"{r['system']}/{r['record_type']}/{r['record_id']}" for r in report["records"]} == \
         keys_of(everything, person)
     records = json.dumps(report["records"]).lower()

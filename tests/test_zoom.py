@@ -21,7 +21,7 @@ from vergeet.config import load_config
 from vergeet.rules import load_rules
 from vergeet.sandbox import Sandbox
 from vergeet.sandbox.fake_zoom import TOKEN_PATH, ZoomFake
-from vergeet.sandbox.population import Person, Population, Session, ZoomPresence
+from vergeet.sandbox.population import MailbluePresence, Person, Population, Session, ZoomPresence
 from vergeet.sandbox.server import FakeServer
 
 TODAY = date.today()
@@ -292,6 +292,7 @@ def test_the_sandbox_purge_deletes_recordings_a_year_after_the_session_and_find_
     old = Session(at(TODAY - relativedelta(years=1, days=5)), 60, "Coaching Anna")
     recent = Session(at(TODAY - relativedelta(months=2)), 60, "Coaching Anna")
     anna = person("anna", "Anna", "Bakker", "anna.bakker@example.nl", old, recent)
+    anna.mailblue = MailbluePresence(anna.email, None, at(TODAY - relativedelta(years=2)))  # her name, by her address
     bram = person("bram", "Bram", "de Vries", "bram@example.nl", Session(at(TODAY - relativedelta(months=3)), 45,
                                                                          "Intake Bram", registered=True))
     with Sandbox(population(anna, bram)) as sandbox:
@@ -302,8 +303,27 @@ def test_the_sandbox_purge_deletes_recordings_a_year_after_the_session_and_find_
                                          "--format", "json"])
         assert found.exit_code == 0, found.output
         report = json.loads(found.stdout)
-        recordings = [r for r in report["records"] if r["system"] == "zoom"]
-        assert len(recordings) == 2 and {r["label"] for r in recordings} == {RULES.rule("zoom-recording-1y").nl}
+        # Anna did not register: Zoom hides her address, so her recordings carry her display name only, and are
+        # found by the name on her other records as possible matches, for the owner to judge
+        assert [r for r in report["records"] if r["system"] == "zoom"] == []
+        named = [m for m in report["possible_matches"] if m["system"] == "zoom"]
+        assert len(named) == 2 and {(m["record_type"], m["found_by"]) for m in named} == {(RECORDING, "same_name")}
+        assert "limit" not in {s["system"]: s for s in report["systems"]}["zoom"]  # her name was searched
+        unknown = json.loads(CliRunner().invoke(app, ["--config", str(path), "find", "someone@example.nl", "--test",
+                                                      "--format", "json"]).stdout)
+        zoom = {s["system"]: s for s in unknown["systems"]}["zoom"]
+        assert zoom["records"] == 0 and zoom["limit"].startswith("Zoom laat het e-mailadres van wie zonder "
+                                                                 "inschrijving deelnam niet zien")
+        named = json.loads(CliRunner().invoke(app, ["--config", str(path), "find", "someone@example.nl", "--name",
+                                                    "anna BAKKER", "--test", "--format", "json"]).stdout)
+        assert "limit" not in {s["system"]: s for s in named["systems"]}["zoom"]
+        assert len([m for m in named["possible_matches"] if m["system"] == "zoom"]) == 2
+        found = CliRunner().invoke(app, ["--config", str(path), "find", "bram@example.nl", "--test", "--format",
+                                         "json"])
+        recordings = [r for r in json.loads(found.stdout)["records"] if r["system"] == "zoom"]
+        assert len(recordings) == 2  # registered: the recording and the registration carry his address
+        assert {r["label"] for r in recordings} == {RULES.rule("zoom-recording-1y").nl,
+                                                   RULES.rule("zoom-registrant-1y").nl}
         assert {s["system"]: s["status"] for s in report["systems"]}["zoom"] == "searched"
         assert "Google Meet" in {s["name"] for s in report["systems"] if s["status"] == "checked_by_hand"}
         by_start = {m["start_time"][:10]: uuid for uuid, m in fake.meetings.items()}

@@ -39,6 +39,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from connectors.base import Connector, Identifiers, Record, RecordRef
 from connectors.http import VendorError
+from connectors.matching import name_key
 from vergeet import pipeline
 from vergeet.decide import Context, Plan, decide
 from vergeet.errors import BadInput
@@ -168,6 +169,8 @@ class Found:
     rounds: int
     unsearched: int  # identifiers found in the last round allowed, left unsearched
     former: frozenset[str] = frozenset()  # keys found only through the identity index, by identifiers they lost
+    #: systems holding records that carry a name only (`Connector.name_only_records`) where no name was searched
+    unnamed: tuple[str, ...] = ()
 
     @property
     def mentions(self) -> pd.DataFrame:
@@ -232,12 +235,33 @@ def find_person(connectors: Mapping[str, Connector], identifiers: Identifiers, r
         people = view.people_with_identifiers(linking)
         on_their_records = view.identifiers[view.identifiers["person"].isin(people)]
         pending = set(zip(on_their_records["kind"], on_their_records["value"])) - searched
+    names = asked.names + _names_to_ask(connectors, search_systems, view, people, asked.names, hits)
+    if len(names) > len(asked.names):
+        view = pipeline.identity_view({"hits": [_as_indexed(hits[key], mapped.get(key, ())) for key in hits]}, rules)
+        people = view.people_with_identifiers(linking)
     if ledger is not None:
         index_records(ledger, list(hits.values()))
     former = frozenset(key for key in hits if key not in searched_hits and key in mapped
                        and not _carries(hits[key], mapped[key]))
-    return Found(tuple(connectors), hits, view, frozenset(people), asked.names, _from_pairs(searched), rounds,
-                 len(pending), former)
+    unnamed = () if names else tuple(s for s, c in connectors.items() if getattr(c, "name_only_records", False))
+    return Found(tuple(connectors), hits, view, frozenset(people), names, _from_pairs(searched), rounds,
+                 len(pending), former, unnamed)
+
+
+def _names_to_ask(connectors: Mapping[str, Connector], search_systems: SearchSystems, view: IdentityView,
+                  people: Iterable[int], asked: tuple[str, ...], hits: dict[str, Record]) -> tuple[str, ...]:
+    """The names on the person's records, searched once more in the systems that hold records carrying a name
+    only (`Connector.name_only_records`: Zoom hides guests' addresses); their hits go into `hits`. A name never
+    links, so what they find is a possible match for a human to judge. The names searched beyond `asked`."""
+    named_only = {system: c for system, c in connectors.items() if getattr(c, "name_only_records", False)}
+    m = view.mentions
+    names = set(m.loc[m["person"].isin(list(people)), "full_name"].dropna()) - {name_key(n) for n in asked}
+    if not named_only or not names:
+        return ()
+    extra = tuple(sorted(names))
+    for records in search_systems(named_only, Identifiers(names=extra)).values():
+        hits.update((str(record.ref), record) for record in records)
+    return extra
 
 
 def _index_lookup(ledger: Ledger, pairs: set[tuple[str, str]]) -> dict[str, set[tuple[str, str]]]:
@@ -309,6 +333,9 @@ def _ref(key: str) -> RecordRef:
 
 _TEXT = {
     "nl": {
+        "name_only": "{system} laat het e-mailadres van wie zonder inschrijving deelnam niet zien, alleen de naam "
+                     "waarmee die deelnam, en er is op geen naam gezocht: noem mij de naam die je daar gebruikte, "
+                     "dan zoek ik opnieuw",
         "units": {"years": ("jaar", "jaar"), "months": ("maand", "maanden"), "weeks": ("week", "weken"),
                   "days": ("dag", "dagen")},
         "clocks": {"last_contact": "het laatste contact", "last_activity": "de laatste activiteit",
@@ -329,6 +356,9 @@ _TEXT = {
         "redacted": "[gegevens van een andere deelnemer]",
     },
     "en": {
+        "name_only": "{system} does not show the e-mail address of someone who took part without registering, "
+                     "only the name they used, and no name was searched: tell me the name you used there and I "
+                     "will search again",
         "units": {"years": ("year", "years"), "months": ("month", "months"), "weeks": ("week", "weeks"),
                   "days": ("day", "days")},
         "clocks": {"last_contact": "the last contact", "last_activity": "the last activity",
@@ -406,7 +436,8 @@ def access_report(found: Found, rules: Rules, *, subject: Identifiers, as_of: da
         "controller": rules.controller.model_dump(),
         "request": _request_entry(request),
         "records": records,
-        "systems": [_system_entry(system, records, rules, lang) for system in found.systems]
+        "systems": [_system_entry(system, records, rules, lang, unnamed=system in found.unnamed)
+                    for system in found.systems]
         + [entry for entry in coverage(rules, found.systems, lang, tasks) if entry["status"] != "searched"],
         "rights": _rights_entry(rules, lang),
         "possible_matches": found.possible_matches(),
@@ -547,10 +578,13 @@ def checklist(entries: Iterable[Mapping[str, Any]], lang: str = "en") -> list[st
     return lines
 
 
-def _system_entry(system: str, records: list[dict], rules: Rules, lang: str) -> dict[str, Any]:
+def _system_entry(system: str, records: list[dict], rules: Rules, lang: str, *, unnamed: bool = False
+                  ) -> dict[str, Any]:
+    """A searched system's entry; `unnamed`: it holds records that carry a name only, and no name was searched."""
     processors = rules.processors_of(system)
     own = rules.system_name(system)
-    return {"system": system, "name": own, "status": "searched",
+    limit = {"limit": _TEXT[lang]["name_only"].format(system=own)} if unnamed else {}
+    return {"system": system, "name": own, "status": "searched", **limit,
             "records": sum(r["system"] == system for r in records),
             "may_leave_eea": any(p.outside_eea for p in processors),
             "processors": [{"name": p.name_in(lang), "role": p.role, "service": p.service_in(lang),

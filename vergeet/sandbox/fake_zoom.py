@@ -34,8 +34,11 @@ Faithful where the connector depends on it (ZD: developers.zoom.us/docs/api, the
   starts while another has just used the second's quota meets it, as a second connector does here).
 
 Seeded: each online session of the population is one meeting instance with a cloud recording (MP4, M4A,
-TRANSCRIPT, CHAT), hosted by the owner; its participants are the host, the person (the address as they typed it)
-and sometimes a guest without an address or a second person (a group session). Sessions of one person in the same
+TRANSCRIPT, CHAT), hosted by the owner; its participants are the host, the person and sometimes a guest without an
+address or a second person (a group session). Every participant but the host is a guest of the account, so their
+`user_email` is "" unless they registered for the meeting (the address as they typed it): since March 2022 Zoom
+hides guests' addresses except for registrants, calendar invitations through its calendar integrations and
+addresses the host entered (Zoom changelog "Zoom API email address display rules", 2022-01-26). Sessions of one person in the same
 series share a recurring meeting id; registered ones put the person in that meeting's registrants. Some UUIDs start
 with "/" or hold "//", as Zoom's do. Ids and picks come from stable hashes, never from the population's generator.
 
@@ -153,10 +156,11 @@ class ZoomFake(FakeVendor):
         for number, session in enumerate(person.zoom.sessions if person.zoom else []):
             meeting_id = 80_000_000_000 + int.from_bytes(_hash("meeting", person.key, session.series)[:4], "big")
             uuid = _uuid(person.key, number, session.start.isoformat())
-            people = [{"name": person.name, "user_email": person.zoom.email}]
+            # a guest's address is shown only when they registered (Zoom's e-mail display rules, 2022)
+            people = [{"name": person.name, "user_email": person.zoom.email if session.registered else ""}]
             if others and _share("group", person.key, number) < 0.15:
                 other = others[int(_share("who", person.key, number) * len(others))]
-                people.append({"name": other.name, "user_email": other.zoom.email})
+                people.append({"name": other.name, "user_email": ""})
             if _share("guest", person.key, number) < 0.2:
                 people.append({"name": "iPhone", "user_email": ""})
             self.add_meeting(uuid, meeting_id, session.start, session.minutes, session.topic, people)
