@@ -87,7 +87,7 @@ changes = st.lists(st.sampled_from(SYSTEMS).flatmap(lambda system: st.tuples(
     st.just(system), st.sampled_from(KINDS[system]), st.integers(0, 10_000))), min_size=1, max_size=8)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(night_changes=changes)
 def test_an_incremental_night_plans_what_a_full_read_plans(tmp_path_factory, night_changes):
     """Every change a vendor's feed shows is seen. Mailblue lists no deletions, but a contact deleted there
