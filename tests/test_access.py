@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections import Counter
 from datetime import date
 from pathlib import Path

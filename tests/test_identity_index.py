@@ -20,8 +20,8 @@ from vergeet.connect import build_connectors, open_ledger
 from vergeet.ledger import Ledger
 from vergeet.rules import load_rules
 from vergeet.sandbox import Sandbox
-from vergeet.sandbox.population import (Appointment, CalendarPresence, Document, MailbluePresence, MolliePresence,
-                                        MoneybirdPresence, Payment, Person, Population, generate)
+from vergeet.sandbox.population import (Appointment, CalendarPresence, MailbluePresence, MolliePresence, Payment,
+                                        Person, Population, generate)
 
 TODAY = date.today()
 RULES = load_rules(Path(__file__).resolve().parents[1] / "retention_rules.toml")

@@ -1,10 +1,12 @@
 """`vergeet init`: a random pepper in a private env file, a starter config that loads, and nothing overwritten."""
 from __future__ import annotations
 
+import re
 import stat
 
 from typer.testing import CliRunner
 
+from connectors import SYSTEMS
 from vergeet.cli import app
 from vergeet.config import load_config, pepper_problem
 from vergeet.rules import SHIPPED_RULES, load_rules
@@ -35,6 +37,18 @@ def test_init_writes_a_private_random_pepper_a_config_that_loads_and_the_rules(t
 
     assert CliRunner().invoke(app, ["init", str(tmp_path / "other")]).exit_code == 0
     assert _pepper(tmp_path / "other" / "vergeet.env") != pepper
+
+
+def test_every_placeholder_of_the_starter_config_loads_once_uncommented(tmp_path, monkeypatch):
+    assert CliRunner().invoke(app, ["init", str(tmp_path)]).exit_code == 0
+    config_file = tmp_path / "vergeet.toml"
+    text = config_file.read_text()
+    config_file.write_text(re.sub(r"^# (\[connectors\.|[a-z_]+ = )", r"\1", text, flags=re.M))
+    for line in (tmp_path / "vergeet.env").read_text().splitlines():
+        if line.startswith("# ") and line.endswith("="):
+            monkeypatch.setenv(line[2:-1], "placeholder")
+    config = load_config(str(config_file))
+    assert {name for name in SYSTEMS if getattr(config.connectors, name) is not None} == set(SYSTEMS)
 
 
 def test_init_overwrites_nothing(tmp_path):

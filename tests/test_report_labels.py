@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -144,3 +143,23 @@ def test_the_calendar_itself_is_not_shown_among_the_persons_fields(pages, lang):
     guest = "Deelnemer" if lang == "nl" else "Attendee"
     shown = re.findall(rf"{guest} \d+: e-mail ?ad+res+\s+(\S+)", text)
     assert shown == [EMAIL]
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_an_order_is_named_by_its_number_and_a_session_by_its_day(lang):
+    """The certificate's reference for the newer systems' records, from the fakes' documented payloads."""
+    from datetime import date
+
+    from connectors.base import Record
+    from connectors.woocommerce import order_record
+    from vergeet.sandbox.fake_woocommerce import WooCommerceFake
+    from vergeet.sandbox.fake_zoom import ZoomFake
+    from vergeet.sandbox.population import generate
+
+    people = generate(30, seed=7, today=date.today())
+    order = order_record(next(iter(WooCommerceFake(people).orders.values())))
+    assert access.reference(order, lang) == str(order.fields["number"])
+    meeting = next(iter(ZoomFake(people).meetings.values()))
+    day = date.fromisoformat(meeting["start_time"][:10])
+    recording = Record("zoom", "recording", meeting["uuid"], fields=meeting)
+    assert access.reference(recording, lang) == access._long_date(day.isoformat(), lang)

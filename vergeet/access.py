@@ -630,11 +630,14 @@ _MONTHS = {"nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli"
            "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September",
                   "October", "November", "December")}
 #: fields that name a record for a reader, and that date it, in the vendors' own names
-_NUMBER_FIELDS = ("invoice_id", "estimate_id")
-_TITLE_FIELDS = (*_NUMBER_FIELDS, "company_name", "summary", "description", "name", "subject")
+#: a document's own number: Moneybird's invoice and quote, WooCommerce's order
+_NUMBER_FIELDS = ("invoice_id", "estimate_id", "number")
+_TITLE_FIELDS = (*_NUMBER_FIELDS, "company_name", "summary", "description", "name", "subject", "topic")
 _NAME_FIELDS = ("firstname", "lastname", "firstName", "lastName")
 #: a record's own date (a message's Date); a record with none of them is dated by when it was created
-_OWN_DATE_FIELDS = ("invoice_date", "estimate_date", "start.dateTime", "start.date", "date")
+#: the date a record is about (a document's, an appointment's, a mail's, an order's, a Zoom session's)
+_OWN_DATE_FIELDS = ("invoice_date", "estimate_date", "start.dateTime", "start.date", "date", "date_created",
+                    "start_time")
 _DATE_FIELDS = (*_OWN_DATE_FIELDS, "createdAt", "created_at", "cdate")
 
 

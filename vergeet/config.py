@@ -501,6 +501,20 @@ path = "retention_rules.toml"   # your privacy statement as data: check it with 
 # account_id = "env:ZOOM_ACCOUNT_ID"
 # client_id = "env:ZOOM_CLIENT_ID"
 # client_secret = "env:ZOOM_CLIENT_SECRET"
+
+# [connectors.woocommerce]   # WooCommerce, Settings, Advanced, REST API: a key with Read/Write permission
+# base_url = "https://shop.example.nl"   # the shop's own address
+# consumer_key = "env:WOOCOMMERCE_CONSUMER_KEY"
+# consumer_secret = "env:WOOCOMMERCE_CONSUMER_SECRET"
+
+# [connectors.mailbox]   # the business's mail over IMAP (for Vimexx: the mail server its control panel shows)
+# host = "mail.example.nl"
+# username = "info@example.nl"
+# password = "env:MAILBOX_PASSWORD"
+# folders = ["INBOX", "Sent"]   # read each night for mail past its period; as your mail program names them
+# trash_folder = "Trash"
+# keep_folders = []   # folders you keep whole, e.g. "Archief/Contracten"
+# own_addresses = ["info@example.nl"]
 """
 
 _STARTER_ENV = """\
@@ -515,6 +529,9 @@ VERGEET_PEPPER={pepper}
 # ZOOM_ACCOUNT_ID=
 # ZOOM_CLIENT_ID=
 # ZOOM_CLIENT_SECRET=
+# WOOCOMMERCE_CONSUMER_KEY=
+# WOOCOMMERCE_CONSUMER_SECRET=
+# MAILBOX_PASSWORD=
 """
 
 

@@ -37,8 +37,9 @@ def _step(title: str) -> None:
 
 
 _DEMO = {
-    "nl": {"sandbox": "Sandbox: nagemaakte Moneybird, Mailblue, Mollie, Google Calendar, Zoom en WooCommerce op "
-                      "127.0.0.1 met {people} verzonnen mensen (seed {seed}); elk houdt zich aan de limiet van de echte leverancier.",
+    "nl": {"sandbox": "Sandbox: nagemaakte Moneybird, Mailblue, Mollie, Google Calendar, Zoom, WooCommerce en een "
+                      "mailbox (IMAP) op 127.0.0.1 met {people} verzonnen mensen (seed {seed}); elke leverancier "
+                      "houdt zich aan de limiet van de echte.",
            "1": "1. Proefdraai: wat de bewaarregels vandaag vragen (er verandert niets)",
            "2": "2. Uitvoeren: eerst kijkt de noodrem naar het plan",
            "tripped": "Een eerste run ruimt jaren achterstand op, dus de noodrem slaat aan. Plan hierboven bekeken? "
@@ -48,8 +49,9 @@ _DEMO = {
            "where": "Het grootboek (alleen record-id's en versleutelde vingerafdrukken) staat in {ledger}; de "
                     "configuratie in {config}.",
            "done": "Demo klaar in {seconds:.0f} s."},
-    "en": {"sandbox": "Sandbox: Moneybird, Mailblue, Mollie, Google Calendar, Zoom and WooCommerce fakes on "
-                      "127.0.0.1 with {people} synthetic people (seed {seed}), each enforcing its vendor's rate limit.",
+    "en": {"sandbox": "Sandbox: Moneybird, Mailblue, Mollie, Google Calendar, Zoom and WooCommerce fakes and a "
+                      "mailbox (IMAP) on 127.0.0.1 with {people} synthetic people (seed {seed}), each vendor's "
+                      "enforcing its rate limit.",
            "1": "1. Dry run: what the retention rules demand today (nothing is changed)",
            "2": "2. Apply: the circuit breaker checks the plan first",
            "tripped": "A first run clears years of backlog, so the breaker trips. Reviewed the plan above? "
