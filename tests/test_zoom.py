@@ -16,6 +16,7 @@ from connectors import zoom
 from connectors.base import Identifiers, Outcome, RecordRef
 from connectors.http import VendorAuthError, VendorBadResponse
 from connectors.zoom import RECORDING, REGISTRANT, ZoomConnector, uuid_path
+from vergeet import access
 from vergeet.cli import app, run_purge
 from vergeet.config import load_config
 from vergeet.rules import load_rules
@@ -314,6 +315,8 @@ def test_the_sandbox_purge_deletes_recordings_a_year_after_the_session_and_find_
         zoom = {s["system"]: s for s in unknown["systems"]}["zoom"]
         assert zoom["records"] == 0 and zoom["limit"].startswith("Zoom laat het e-mailadres van wie zonder "
                                                                  "inschrijving deelnam niet zien")
+        page = access.render_html(unknown)
+        assert "Ik vond hier niets bij wat ik zocht." in page and zoom["limit"] in page  # not "nothing is kept"
         named = json.loads(CliRunner().invoke(app, ["--config", str(path), "find", "someone@example.nl", "--name",
                                                     "anna BAKKER", "--test", "--format", "json"]).stdout)
         assert "limit" not in {s["system"]: s for s in named["systems"]}["zoom"]
