@@ -317,6 +317,13 @@ def test_the_sandbox_purge_deletes_recordings_a_year_after_the_session_and_find_
                                                                  "inschrijving deelnam niet zien")
         page = access.render_html(unknown)
         assert "Ik vond hier niets bij wat ik zocht." in page and zoom["limit"] in page  # not "nothing is kept"
+        erased = CliRunner().invoke(app, ["--config", str(path), "erase", "someone@example.nl", "--approve",
+                                          "--verified-by", "ID gezien", "--lang", "en", "--out", str(tmp_path / "out")])
+        assert erased.exit_code == 0, erased.output
+        certificate = json.loads(next((tmp_path / "out").glob("erasure-request-*.json")).read_text())
+        limit = {s["system"]: s for s in certificate["systems"]}["zoom"]["limit"]
+        assert limit.startswith("Zoom does not show the e-mail address of someone who took part without registering")
+        assert limit in next((tmp_path / "out").glob("erasure-request-*.html")).read_text()
         named = json.loads(CliRunner().invoke(app, ["--config", str(path), "find", "someone@example.nl", "--name",
                                                     "anna BAKKER", "--test", "--format", "json"]).stdout)
         assert "limit" not in {s["system"]: s for s in named["systems"]}["zoom"]

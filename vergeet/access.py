@@ -583,12 +583,17 @@ def _system_entry(system: str, records: list[dict], rules: Rules, lang: str, *, 
     """A searched system's entry; `unnamed`: it holds records that carry a name only, and no name was searched."""
     processors = rules.processors_of(system)
     own = rules.system_name(system)
-    limit = {"limit": _TEXT[lang]["name_only"].format(system=own)} if unnamed else {}
+    limit = {"limit": name_only_limit(own, lang)} if unnamed else {}
     return {"system": system, "name": own, "status": "searched", **limit,
             "records": sum(r["system"] == system for r in records),
             "may_leave_eea": any(p.outside_eea for p in processors),
             "processors": [{"name": p.name_in(lang), "role": p.role, "service": p.service_in(lang),
                             "outside_eea": p.outside_eea} for p in processors]}
+
+
+def name_only_limit(system_name: str, lang: str) -> str:
+    """What a search of a system with name-only records did not cover when no name was searched."""
+    return _TEXT[lang]["name_only"].format(system=system_name)
 
 
 def _rights_entry(rules: Rules, lang: str) -> dict[str, Any]:

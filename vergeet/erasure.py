@@ -26,8 +26,8 @@ import pandas as pd
 from connectors.base import Connector, Identifiers, Record
 from vergeet import pipeline, tasks
 from vergeet.access import (SearchSystems, coverage, decision_context, find_person, html_environment,
-                            identifier_hashes, left_alone_text, period_text, reference, register_request,
-                            search_all, write_private)
+                            identifier_hashes, left_alone_text, name_only_limit, period_text, reference,
+                            register_request, search_all, write_private)
 from vergeet.decide import Erasure, Plan, decide
 from vergeet.errors import BadInput
 from vergeet.ledger import TASK_STATUSES, Ledger
@@ -73,6 +73,8 @@ class ErasurePlan:
     records: Mapping[str, Record] = field(default_factory=dict)
     #: the request's tasks by hand (`vergeet.tasks`): the places the plan cannot reach
     by_hand: list[dict] = field(default_factory=list)
+    #: searched systems with name-only records where no name was searched (`access.Found.unnamed`)
+    unnamed: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -119,7 +121,7 @@ def plan_erasure(connectors: Mapping[str, Connector], identifiers: Identifiers, 
     found = find_person(connectors, identifiers, rules, search_systems=search_systems, ledger=ledger)
     plan = decide(found.view, rules, as_of, decision_context(ledger, as_of), Erasure(found.people, systems))
     return ErasurePlan(request, found.searched, systems, plan, found.systems, found.hits,
-                       tasks.open_for(ledger, request, rules, found.systems))
+                       tasks.open_for(ledger, request, rules, found.systems), found.unnamed)
 
 
 def reject(ledger: Ledger, request: dict, reason: str) -> None:
@@ -245,7 +247,10 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "erased": erased,
         "kept": kept,
-        "systems": coverage(rules, erasure.searched, lang, tasks.public(ledger.tasks(request_id=request["id"]))),
+        "systems": [entry | {"limit": name_only_limit(entry["name"], lang)} if entry["system"] in erasure.unnamed
+                    and entry["status"] == "searched" else entry
+                    for entry in coverage(rules, erasure.searched, lang,
+                                          tasks.public(ledger.tasks(request_id=request["id"])))],
         "verification": {"searched_again": True, "still_found": still_found},
     } | _by_hand(ledger, request["id"], status)
 
