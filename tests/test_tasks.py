@@ -152,6 +152,18 @@ def test_the_tasks_command_lists_marks_and_refuses_what_makes_no_sense(config):
     assert vergeet(config, "tasks", "--request", "2").output.strip() == "No open tasks by hand."
 
 
+def test_closing_an_access_request_with_open_tasks_warns_and_without_them_does_not(config):
+    with ledger_of(config) as ledger:
+        first = request(ledger, kind="access")
+        made = tasks.open_for(ledger, first, RULES, list(RULES.systems))
+        second = request(ledger, kind="access", scope="newsletter")
+    closed = vergeet(config, "requests", "close", str(first["id"]))
+    assert closed.exit_code == 0 and f"{len(made)} task(s) by hand of request {first['id']} are still open" \
+        in closed.output
+    quiet = vergeet(config, "requests", "close", str(second["id"]))
+    assert quiet.exit_code == 0 and "warning" not in quiet.output
+
+
 def test_settling_the_last_task_says_so_and_how_to_renew_the_certificate(config):
     with ledger_of(config) as ledger:
         made = tasks.open_for(ledger, request(ledger), RULES, list(RULES.systems))

@@ -791,7 +791,12 @@ def requests_close(ctx: typer.Context,
             ledger.set_request_status(request_id, status, note)
         except LedgerError as exc:
             raise BadInput(str(exc)) from None
+        still_open = len(ledger.tasks(request_id=request_id, open_only=True)) if status == "completed" else 0
     out.print(f"Request {request_id} is {status}.")
+    if still_open:
+        err.print(f"warning: {still_open} task(s) by hand of request {request_id} are still open, and its answer "
+                  f"says they were not gone through; mark them with `vergeet tasks done|na` (vergeet tasks "
+                  f"--request {request_id}).", highlight=False, soft_wrap=True)
 
 
 # -- hold: legal holds ---------------------------------------------------------------------
