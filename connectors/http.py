@@ -316,6 +316,26 @@ class Paginator(Protocol):
         """Params for the next request, an absolute next URL, or None when done."""
 
 
+class LastErrorCode:
+    """The vendor's own error code in the last answer a session received, per thread (a response hook).
+
+    `parse` takes the code from an error answer's body, None when it has none: only the code is kept, never the
+    message beside it, which can quote what was sent. Connectors branch on it after a `VendorError`.
+    """
+
+    def __init__(self, session: VendorSession, parse: Callable[[requests.Response], Any]):
+        self._parse = parse
+        self._last = threading.local()
+        session.session.hooks["response"].append(self._keep)
+
+    def _keep(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last.code = None if response.ok else self._parse(response)
+
+    @property
+    def code(self) -> Any:
+        return getattr(self._last, "code", None)
+
+
 class VendorSession:
     """A requests session for one vendor, with retries, pacing and typed errors."""
 

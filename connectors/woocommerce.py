@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -72,8 +71,9 @@ from requests.auth import HTTPBasicAuth
 
 from connectors.base import (ActionResult, Changes, FieldChange, Identifiers, Known, Link, Listing, Outcome, Record,
                              RecordRef)
-from connectors.http import (DIGITS, Page, PayloadError, RateLimiter, VendorAuthError, VendorBadResponse,
-                             VendorNotFound, VendorRejected, VendorSession, payload_id, vendor_payloads)
+from connectors.http import (DIGITS, LastErrorCode, Page, PayloadError, RateLimiter, VendorAuthError,
+                             VendorBadResponse, VendorNotFound, VendorRejected, VendorSession, payload_id,
+                             vendor_payloads)
 from connectors.matching import email_key, name_key, phone_key
 
 SYSTEM = "woocommerce"
@@ -144,17 +144,13 @@ class WooCommerceConnector:
         self.http = VendorSession(SYSTEM, api_base_url(base_url), HTTPBasicAuth(consumer_key, consumer_secret),
                                   limiter=RateLimiter(*rate) if rate else None, retries=retries,
                                   backoff_factor=backoff_factor, retry_budget=retry_budget)
-        self.http.session.hooks["response"].append(self._keep_code)
-        self._last = threading.local()
+        self._errors = LastErrorCode(self.http, error_code)
         self._read_at: tuple[float, list[Record]] | None = None
 
     # -- the wire -----------------------------------------------------------------------------------------
-    def _keep_code(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._last.code = None if response.ok else error_code(response)
-
     @property
     def _code(self) -> str | None:
-        return getattr(self._last, "code", None)
+        return self._errors.code
 
     def _key_refused(self, exc: VendorAuthError) -> VendorAuthError:
         return VendorAuthError(SYSTEM, exc.method, exc.path, exc.status,

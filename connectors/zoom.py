@@ -75,8 +75,8 @@ from requests.auth import HTTPBasicAuth
 
 from connectors.base import (ActionResult, Changes, FieldChange, Identifiers, Known, Listing, Outcome, Record,
                              RecordRef)
-from connectors.http import (DIGITS, Page, RateLimiter, VendorAuthError, VendorBadResponse, VendorNotFound,
-                             VendorRejected, VendorSession, payload_id, vendor_payloads)
+from connectors.http import (DIGITS, LastErrorCode, Page, RateLimiter, VendorAuthError, VendorBadResponse,
+                             VendorNotFound, VendorRejected, VendorSession, payload_id, vendor_payloads)
 from connectors.matching import email_key, name_key, phone_key
 
 SYSTEM = "zoom"
@@ -102,6 +102,15 @@ _REGISTRANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: links that play or download a recording, without signing in when sharing is on: never in what a report shows
 PLAYABLE = frozenset({"share_url", "play_url", "download_url", "password", "recording_play_passcode"})
 TRASH_HOW = "in Zoom: Recordings, Trash, delete it there (Zoom keeps the trash 30 days)"
+
+
+def error_code(response: requests.Response) -> int | None:
+    """Zoom's numeric `code` in an error answer (its message can quote ids and addresses: never kept)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) and isinstance(body.get("code"), int) else None
 
 
 def uuid_path(uuid: str) -> str:
@@ -205,29 +214,17 @@ class ZoomConnector:
         self.auth = ServerToServerAuth(oauth, oauth_url, account_id, clock)
         self.http = VendorSession(SYSTEM, base_url, self.auth, limiter=RateLimiter(*rate) if rate else None,
                                   **tuning)
-        self.http.session.hooks["response"].append(self._keep_code)
+        self._errors = LastErrorCode(self.http, error_code)
         self.user_id = user_id
         self.history_from = history_from
         self._today = today or (lambda: datetime.now(timezone.utc).date())
         self._own = {email_key(e) for e in own_emails} - {""}
-        self._last = threading.local()
         self._read_at: tuple[float, list[Record]] | None = None
 
     # -- the wire -----------------------------------------------------------------------------------------
-    def _keep_code(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        """Zoom's error code of the last answer (its message can quote ids and addresses: never kept)."""
-        code = None
-        if not response.ok:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            code = body.get("code") if isinstance(body, dict) and isinstance(body.get("code"), int) else None
-        self._last.code = code
-
     @property
     def _code(self) -> int | None:
-        return getattr(self._last, "code", None)
+        return self._errors.code
 
     def _pages(self, path: str, key: str, params: Mapping[str, Any] | None = None) -> Iterator[Page]:
         return self.http.paginate(path, _NextPageToken(), items=lambda body: body[key], params=params)
