@@ -509,17 +509,20 @@ class MoneybirdConnector:
         """The contact attributes that hold each field (`CORRECTED_THROUGH`; an e-mail field's addresses all go
         for the new one); on a document, its contact copy's.
 
-        A sent invoice or quote keeps the name and address it was issued to: an invoice must show them as they
-        were at the time of supply (art. 35a lid 1 sub c Wet op de omzetbelasting 1968; a correction goes by
-        credit note), so everything on it is refused as "issued_document". A draft is no issued document: it takes
-        its contact's current details (SPEC PATCH `sales_invoices/{id}` and `estimates/{id}`, `update_contact`).
+        A sent invoice keeps the name and address it was issued to: an invoice must show them as they were at the
+        time of supply (art. 35a lid 1 sub c Wet op de omzetbelasting 1968; a correction goes by credit note), so
+        everything on it is refused as "issued_document". A sent quote is no invoice and no law fixes it, but it
+        records the offer as it was made, to whom it was then addressed: it keeps its details too ("sent_quote";
+        SPEC PATCH `estimates/{id}` would take `update_contact` in any state). A draft is no issued document: it
+        takes its contact's current details (SPEC PATCH `sales_invoices/{id}` and `estimates/{id}`,
+        `update_contact`).
         """
         if record.record_type not in RESOURCES:
             raise ValueError(f"not a Moneybird record: {record.ref}")
         contact = record.fields if record.record_type == "contact" else record.fields.get("contact") or {}
         prefix = "" if record.record_type == "contact" else "contact."
         refused = None if record.record_type == "contact" or record.fields.get("state") == DRAFT \
-            else "issued_document"
+            else "sent_quote" if record.record_type == "estimate" else "issued_document"
         changes = []
         for name, value in new.items():
             held = _held(contact, name)
@@ -545,8 +548,8 @@ class MoneybirdConnector:
             return ActionResult(Outcome.ALREADY_GONE, f"{ref} was not found")
         draft = ref.record_type != "contact"
         if draft and record.fields.get("state") != DRAFT:
-            return ActionResult(Outcome.NOT_SUPPORTED, f"{ref} was issued after the plan was made and keeps the "
-                                                       "details it was issued to (issued_document)")
+            return ActionResult(Outcome.NOT_SUPPORTED, f"{ref} was sent after the plan was made and keeps the "
+                                                       "details it was sent to")
         held = (record.fields.get("contact") or {}) if draft else record.fields
         body = {name: value for name, value in wanted.items() if not _shows(held, name, value)}
         if not body:

@@ -75,10 +75,10 @@ def test_moneybird_plan_corrects_the_contact_and_refuses_issued_documents_by_law
         "address.street": ("address1", "Dorpsstraat 1", None),
         "address.postcode": ("zipcode", "1234 AB", None),
         "address.city": ("city", "Amersfoort", None)}
-    for issued in ("sales_invoice", "estimate"):
+    for issued, reason in (("sales_invoice", "issued_document"), ("estimate", "sent_quote")):  # no law for quotes
         kept = by_field(mb.plan_correction(records[issued], NEW))
         assert set(kept) == set(NEW)
-        assert {c.refused for c in kept.values()} == {"issued_document"}
+        assert {c.refused for c in kept.values()} == {reason}
         assert kept["address.city"].vendor_field == "contact.city"
         assert kept["address.city"].current == "Amersfoort"
     assert fake.count("PATCH") == 0

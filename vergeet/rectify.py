@@ -61,6 +61,8 @@ WORDS = {
             "issued_document": "een uitgereikte factuur houdt de naam en het adres waarop zij is uitgereikt: dat "
                                "schrijft de wet voor (art. 35a Wet op de omzetbelasting 1968); een correctie gaat "
                                "via een creditfactuur",
+            "sent_quote": "een verstuurde offerte legt het aanbod vast zoals het toen is gedaan, aan wie het toen "
+                          "gericht was",
             "vendor_read_only": "{system} biedt geen manier om dit gegeven te wijzigen",
             "past_event": "een afspraak die al geweest is, blijft vastgelegd zoals zij toen was",
             "not_organiser": "iemand anders heeft deze afspraak georganiseerd: alleen die kan de gastenlijst wijzigen",
@@ -88,6 +90,7 @@ WORDS = {
             "issued_document": "an issued invoice keeps the name and address it was issued to: the law requires "
                                "it (art. 35a of the Dutch VAT Act, Wet op de omzetbelasting 1968); a correction "
                                "goes through a credit note",
+            "sent_quote": "a quote that was sent records the offer as it was made, to whom it was then addressed",
             "vendor_read_only": "{system} offers no way to change this",
             "past_event": "an appointment that has taken place stays on record as it was then",
             "not_organiser": "someone else organised this appointment: only they can change its guest list",
