@@ -50,8 +50,8 @@ _DEMO = {
                     "configuratie in {config}.",
            "done": "Demo klaar in {seconds:.0f} s."},
     "en": {"sandbox": "Sandbox: Moneybird, Mailblue, Mollie, Google Calendar, Zoom and WooCommerce fakes and a "
-                      "mailbox (IMAP) on 127.0.0.1 with {people} synthetic people (seed {seed}), each vendor's "
-                      "enforcing its rate limit.",
+                      "mailbox (IMAP) on 127.0.0.1 with {people} synthetic people (seed {seed}), each enforcing its "
+                      "vendor's rate limit.",
            "1": "1. Dry run: what the retention rules demand today (nothing is changed)",
            "2": "2. Apply: the circuit breaker checks the plan first",
            "tripped": "A first run clears years of backlog, so the breaker trips. Reviewed the plan above? "
