@@ -50,8 +50,8 @@ Choices:
   entered it (Zoom changelog "Zoom API email address display rules", 2022-01-26): a client who joined by the link
   is a display name only. A recording with no address of anyone besides the host is named by the first display
   name of who else took part, and lists those guests, so its rule acts on it and a search by their names finds
-  it (a possible match, never a link). When Zoom refuses the participant list (a plan without reports, a missing scope),
-  the people in the recording are unknown: the record is `left_alone` with that reason (never deleted as if
+  it (a possible match, never a link). When Zoom refuses the participant list (a plan without reports, a missing
+  scope), the people in the recording are unknown: the record is `left_alone` with that reason (never deleted as if
   nobody were in it), and a search yields every such recording, without identifiers, so an access request lists
   it as a possible match for the owner to check instead of leaving it out silently.
 - Zoom has no search by participant: `search` reads every recording (kept for `FRESH_SECONDS`, so the rounds of
@@ -356,19 +356,17 @@ class ZoomConnector:
                 persons.setdefault(key, (email, name))
         # a guest's address is hidden (see the module docstring): with no address at all, the first display name
         # of who else was there names the recording, so its rule still acts on it
-        guests = list(dict.fromkeys(name.strip() for p in participants
-                                    if not email_key(p.get("user_email")) and isinstance(name := p.get("name"), str)
-                                    and name.strip())) if not persons else []
-        names = [name for _, name in persons.values() if name] if persons else guests
-        first, _, last = (names[0] if len(persons) == 1 and names or guests else "").partition(" ")
+        guests = [] if persons else [p for p in participants if not email_key(p.get("user_email"))
+                                     and isinstance(p.get("name"), str) and p["name"].strip()]
+        names = [name for _, name in persons.values() if name] if len(persons) == 1 else []
+        first, _, last = (names or [p["name"].strip() for p in guests] or [""])[0].partition(" ")
         start = _timestamp(meeting.get("start_time"))
         minutes = meeting.get("duration") if isinstance(meeting.get("duration"), int) else 0
         fields = {**{key: value for key, value in meeting.items() if key not in PLAYABLE},
                   "recording_files": [{key: value for key, value in f.items() if key not in PLAYABLE}
                                       for f in meeting.get("recording_files") or [] if isinstance(f, dict)],
                   "participants": [{"name": p.get("name"), "user_email": p.get("user_email")} for p in participants
-                                   if email_key(p.get("user_email")) in persons
-                                   or not email_key(p.get("user_email")) and p.get("name") in guests],
+                                   if email_key(p.get("user_email")) in persons or p in guests],
                   "registrants": [_registrant_fields(r) for r in registrants if email_key(r.get("email")) in persons]}
         if unknown:
             fields["participants_unknown"] = unknown

@@ -235,7 +235,8 @@ def find_person(connectors: Mapping[str, Connector], identifiers: Identifiers, r
         people = view.people_with_identifiers(linking)
         on_their_records = view.identifiers[view.identifiers["person"].isin(people)]
         pending = set(zip(on_their_records["kind"], on_their_records["value"])) - searched
-    names = asked.names + _names_to_ask(connectors, search_systems, view, people, asked.names, hits)
+    named_only = {system: c for system, c in connectors.items() if getattr(c, "name_only_records", False)}
+    names = asked.names + _names_to_ask(named_only, search_systems, view, people, asked.names, hits)
     if len(names) > len(asked.names):
         view = pipeline.identity_view({"hits": [_as_indexed(hits[key], mapped.get(key, ())) for key in hits]}, rules)
         people = view.people_with_identifiers(linking)
@@ -243,17 +244,16 @@ def find_person(connectors: Mapping[str, Connector], identifiers: Identifiers, r
         index_records(ledger, list(hits.values()))
     former = frozenset(key for key in hits if key not in searched_hits and key in mapped
                        and not _carries(hits[key], mapped[key]))
-    unnamed = () if names else tuple(s for s, c in connectors.items() if getattr(c, "name_only_records", False))
     return Found(tuple(connectors), hits, view, frozenset(people), names, _from_pairs(searched), rounds,
-                 len(pending), former, unnamed)
+                 len(pending), former, () if names else tuple(named_only))
 
 
-def _names_to_ask(connectors: Mapping[str, Connector], search_systems: SearchSystems, view: IdentityView,
+def _names_to_ask(named_only: Mapping[str, Connector], search_systems: SearchSystems, view: IdentityView,
                   people: Iterable[int], asked: tuple[str, ...], hits: dict[str, Record]) -> tuple[str, ...]:
-    """The names on the person's records, searched once more in the systems that hold records carrying a name
-    only (`Connector.name_only_records`: Zoom hides guests' addresses); their hits go into `hits`. A name never
-    links, so what they find is a possible match for a human to judge. The names searched beyond `asked`."""
-    named_only = {system: c for system, c in connectors.items() if getattr(c, "name_only_records", False)}
+    """The names on the person's records, searched once more in `named_only`, the systems that hold records
+    carrying a name only (`Connector.name_only_records`: Zoom hides guests' addresses); their hits go into `hits`.
+    A name never links, so what they find is a possible match for a human to judge. The names searched beyond
+    `asked`."""
     m = view.mentions
     names = set(m.loc[m["person"].isin(list(people)), "full_name"].dropna()) - {name_key(n) for n in asked}
     if not named_only or not names:
@@ -546,14 +546,18 @@ def _kept_reason(kept: pd.Series, rules: Rules, lang: str) -> dict[str, Any]:
 
 
 def coverage(rules: Rules, searched: Iterable[str], lang: str,
-             tasks: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+             tasks: Mapping[str, Mapping[str, Any]] | None = None, unnamed: Iterable[str] = ()
+             ) -> list[dict[str, Any]]:
     """Per system of the rules file whether it was searched or is not connected, then every processor vergeet
     has no connector for, with what the owner must check there by hand: what a person's answer covers.
 
-    With `tasks` (subject -> `tasks.public` entry), each place not searched says where its task by hand stands.
+    With `tasks` (subject -> `tasks.public` entry), each place not searched says where its task by hand stands;
+    each searched system of `unnamed` says what a search without a name did not cover (`name_only_limit`).
     """
-    searched = list(searched)
-    entries = [{"system": system, "name": rules.system_name(system), "status": "searched"} for system in searched]
+    searched, unnamed = list(searched), set(unnamed)
+    entries = [{"system": system, "name": rules.system_name(system), "status": "searched"}
+               | ({"limit": name_only_limit(rules.system_name(system), lang)} if system in unnamed else {})
+               for system in searched]
     entries += [{"system": system, "name": rules.system_name(system), "status": "not_connected"}
                 for system in rules.systems if system not in searched]
     entries += [{"system": key, "name": processor.name_in(lang), "status": "checked_by_hand",

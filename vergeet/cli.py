@@ -39,7 +39,7 @@ class GlobalOptionsGroup(TyperGroup):
         return super().parse_args(ctx, self._hoisted(ctx, list(args)))
 
     def _hoisted(self, ctx: click.Context, args: list[str]) -> list[str]:
-        found: dict[str, list[str]] = {}
+        found: dict[str, str] = {}  # option -> its value (the last one given, as click takes it)
         rest: list[str] = []
         tokens = iter(args)
         for token in tokens:
@@ -53,16 +53,16 @@ class GlobalOptionsGroup(TyperGroup):
                     if value is None:
                         rest.append(token)  # click says the value is missing
                         break
-                found.setdefault(GLOBAL_OPTIONS[name], []).append(value)
+                found[GLOBAL_OPTIONS[name]] = value
             else:
                 rest.append(token)
         command, at = _leaf(self, ctx, rest)
-        front = [part for name in ("--config",) for value in found.get(name, [])[-1:] for part in (name, value)]
-        lang = found.get("--lang", [])[-1:]
-        if lang and command is not None and any(p.name == "lang" for p in command.params):
-            rest[at:at] = ["--lang", lang[0]]
-        elif lang:
-            front += ["--lang", lang[0]]
+        front = ["--config", found["--config"]] if "--config" in found else []
+        lang = ["--lang", found["--lang"]] if "--lang" in found else []
+        if command is not None and any(p.name == "lang" for p in command.params):
+            rest[at:at] = lang
+        else:
+            front += lang
         return front + rest
 
 

@@ -26,8 +26,8 @@ import pandas as pd
 from connectors.base import Connector, Identifiers, Record
 from vergeet import pipeline, tasks
 from vergeet.access import (SearchSystems, coverage, decision_context, find_person, html_environment,
-                            identifier_hashes, left_alone_text, name_only_limit, period_text, reference,
-                            register_request, search_all, write_private)
+                            identifier_hashes, left_alone_text, period_text, reference, register_request,
+                            search_all, write_private)
 from vergeet.decide import Erasure, Plan, decide
 from vergeet.errors import BadInput
 from vergeet.ledger import TASK_STATUSES, Ledger
@@ -247,10 +247,8 @@ def certificate(ledger: Ledger, erasure: ErasurePlan, rules: Rules, summary: pip
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "erased": erased,
         "kept": kept,
-        "systems": [entry | {"limit": name_only_limit(entry["name"], lang)} if entry["system"] in erasure.unnamed
-                    and entry["status"] == "searched" else entry
-                    for entry in coverage(rules, erasure.searched, lang,
-                                          tasks.public(ledger.tasks(request_id=request["id"])))],
+        "systems": coverage(rules, erasure.searched, lang, tasks.public(ledger.tasks(request_id=request["id"])),
+                            erasure.unnamed),
         "verification": {"searched_again": True, "still_found": still_found},
     } | _by_hand(ledger, request["id"], status)
 
